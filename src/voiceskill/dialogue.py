@@ -110,7 +110,8 @@ class Conversation:
         return self.content.messages["no_context"], None
 
     def _not_understood(self, node: Node) -> tuple[str, str | None]:
-        if node.ask:
+        """In triage, ask the pending question again; elsewhere, say what we can help with."""
+        if node.kind == "question":
             return f"{self.content.messages['reask']} {node.ask}", None
         return self.content.messages["fallback"], None
 

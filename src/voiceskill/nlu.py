@@ -24,6 +24,7 @@ DEFAULT_THRESHOLD = 0.72
 FLAG_SIMILARITY = 88.0
 NEGATION_WINDOW = 5
 SHORTLIST = 200
+TELLING_SPREAD = 0.25
 LEADING_WORD_CONFIDENCE = 0.75
 
 
@@ -38,6 +39,15 @@ class Understanding:
     flags: tuple[str, ...] = ()
 
 
+def _telling_words(intents: dict[str, tuple[str, ...]]) -> set[str]:
+    """Words found in few intents ("cramp", "weather"), unlike "the", "my" or "what"."""
+    spread: dict[str, int] = {}
+    for sentences in intents.values():
+        for word in {w for s in sentences for w in s.split()}:
+            spread[word] = spread.get(word, 0) + 1
+    return {word for word, count in spread.items() if count <= len(intents) * TELLING_SPREAD}
+
+
 class IntentMatcher:
     """Nearest-sample intent matching with rejection, plus red-flag phrase spotting."""
 
@@ -45,6 +55,8 @@ class IntentMatcher:
         self.threshold = threshold
         self._samples = [s for sentences in content.intents.values() for s in sentences]
         self._owners = [name for name, sentences in content.intents.items() for _ in sentences]
+        self._words = [set(sample.split()) for sample in self._samples]
+        self._telling_words = _telling_words(content.intents)
         self._one_word_intents = {
             sample: name
             for name, sentences in content.intents.items()
@@ -70,10 +82,18 @@ class IntentMatcher:
         return Understanding(text, intent, round(score, 3), self._samples[index], flags)
 
     def _nearest(self, text: str) -> tuple[int, float]:
-        """Best sample by blended score; token_set is only computed for the closest few."""
+        """Best sample by blended score; token_set is only computed for the closest few.
+
+        token_set_ratio scores 100 whenever one word set contains the other ("the" vs "stop
+        the"), so it only counts when the text shares a telling word with the sample.
+        """
         sort = process.cdist([text], self._samples, scorer=fuzz.token_sort_ratio, workers=1)[0]
         shortlist = np.argpartition(sort, -SHORTLIST)[-SHORTLIST:]
-        common = np.array([fuzz.token_set_ratio(text, self._samples[i]) for i in shortlist])
+        words = set(text.split()) & self._telling_words
+        common = np.array([
+            fuzz.token_set_ratio(text, self._samples[i]) if words & self._words[i] else sort[i]
+            for i in shortlist
+        ])
         blended = (0.6 * sort[shortlist] + 0.4 * common) / 100.0
         best = int(np.argmax(blended))
         return int(shortlist[best]), float(blended[best])

@@ -1,0 +1,129 @@
+"""One user turn through every stage: (audio -> ASR) -> NLU -> dialogue -> TTS, timed.
+
+`ask`, `replay` and `listen` all go through `Skill`, so typed and spoken turns behave the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voiceskill.content import Content
+from voiceskill.dialogue import Conversation, Reply
+from voiceskill.nlu import IntentMatcher
+
+if TYPE_CHECKING:
+    from voiceskill.asr import Recognizer
+    from voiceskill.tts import Speaker
+
+DEFAULT_RATE = 165
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A finished turn, in the shape of the `--json` contract (see DESIGN.md)."""
+
+    source: dict[str, str]
+    transcript: str
+    reply: Reply | None
+    timings_ms: dict[str, float]
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        reply = self.reply
+        record = {
+            **self.source,
+            "transcript": self.transcript,
+            "intent": reply.intent if reply else None,
+            "confidence": reply.confidence if reply else None,
+            "node": reply.node if reply else None,
+            "answer": reply.answer if reply else None,
+            "outcome": reply.outcome if reply else None,
+            "timings_ms": self.timings_ms,
+        }
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+class _Stopwatch:
+    """Milliseconds spent per stage of one turn."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {"asr": 0.0, "nlu": 0.0, "dialogue": 0.0, "tts": 0.0}
+
+    def run(self, stage: str, work: Callable):
+        began = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.timings[stage] += round((time.perf_counter() - began) * 1000, 1)
+
+    def finish(self) -> dict[str, float]:
+        total = round((time.perf_counter() - self.start) * 1000, 1)
+        return {**self.timings, "total": total}
+
+
+@dataclass
+class Skill:
+    """The assembled pipeline. `speaker` and `recognizer` are optional stages."""
+
+    content: Content
+    speaker: Speaker | None = None
+    recognizer: Recognizer | None = None
+    rate: int = DEFAULT_RATE
+    save_audio: Path | None = None
+    matcher: IntentMatcher = field(init=False)
+    _saved: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.matcher = IntentMatcher(self.content)
+
+    def conversation(self) -> Conversation:
+        return Conversation(self.content)
+
+    def text_turn(self, conversation: Conversation, text: str) -> Turn:
+        clock = _Stopwatch()
+        return self._answer(conversation, {"text": text}, text, clock)
+
+    def audio_turn(self, conversation: Conversation, path: Path) -> Turn:
+        """Recognise a WAV file and answer it; a bad file gives a Turn with `error`, no reply."""
+        from voiceskill.asr import transcribe_file
+        from voiceskill.audio import AudioError
+
+        if self.recognizer is None:
+            raise RuntimeError("audio_turn needs a recognizer")
+        clock = _Stopwatch()
+        source = {"audio": str(path)}
+        try:
+            transcript = clock.run("asr", lambda: transcribe_file(self.recognizer, path))
+        except AudioError as exc:
+            return Turn(source, "", None, clock.finish(), error=str(exc))
+        return self._answer(conversation, source, transcript.text, clock)
+
+    def heard(self, conversation: Conversation, transcript: str, asr_ms: float) -> Turn:
+        """Answer a transcript recognised elsewhere (the live loop), keeping its ASR time."""
+        clock = _Stopwatch()
+        clock.timings["asr"] = round(asr_ms, 1)
+        return self._answer(conversation, {}, transcript, clock)
+
+    def _answer(self, conversation: Conversation, source: dict, text: str, clock) -> Turn:
+        understanding = clock.run("nlu", lambda: self.matcher.understand(text))
+        reply = clock.run("dialogue", lambda: conversation.respond(understanding))
+        clock.run("tts", lambda: self._voice(reply))
+        return Turn(source, text, reply, clock.finish())
+
+    def _voice(self, reply: Reply) -> None:
+        if self.speaker is None or not reply.answer:
+            return
+        rate = max(60, int(self.rate * reply.rate_scale))
+        if self.save_audio is not None:
+            self._saved += 1
+            self.save_audio.mkdir(parents=True, exist_ok=True)
+            self.speaker.save(reply.answer, self.save_audio / f"answer-{self._saved:03d}.wav", rate)
+        if self.speaker.can_play:
+            self.speaker.speak(reply.answer, rate)

@@ -1,0 +1,48 @@
+"""The CLI contract of DESIGN.md, run as a user would: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+KEYS = {"transcript", "intent", "confidence", "node", "answer", "outcome", "timings_ms"}
+
+
+def voiceskill(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "voiceskill", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_ask_json_prints_one_object_per_turn_with_the_contract_keys():
+    result = voiceskill("ask", "--json", "--no-speak", "should I see a doctor", "yes")
+    assert result.returncode == 0, result.stderr
+    turns = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(turns) == 2
+    for turn in turns:
+        assert KEYS | {"text"} <= set(turn)
+        assert turn["transcript"] == turn["text"]
+        assert turn["timings_ms"]["asr"] == 0
+        assert set(turn["timings_ms"]) == {"asr", "nlu", "dialogue", "tts", "total"}
+    assert turns[0]["intent"] == "when_to_see_doctor"
+    assert turns[1]["outcome"] == "urgent"
+
+
+def test_separate_makes_each_text_its_own_conversation():
+    result = voiceskill("ask", "--json", "--separate", "--no-speak", "should I see a doctor", "yes")
+    second = json.loads(result.stdout.splitlines()[1])
+    assert second["outcome"] is None
+    assert second["node"] == "welcome"
+
+
+def test_ask_without_json_prints_the_answer():
+    result = voiceskill("ask", "--no-speak", "how do I prevent cramps")
+    assert result.returncode == 0
+    assert "hydrated" in result.stdout
+
+
+def test_bad_usage_is_a_usage_error_not_a_traceback():
+    result = voiceskill("ask")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
