@@ -30,11 +30,11 @@ def main() -> int:
     began = time.perf_counter()
     turns = run(rows)
     elapsed = time.perf_counter() - began
-    in_domain = [(r, t) for r, t in zip(rows, turns) if r["intent"] != "fallback"]
-    out_domain = [(r, t) for r, t in zip(rows, turns) if r["intent"] == "fallback"]
+    in_domain = [(r, t) for r, t in zip(rows, turns, strict=True) if r["intent"] != "fallback"]
+    out_domain = [(r, t) for r, t in zip(rows, turns, strict=True) if r["intent"] == "fallback"]
     correct = sum(t["intent"] == r["intent"] for r, t in in_domain)
     rejected = sum(t["intent"] == "fallback" for _, t in out_domain)
-    for row, turn in zip(rows, turns):
+    for row, turn in zip(rows, turns, strict=True):
         if turn["intent"] != row["intent"]:
             print(f"  miss: {row['text']!r}: expected {row['intent']}, got {turn['intent']}"
                   f" ({turn['confidence']})")
