@@ -166,7 +166,7 @@ DIALOGUE_SCHEMA = {
                 "additionalProperties": False,
                 "required": ["say"],
                 "properties": {
-                    "kind": {"enum": ["info", "advice", "question"]},
+                    "kind": {"enum": ["info", "advice", "question", "chat"]},
                     "say": _TEXT,
                     "more": _TEXT,
                     "ask": _TEXT,
@@ -496,8 +496,8 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping) -> 
             problems.append(doc.problem(path, f"question '{node.id}' has no 'ask'"))
         if node.ask and not node.more and not {"yes", "no"} & set(node.on):
             problems.append(doc.problem(path, f"node '{node.id}' asks but yes/no lead nowhere"))
-        if node.kind == "advice" and not node.sources:
-            problems.append(doc.problem(path, f"advice node '{node.id}' cites no source"))
+        if node.kind != "chat" and not node.sources:
+            problems.append(doc.problem(path, f"node '{node.id}' cites no source"))
     if problems:
         return problems
     problems += _reachability_problems(doc, nodes)
