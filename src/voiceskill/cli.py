@@ -15,12 +15,15 @@ from pathlib import Path
 
 from voiceskill.content import Content, ContentError, load_content
 from voiceskill.errors import UserError
-from voiceskill.pipeline import DEFAULT_RATE, Skill, Turn
+from voiceskill.pipeline import DEFAULT_RATE, Skill, Turn, TurnLog
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intents", type=Path, help="content folder (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="one JSON object per turn on stdout")
+    parser.add_argument(
+        "--log-dir", type=Path, help="keep a conversation log here (JSON lines, mode 0600)"
+    )
 
 
 def _speech_options(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +101,7 @@ def _make_speaker(args: argparse.Namespace, play: bool):
         print(f"voiceskill: {exc}; printing answers only", file=sys.stderr)
         return None
     if play and not speaker.can_play:
-        print(f"voiceskill: {speaker.problem}; printing answers only", file=sys.stderr)
+        print(f"voiceskill: {speaker.warning}; printing answers only", file=sys.stderr)
     return speaker
 
 
@@ -119,22 +122,29 @@ def _report(turn: Turn, as_json: bool) -> None:
             print(f"skill: {turn.reply.answer}", flush=True)
 
 
-def _run_turns(skill: Skill, inputs: list, separate: bool, as_json: bool, take_turn) -> int:
+def _run_turns(skill: Skill, args: argparse.Namespace, inputs: list, take_turn) -> int:
     """Feed inputs as turns of one conversation (or each its own); bad inputs don't stop it."""
     status = 0
+    log = TurnLog(args.log_dir) if args.log_dir else None
     conversation = skill.conversation()
-    for item in inputs:
-        if separate or conversation.ended:
-            conversation = skill.conversation()
-        turn = take_turn(conversation, item)
-        _report(turn, as_json)
-        status = 1 if turn.error else status
+    try:
+        for item in inputs:
+            if args.separate or conversation.ended:
+                conversation = skill.conversation()
+            turn = take_turn(conversation, item)
+            _report(turn, args.json)
+            if log:
+                log.write(turn)
+            status = 1 if turn.error else status
+    finally:
+        if log:
+            log.close()
     return status
 
 
 def _cmd_ask(args: argparse.Namespace, content: Content) -> int:
     skill = _skill(args, content)
-    return _run_turns(skill, args.text, args.separate, args.json, skill.text_turn)
+    return _run_turns(skill, args, args.text, skill.text_turn)
 
 
 def _recognizer(args: argparse.Namespace, content: Content):
@@ -146,7 +156,7 @@ def _recognizer(args: argparse.Namespace, content: Content):
 
 def _cmd_replay(args: argparse.Namespace, content: Content) -> int:
     skill = _skill(args, content, _recognizer(args, content))
-    return _run_turns(skill, args.wav, args.separate, args.json, skill.audio_turn)
+    return _run_turns(skill, args, args.wav, skill.audio_turn)
 
 
 def _cmd_listen(args: argparse.Namespace, content: Content) -> int:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +49,24 @@ class Turn:
         if self.error:
             record["error"] = self.error
         return record
+
+
+class TurnLog:
+    """Opt-in conversation log (`--log-dir`): JSON lines, readable by the owner only."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / time.strftime("voiceskill-%Y%m%d-%H%M%S.jsonl")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.path = path
+        self._file = os.fdopen(descriptor, "a", encoding="utf-8")
+
+    def write(self, turn: Turn) -> None:
+        self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class _Stopwatch:

@@ -1,0 +1,111 @@
+"""Fuzzing: broken content and odd transcripts never crash, hang or load unsafely."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voiceskill.content import ContentError, default_folder, load_content
+from voiceskill.pipeline import Skill
+
+SHIPPED = {name: (default_folder() / name).read_text() for name in ("intents.yaml", "dialogue.yaml")}
+
+
+def mutate(text: str, data) -> bytes:
+    """One random edit of the kinds a careless or hostile edit makes."""
+    lines = text.splitlines()
+    kind = data.draw(st.sampled_from([
+        "delete_line", "duplicate_line", "retype", "bad_reference", "huge_string",
+        "non_utf8", "alias_bomb", "truncate", "indent",
+    ]))
+    index = data.draw(st.integers(0, len(lines) - 1))
+    if kind == "delete_line":
+        del lines[index]
+    elif kind == "duplicate_line":
+        lines.insert(index, lines[index])
+    elif kind == "retype":
+        key, _, _ = lines[index].partition(":")
+        lines[index] = f"{key}: {data.draw(st.sampled_from(['123', '[1, 2]', '{a: b}', 'null', 'true']))}"
+    elif kind == "bad_reference":
+        lines[index] = lines[index].replace("advice_", "advise_").replace("triage_", "triad_")
+    elif kind == "huge_string":
+        lines[index] = lines[index] + " " + "x" * data.draw(st.integers(2_000, 2_000_000))
+    elif kind == "alias_bomb":
+        lines[index:index] = ['a: &a ["lol","lol","lol"]', "b: &b [*a,*a,*a,*a]", "c: [*b,*b,*b]"]
+    elif kind == "truncate":
+        lines = lines[:index]
+    elif kind == "indent":
+        lines[index] = "   " + lines[index]
+    raw = "\n".join(lines).encode("utf-8")
+    if kind == "non_utf8":
+        position = data.draw(st.integers(0, len(raw)))
+        raw = raw[:position] + b"\xff\xfe" + raw[position:]
+    return raw
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=20_000, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_content_loads_or_fails_with_file_and_line(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("intents")
+    target = data.draw(st.sampled_from(sorted(SHIPPED)))
+    for name, text in SHIPPED.items():
+        (folder / name).write_text(text)
+    (folder / target).write_bytes(mutate(SHIPPED[target], data))
+    try:
+        load_content(folder)
+    except ContentError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.file.parent == folder
+            assert problem.line >= 1
+            assert "\n" not in problem.message
+
+
+def test_yaml_tags_that_run_code_are_refused(tmp_path):
+    shutil.copytree(default_folder(), tmp_path / "c")
+    path = tmp_path / "c" / "intents.yaml"
+    path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ContentError, match="intents.yaml:1"):
+        load_content(tmp_path / "c")
+
+
+@pytest.fixture(scope="module")
+def skill() -> Skill:
+    return Skill(load_content())
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=3000),
+    st.lists(st.sampled_from(["yes", "no", "cramp", "the", "!", "42", "twitch", "stop"]),
+             max_size=200).map(" ".join),
+    st.sampled_from(["", " ", "¿Qué causa los calambres?", "痙攣", "9" * 500, "..."]),
+))
+def test_any_transcript_gets_a_well_formed_reply(skill, text):
+    conversation = skill.conversation()
+    for _ in range(2):
+        turn = skill.text_turn(conversation, text)
+        record = turn.to_json()
+        assert record["intent"] in skill.content.intents or record["intent"] == "fallback"
+        assert 0.0 <= record["confidence"] <= 1.0
+        assert record["node"] in skill.content.nodes
+        assert isinstance(record["answer"], str)
+        assert record["outcome"] in {None, "self_care", "see_doctor", "urgent", "emergency"}
+
+
+def test_log_dir_is_opt_in_and_private(tmp_path):
+    from voiceskill.cli import main
+
+    assert main(["ask", "--no-speak", "how do I stop a cramp"]) == 0
+    assert not list(tmp_path.iterdir())
+    assert main(["ask", "--no-speak", "--log-dir", str(tmp_path / "log"), "hello"]) == 0
+    [log] = (tmp_path / "log").iterdir()
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert '"transcript": "hello"' in log.read_text()
+
