@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from voiceskill.content import ContentError, default_folder, load_content
 from voiceskill.pipeline import Skill
 
-SHIPPED = {name: (default_folder() / name).read_text() for name in ("intents.yaml", "dialogue.yaml")}
+SHIPPED = {
+    name: (default_folder() / name).read_text() for name in ("intents.yaml", "dialogue.yaml")
+}
+WRONG_TYPES = ["123", "[1, 2]", "{a: b}", "null", "true"]
 
 
 def mutate(text: str, data) -> bytes:
@@ -28,7 +31,7 @@ def mutate(text: str, data) -> bytes:
         lines.insert(index, lines[index])
     elif kind == "retype":
         key, _, _ = lines[index].partition(":")
-        lines[index] = f"{key}: {data.draw(st.sampled_from(['123', '[1, 2]', '{a: b}', 'null', 'true']))}"
+        lines[index] = f"{key}: {data.draw(st.sampled_from(WRONG_TYPES))}"
     elif kind == "bad_reference":
         lines[index] = lines[index].replace("advice_", "advise_").replace("triage_", "triad_")
     elif kind == "huge_string":
@@ -70,7 +73,7 @@ def test_yaml_tags_that_run_code_are_refused(tmp_path):
     shutil.copytree(default_folder(), tmp_path / "c")
     path = tmp_path / "c" / "intents.yaml"
     path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
-    with pytest.raises(ContentError, match="intents.yaml:1"):
+    with pytest.raises(ContentError, match=r"intents\.yaml:1"):
         load_content(tmp_path / "c")
 
 
