@@ -1,12 +1,17 @@
-"""Speech out with the real espeak-ng: rendering in-process, playback on virtual devices."""
+"""Speech out with the real pyttsx3 and espeak-ng: rendering, its worker, playback."""
 
 from __future__ import annotations
 
+import ctypes.util
+import gc
+import importlib.util
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +55,74 @@ print(json.dumps({"finished": finished, "can_play": speaker.can_play,
                   "warning": speaker.warning}))
 """
 
-pytestmark = pytest.mark.skipif(shutil.which(tts.ESPEAK) is None, reason="needs espeak-ng")
+WORKER_PID = """
+import sys
+from voiceskill.tts import Speaker, VoiceSettings
+
+speaker = Speaker(VoiceSettings(), play=False)
+speaker.render("Hello there.")
+print(speaker._worker.pid, flush=True)
+if sys.argv[1] == "hang":
+    sys.stdin.read()  # until killed
+"""
+
+# Makes the real pyttsx3 fail to find libespeak-ng, as on a machine without it.
+NO_ESPEAK_LIBRARY = """
+import ctypes
+
+_load = ctypes.cdll.LoadLibrary
+
+def _load_but_espeak(name, *args, **kwargs):
+    if "espeak" in str(name):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+    return _load(name, *args, **kwargs)
+
+ctypes.cdll.LoadLibrary = _load_but_espeak
+"""
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("pyttsx3") is None or ctypes.util.find_library("espeak-ng") is None,
+    reason="needs pyttsx3 and libespeak-ng",
+)
+
+
+def worker_pids() -> set[int]:
+    """Speech workers started by this test process."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(os.getpid()), "-f", "voiceskill.tts_worker"],
+        capture_output=True, text=True,
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def gone(pid: int) -> bool:
+    """No such process any more (or only a zombie waiting for a reaper that is not ours)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def wait_until_gone(pid: int, patience_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + patience_s
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return gone(pid)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_stray_workers() -> Iterator[None]:
+    """Every Speaker's worker must be gone once the tests that made them are done."""
+    yield
+    gc.collect()
+    assert worker_pids() == set()
 
 
 @pytest.fixture(scope="module")
-def speaker() -> Speaker:
-    return Speaker(VoiceSettings(), play=False)
+def speaker() -> Iterator[Speaker]:
+    with Speaker(VoiceSettings(), play=False) as speaker:
+        yield speaker
 
 
 def test_render_gives_speech_of_plausible_length(speaker: Speaker) -> None:
@@ -79,6 +146,26 @@ def test_rate_changes_apply_every_time(speaker: Speaker) -> None:
     assert slow == slow_again > fast
 
 
+def test_alternating_rates_give_the_same_length_every_time(speaker: Speaker) -> None:
+    # The race in pyttsx3 (espeak_Cancel while a rate change is queued) gave either
+    # length for either rate; the worker checks the rate espeak-ng used and renders again.
+    durations: dict[int, set[float]] = {200: set(), 110: set()}
+    for _ in range(10):
+        for rate in durations:
+            durations[rate].add(speaker.render(ANSWER, rate=rate).duration_s)
+    assert len(durations[200]) == len(durations[110]) == 1
+    assert min(durations[110]) > 1.5 * max(durations[200])
+
+
+def test_volume_is_applied() -> None:
+    with Speaker(VoiceSettings(volume=0.3), play=False) as quiet:
+        soft = quiet.render(SHORT_ANSWER).samples.astype(np.float64)
+    with Speaker(VoiceSettings(), play=False) as normal:
+        loud = normal.render(SHORT_ANSWER).samples.astype(np.float64)
+    assert len(soft) == len(loud)
+    assert np.sqrt(np.mean(soft**2)) < 0.5 * np.sqrt(np.mean(loud**2))
+
+
 def test_save_writes_a_valid_wav(speaker: Speaker, tmp_path: Path) -> None:
     path = tmp_path / "answer.wav"
     speaker.save(ANSWER, path)
@@ -93,44 +180,143 @@ def test_empty_text_is_silence_not_an_error(speaker: Speaker) -> None:
 
 
 def test_nothing_is_printed(speaker: Speaker, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    # pyttsx3 prints "Audio saved to ..." after each file it writes.
     speaker.render(ANSWER)
+    speaker.render(ANSWER, rate=110)
     speaker.save(ANSWER, tmp_path / "answer.wav")
     speaker.speak(ANSWER)
     tts.list_voices()
+    with Speaker(VoiceSettings(voice="en-us"), play=False) as american:
+        american.render(SHORT_ANSWER)
     assert capfd.readouterr() == ("", "")
 
 
 def test_voice_is_chosen_by_language_or_name() -> None:
-    voices = tts.list_voices()
+    voices = tts.list_voices()  # pyttsx3's list: espeak-ng's voices
+    assert len(voices) > 50
     assert match_voice(voices, "en-us").language == "en-us"
     assert match_voice(voices, "scotland").name == "English (Scotland)"
     british = Speaker(VoiceSettings(voice="en-gb"), play=False).render("Hello there.")
     american = Speaker(VoiceSettings(voice="en-us"), play=False).render("Hello there.")
+    default = Speaker(VoiceSettings(), play=False).render("Hello there.")
     assert not np.array_equal(british.samples, american.samples)
+    assert np.array_equal(british.samples, default.samples)  # espeak-ng's default is en-gb
 
 
 def test_unknown_voice_is_a_one_line_error() -> None:
     voices = [VoiceInfo("gmw/en", "English (Great Britain)", "en-gb")]
     with pytest.raises(TtsUnavailable, match="no espeak-ng voice matches 'zz-top'"):
         match_voice(voices, "zz-top")
+    with pytest.raises(TtsUnavailable, match=r"^no espeak-ng voice matches 'zz-top'$"):
+        Speaker(VoiceSettings(voice="zz-top"), play=False)
 
 
 def test_timeout_is_reported_not_hung() -> None:
-    with pytest.raises(TtsUnavailable, match="timed out"):
+    with pytest.raises(TtsUnavailable, match=r"^speech synthesis timed out after 1e-06 s$"):
         Speaker(VoiceSettings(), play=False, timeout_s=1e-6).render(LONG_ANSWER)
 
 
-def test_missing_espeak_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tts, "ESPEAK", "/nonexistent/espeak-ng")
-    with pytest.raises(TtsUnavailable, match="espeak-ng is not installed"):
-        Speaker(VoiceSettings(), play=False).render(ANSWER)
+def test_a_hung_render_is_killed_and_the_next_one_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Speaker(VoiceSettings(), play=False, timeout_s=1e-6) as speaker:
+        with pytest.raises(TtsUnavailable, match="timed out"):
+            speaker.render(LONG_ANSWER)  # the worker kills the render it is waiting for
+        worker = speaker._worker.pid
+        monkeypatch.setattr(speaker, "_timeout_s", 10.0)
+        assert speaker.render(ANSWER).duration_s > 1
+        assert speaker._worker.pid == worker  # the same worker carries on
+
+
+def test_a_hung_worker_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tts, "WORKER_GRACE_S", 0.1)
+    with Speaker(VoiceSettings(), play=False) as speaker:
+        speaker.render(SHORT_ANSWER)
+        hung = speaker._worker.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)  # answers nothing from now on
+        monkeypatch.setattr(speaker, "_timeout_s", 0.2)
+        with pytest.raises(TtsUnavailable, match=r"^speech synthesis timed out after 0\.2 s$"):
+            speaker.render(SHORT_ANSWER)
+        assert gone(hung)
+        monkeypatch.setattr(speaker, "_timeout_s", 10.0)
+        assert len(speaker.render(SHORT_ANSWER).samples) > 0
+        assert speaker._worker.pid not in (None, hung)
+
+
+def test_a_dead_worker_is_restarted(speaker: Speaker) -> None:
+    dead = speaker._worker.pid
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    assert len(speaker.render(SHORT_ANSWER).samples) > 0
+    assert speaker._worker.pid != dead
+
+
+def test_workers_stop_with_close_and_garbage_collection() -> None:
+    before = worker_pids()
+    speaker = Speaker(VoiceSettings(), play=False)
+    first = speaker._worker.pid
+    assert first in worker_pids()
+    speaker.close()
+    assert first not in worker_pids()
+    speaker.render(SHORT_ANSWER)  # starts a new worker
+    assert speaker._worker.pid in worker_pids()
+    del speaker
+    gc.collect()
+    assert worker_pids() == before
+
+
+def test_worker_stops_when_its_program_exits_or_dies() -> None:
+    env = with_src(dict(os.environ))
+    exited = subprocess.run(
+        [sys.executable, "-c", WORKER_PID, "exit"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert exited.returncode == 0, exited.stderr
+    assert gone(int(exited.stdout))  # closed at interpreter exit, without close()
+
+    program = subprocess.Popen(
+        [sys.executable, "-c", WORKER_PID, "hang"], env=env, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert program.stdout is not None
+    worker = int(program.stdout.readline())
+    program.kill()  # no chance to clean up: the worker sees its stdin close
+    program.wait()
+    program.stdin.close()
+    program.stdout.close()
+    assert wait_until_gone(worker)
+
+
+def test_missing_pyttsx3_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyttsx3.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pyttsx3'\", name='pyttsx3')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(TtsUnavailable) as raised:
+        Speaker(VoiceSettings(), play=False)
+    message = str(raised.value)
+    assert message.startswith("text-to-speech unavailable: pyttsx3 is not installed")
+    assert "\n" not in message
+
+
+def test_missing_espeak_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sitecustomize.py").write_text(NO_ESPEAK_LIBRARY)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(TtsUnavailable) as raised:
+        tts.list_voices()
+    message = str(raised.value)
+    assert message.startswith("text-to-speech unavailable: espeak-ng is not installed")
+    assert "\n" not in message
 
 
 # --- Playback, in a subprocess (sounddevice enumerates devices at import) -----
 
 
+def with_src(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))}
+
+
 def run_speak(env: dict[str, str], text: str, stop_after: float = -1.0) -> dict:
-    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))}
+    env = with_src(env)
     child = subprocess.run(
         [sys.executable, "-c", SPEAK, text, str(stop_after)],
         env=env, capture_output=True, text=True, timeout=60,

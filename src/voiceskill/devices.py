@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
+from voiceskill.errors import UserError
+
 Kind = Literal["input", "output"]
 
 
-class DeviceError(Exception):
+class DeviceError(UserError):
     """No usable audio device; the message is one line, fit to show the user."""
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING
 from voiceskill.content import Content
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import IntentMatcher
+from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
     from voiceskill.asr import Recognizer
-    from voiceskill.tts import Speaker
 
 DEFAULT_RATE = 165
+MIN_RATE = 60
 
 
 @dataclass(frozen=True)
@@ -137,13 +139,22 @@ class Skill:
         clock.run("tts", lambda: self._voice(reply))
         return Turn(source, text, reply, clock.finish())
 
+    def speech_rate(self, reply: Reply) -> int:
+        return max(MIN_RATE, int(self.rate * reply.rate_scale))
+
     def _voice(self, reply: Reply) -> None:
+        """Save and speak the answer; a TTS failure costs the voice, never the answer."""
         if self.speaker is None or not reply.answer:
             return
-        rate = max(60, int(self.rate * reply.rate_scale))
-        if self.save_audio is not None:
-            self._saved += 1
-            self.save_audio.mkdir(parents=True, exist_ok=True)
-            self.speaker.save(reply.answer, self.save_audio / f"answer-{self._saved:03d}.wav", rate)
-        if self.speaker.can_play:
-            self.speaker.speak(reply.answer, rate)
+        rate = self.speech_rate(reply)
+        try:
+            if self.save_audio is not None:
+                self._saved += 1
+                self.save_audio.mkdir(parents=True, exist_ok=True)
+                path = self.save_audio / f"answer-{self._saved:03d}.wav"
+                self.speaker.save(reply.answer, path, rate)
+            if self.speaker.can_play:
+                self.speaker.speak(reply.answer, rate)
+        except TtsUnavailable as exc:
+            print(f"voiceskill: {exc}; printing answers only", file=sys.stderr)
+            self.speaker = None

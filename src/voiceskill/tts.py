@@ -1,24 +1,33 @@
-"""Speech out: espeak-ng renders the answer, we play it and can cut it off at once.
+"""Speech out: pyttsx3 (espeak-ng) renders the answer, we play it and can cut it off at once.
 
-Why not pyttsx3 (its espeak driver, 2.99): it plays through a blocking `aplay`
-that stop() cannot interrupt, runAndWait can hang, it prints to stdout, and it
-is racy: it drives espeak-ng asynchronously and its own endLoop() calls
-espeak_Cancel() while property changes are still queued, so a requested rate
-is applied at random (alternating 200/110 wpm gave either duration for either
-rate) and runAndWait() returns before the WAV is written.
+Rendering: pyttsx3 with its espeak driver writes each answer to a temporary
+WAV (save_to_file + runAndWait), which we read and delete. pyttsx3 is not used
+to play: its say() plays through a blocking `aplay` that stop() cannot
+interrupt. Its driver is also racy in a long-lived engine (a changed rate is
+applied only sometimes, runAndWait returns before the WAV is written) and
+prints to stdout, so it runs in a helper process, `voiceskill.tts_worker`,
+that renders each request in a freshly forked engine, checks the settings
+espeak-ng really used and that the WAV is complete, and is killed and
+restarted if it hangs. See tts_worker.py. The worker starts with the Speaker
+(so a missing pyttsx3 or espeak-ng raises TtsUnavailable right away) and
+stops with Speaker.close(), garbage collection or interpreter exit.
 
-So each answer is rendered by the `espeak-ng` program (the engine pyttsx3
-wraps on Linux) into a temporary WAV, deleted once read: deterministic, killed
-on timeout, nothing printed, no shared engine state (~20 ms for two
-sentences). Playback is ours, through sounddevice in short blocks, checking a
-stop flag between blocks.
+Playback is ours, through sounddevice in short blocks, checking a stop flag
+between blocks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import select
 import subprocess
+import sys
 import tempfile
 import threading
+import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,7 @@ import soundfile as sf
 import soxr
 
 from voiceskill import devices
+from voiceskill.errors import UserError
 
 BLOCK_S = 0.03
 """Playback block length: stop() takes effect within about one block."""
@@ -35,8 +45,12 @@ LATENCY_S = 0.2
 """Output buffer: generous, so a busy CPU (speech recognition) causes no dropouts.
 stop() is still immediate: abort() discards whatever is buffered."""
 
-ESPEAK = "espeak-ng"
-ESPEAK_SAMPLE_RATE = 22_050
+SAMPLE_RATE = 22_050
+"""What pyttsx3's espeak driver writes."""
+WORKER_START_TIMEOUT_S = 10.0
+"""How long the worker may take to import pyttsx3 and load espeak-ng."""
+WORKER_GRACE_S = 2.0
+"""How much longer than its own timeout the worker may take to answer before it is killed."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,8 @@ class VoiceSettings:
     rate: int = 165
     """Words per minute; the "slower" command passes a lower rate per call."""
     voice: str | None = None
-    """espeak-ng voice: id, language or name (substring), e.g. "en-gb"; None: default."""
+    """espeak-ng voice: id, language or name (substring), e.g. "en-gb"; None: default.
+    An unknown voice raises TtsUnavailable when the Speaker is made."""
     volume: float = 1.0
 
 
@@ -62,12 +77,12 @@ class SpeechAudio:
 @dataclass(frozen=True)
 class VoiceInfo:
     id: str
-    """What espeak-ng's -v accepts, e.g. "gmw/en-US"."""
+    """pyttsx3's voice id, e.g. "gmw/en-us"."""
     name: str
     language: str
 
 
-class TtsUnavailable(Exception):
+class TtsUnavailable(UserError):
     """Speech synthesis failed; the message is one line, fit to show the user."""
 
 
@@ -76,7 +91,9 @@ class Speaker:
 
     If no output device can be used, speak() renders and returns without
     playing: `can_play` is then False and `warning` says why, so the caller
-    can print the answer instead.
+    can print the answer instead. Raises TtsUnavailable when pyttsx3 or
+    espeak-ng is missing or `settings.voice` matches no voice. close() (or
+    garbage collection, or interpreter exit) stops the speech worker.
     """
 
     def __init__(
@@ -90,23 +107,44 @@ class Speaker:
         self._output_spec = output_device
         self._play = play
         self._timeout_s = timeout_s
-        self._voice_id: str | None = None
         self._stop = threading.Event()
         self._playing = threading.Event()
         self._output_checked = False
         self._device: int | None = None
         self._warning: str | None = None
+        self._worker = _Worker()
+        self._finalizer = weakref.finalize(self, self._worker.close)
+        self._worker.start()
+        self._voice_id: str | None = None
+        if settings.voice:
+            voices = _voices_from(self._worker.request({"op": "voices"}, timeout_s))
+            self._voice_id = match_voice(voices, settings.voice).id
+
+    def close(self) -> None:
+        """Stop the speech worker; a later render starts a new one."""
+        self._worker.close()
+
+    def __enter__(self) -> Speaker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def render(self, text: str, rate: int | None = None) -> SpeechAudio:
         """Synthesise `text`; raises TtsUnavailable on failure or timeout."""
-        if not text.strip():  # espeak-ng writes no file at all for empty input
-            return SpeechAudio(np.zeros(0, dtype=np.int16), ESPEAK_SAMPLE_RATE)
-        args = ["-s", str(rate or self.settings.rate), "-a", str(round(self.settings.volume * 100))]
-        if self.settings.voice:
-            args += ["-v", self._voice()]
+        if not text.strip():  # pyttsx3 writes no file at all for empty input
+            return SpeechAudio(np.zeros(0, dtype=np.int16), SAMPLE_RATE)
         with tempfile.TemporaryDirectory(prefix="voiceskill-tts-") as tmp:
             path = Path(tmp) / "speech.wav"
-            _espeak([*args, "-b", "1", "--stdin", "-w", str(path)], text, self._timeout_s)
+            request = {
+                "op": "render",
+                "text": text,
+                "path": str(path),
+                "rate": rate or self.settings.rate,
+                "voice": self._voice_id,
+                "volume": self.settings.volume,
+            }
+            self._worker.request(request, self._timeout_s)
             samples, sample_rate = sf.read(path, dtype="int16")
         return SpeechAudio(samples, sample_rate)
 
@@ -154,12 +192,6 @@ class Speaker:
         """One line saying why answers are not played aloud, or None."""
         return self._warning
 
-    def _voice(self) -> str:
-        if self._voice_id is None:
-            assert self.settings.voice
-            self._voice_id = match_voice(list_voices(self._timeout_s), self.settings.voice).id
-        return self._voice_id
-
     def _play_audio(self, audio: SpeechAudio) -> bool:
         sd = devices.sounddevice()
         try:
@@ -194,14 +226,13 @@ class Speaker:
 
 
 def list_voices(timeout_s: float = 10.0) -> list[VoiceInfo]:
-    """The voices espeak-ng offers; raises TtsUnavailable."""
-    voices = []
-    # Columns: Pty Language Age/Gender VoiceName File [Other Languages]
-    for line in _espeak(["--voices"], "", timeout_s).splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 5:
-            voices.append(VoiceInfo(fields[4], fields[3].replace("_", " "), fields[1]))
-    return voices
+    """The voices pyttsx3 offers (espeak-ng's); raises TtsUnavailable."""
+    worker = _Worker()
+    try:
+        worker.start()
+        return _voices_from(worker.request({"op": "voices"}, timeout_s))
+    finally:
+        worker.close()
 
 
 def match_voice(voices: list[VoiceInfo], wanted: str) -> VoiceInfo:
@@ -219,17 +250,125 @@ def match_voice(voices: list[VoiceInfo], wanted: str) -> VoiceInfo:
     raise TtsUnavailable(f"no espeak-ng voice matches {wanted!r}")
 
 
-def _espeak(args: list[str], text: str, timeout_s: float) -> str:
-    """Run espeak-ng with `text` on stdin; its stdout, or TtsUnavailable."""
-    try:
-        result = subprocess.run(
-            [ESPEAK, *args], input=text.encode(), capture_output=True, timeout=timeout_s
-        )
-    except FileNotFoundError as exc:
-        raise TtsUnavailable("text-to-speech unavailable: espeak-ng is not installed") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise TtsUnavailable(f"speech synthesis timed out after {timeout_s:g} s") from exc
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines() or ["no message"]
-        raise TtsUnavailable(f"espeak-ng failed: {message[-1]}")
-    return result.stdout.decode(errors="replace")
+def _voices_from(answer: dict[str, Any]) -> list[VoiceInfo]:
+    return [VoiceInfo(id, name, language) for id, name, language in answer["voices"]]
+
+
+class _Worker:
+    """The `voiceskill.tts_worker` process, spoken to in JSON lines (protocol: tts_worker.py).
+
+    Thread-safe; restarted when it died, killed when it does not answer in time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        """Start the worker unless it runs; raises TtsUnavailable if it cannot load pyttsx3."""
+        with self._lock:
+            self._ensure_started()
+
+    def request(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request and return the worker's successful answer, or TtsUnavailable."""
+        line = json.dumps({**request, "timeout": timeout_s}).encode() + b"\n"
+        with self._lock:
+            for attempt in (1, 2):  # a worker that died meanwhile is restarted once
+                process = self._ensure_started()
+                try:
+                    assert process.stdin is not None
+                    process.stdin.write(line)
+                    process.stdin.flush()
+                    answer = self._read_answer(timeout_s + WORKER_GRACE_S)
+                    break
+                except (BrokenPipeError, EOFError):
+                    self._kill()
+                    if attempt == 2:
+                        raise TtsUnavailable("speech synthesis failed: the worker exited") from None
+                except TimeoutError:
+                    self._kill()
+                    message = f"speech synthesis timed out after {timeout_s:g} s"
+                    raise TtsUnavailable(message) from None
+        if not answer.get("ok"):
+            raise TtsUnavailable(answer.get("error") or "speech synthesis failed")
+        return answer
+
+    def close(self) -> None:
+        """Let the worker exit (it stops when its stdin closes); kill it if it lingers."""
+        with self._lock:
+            process, self._process = self._process, None
+            if process is None:
+                return
+            with contextlib.suppress(OSError):
+                assert process.stdin is not None
+                process.stdin.close()
+            try:
+                process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def _ensure_started(self) -> subprocess.Popen[bytes]:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        self._kill()
+        package_root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "voiceskill.tts_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            raise TtsUnavailable(f"text-to-speech unavailable: {exc}") from exc
+        self._buffer = b""
+        try:
+            ready = self._read_answer(WORKER_START_TIMEOUT_S)
+        except (EOFError, TimeoutError):
+            self._kill()
+            raise TtsUnavailable(
+                "text-to-speech unavailable: the speech worker did not start"
+            ) from None
+        if not ready.get("ok"):
+            self._kill()
+            raise TtsUnavailable(ready.get("error") or "text-to-speech unavailable")
+        return self._process
+
+    def _read_answer(self, timeout_s: float) -> dict[str, Any]:
+        """The next JSON line; EOFError if the worker exited, TimeoutError if it is silent."""
+        assert self._process is not None and self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
