@@ -127,16 +127,21 @@ class Skill:
             return Turn(source, "", None, clock.finish(), error=str(exc))
         return self._answer(conversation, source, transcript.text, clock)
 
-    def heard(self, conversation: Conversation, transcript: str, asr_ms: float) -> Turn:
+    def heard(
+        self, conversation: Conversation, transcript: str, asr_ms: float, speak: bool = True
+    ) -> Turn:
         """Answer a transcript recognised elsewhere (the live loop), keeping its ASR time."""
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
-        return self._answer(conversation, {}, transcript, clock)
+        return self._answer(conversation, {}, transcript, clock, speak)
 
-    def _answer(self, conversation: Conversation, source: dict, text: str, clock) -> Turn:
+    def _answer(
+        self, conversation: Conversation, source: dict, text: str, clock, speak: bool = True
+    ) -> Turn:
         understanding = clock.run("nlu", lambda: self.matcher.understand(text))
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
-        clock.run("tts", lambda: self._voice(reply))
+        if speak:
+            clock.run("tts", lambda: self._voice(reply))
         return Turn(source, text, reply, clock.finish())
 
     def speech_rate(self, reply: Reply) -> int:

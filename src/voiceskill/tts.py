@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,14 @@ class Speaker:
         audio = self.render(text, rate)
         sf.write(path, audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
 
-    def speak(self, text: str, rate: int | None = None) -> bool:
+    def speak(
+        self, text: str, rate: int | None = None, on_first_audio: Callable[[], None] | None = None
+    ) -> bool:
         """Say `text`, blocking; False if stop() cut it off.
 
-        Raises TtsUnavailable if synthesis fails; playback problems never
-        raise, they turn `can_play` off and set `warning`.
+        `on_first_audio` is called once the first block is handed to the device (the live
+        loop measures its latency with it). Raises TtsUnavailable if synthesis fails;
+        playback problems never raise, they turn `can_play` off and set `warning`.
         """
         self._stop.clear()
         audio = self.render(text, rate)
@@ -165,7 +169,7 @@ class Speaker:
             return False
         if not self.can_play or len(audio.samples) == 0:
             return True
-        return self._play_audio(audio)
+        return self._play_audio(audio, on_first_audio)
 
     def stop(self) -> None:
         """Cut the current answer off (thread-safe); a no-op when silent."""
@@ -192,7 +196,7 @@ class Speaker:
         """One line saying why answers are not played aloud, or None."""
         return self._warning
 
-    def _play_audio(self, audio: SpeechAudio) -> bool:
+    def _play_audio(self, audio: SpeechAudio, on_first_audio: Callable[[], None] | None) -> bool:
         sd = devices.sounddevice()
         try:
             samples, rate = self._fit_device(sd, audio)
@@ -206,6 +210,8 @@ class Speaker:
                         stream.abort()  # drops what is still buffered
                         return False
                     stream.write(samples[start : start + block])
+                    if start == 0 and on_first_audio is not None:
+                        on_first_audio()
             return True
         except sd.PortAudioError as exc:
             self._warning = " ".join(f"audio output failed: {exc}".split())
