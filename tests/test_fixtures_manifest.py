@@ -21,15 +21,17 @@ FIXTURES = ROOT / "audio_fixtures"
 MANIFEST = FIXTURES / "manifest.csv"
 COLUMNS = [
     "file", "text", "intent", "outcome", "voice", "rate", "pitch", "condition", "conversation",
-    "turn",
+    "turn", "family",
 ]  # fmt: skip
 INTENTS = [
     "twitch_vs_spasm", "twitch_causes", "spasm_causes", "twitch_serious", "spasm_relief",
     "spasm_prevention", "when_to_see_doctor", "doctor_visit", "back_spasm", "medication",
-    "nutrition", "emergency", "repeat", "slower", "stop", "help", "yes", "no", "back",
+    "nutrition", "emergency", "repeat", "slower", "stop", "help", "more", "yes", "no", "back",
     "start_over", "goodbye", "fallback",
 ]  # fmt: skip
 OUTCOMES = {"", "self_care", "see_doctor", "urgent", "emergency"}
+FLITE_VOICES = {"slt", "rms", "awb", "kal16"}
+FIRST_VOICE = "flite-slt"  # at flite's defaults (empty rate and pitch): the benchmark baseline
 
 
 def load_fixturegen():
@@ -55,7 +57,7 @@ def rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """A committed clean question, the speech the noise tests mix into."""
-    samples, _ = sf.read(FIXTURES / "clean" / "spasm_relief__1__en-us.wav", dtype="int16")
+    samples, _ = sf.read(FIXTURES / "clean" / "spasm_relief__1__flite-slt.wav", dtype="int16")
     return samples
 
 
@@ -87,16 +89,69 @@ def test_every_intent_has_clean_single_turn_rows(rows):
     assert sum(r["intent"] == "fallback" and r["condition"] == "clean" for r in rows) >= 15
 
 
+def single_turn_clean(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["condition"] == "clean" and not r["conversation"]]
+
+
 def test_rows_are_well_formed(rows):
     for row in rows:
         assert row["text"].strip(), row
         assert row["outcome"] in OUTCOMES, row
-        assert 140 <= int(row["rate"]) <= 190, row
-        assert 35 <= int(row["pitch"]) <= 65, row
+        family, _, name = row["voice"].partition("-")
+        assert family == row["family"] and family in {"flite", "espeak"}, row
+        if family == "espeak":
+            assert 140 <= int(row["rate"]) <= 190, row
+            assert 35 <= int(row["pitch"]) <= 65, row
+        else:  # empty: the voice's own default
+            assert name in FLITE_VOICES, row
+            assert row["rate"] == "" or 0.85 <= float(row["rate"]) <= 1.2, row
+            assert row["pitch"] == "" or 80 <= int(row["pitch"]) <= 200, row
+            assert row["pitch"] == "" or name != "rms", row  # rms ignores int_f0_target_mean
         kind = row["condition"].split("_")[0]
         assert row["condition"] == "clean" or kind in {"white", "pink", "babble"}, row
     emergency = [r for r in rows if r["intent"] == "emergency"]
     assert emergency and all(r["outcome"] == "emergency" for r in emergency)
+
+
+def test_both_families_are_present_and_natural_voices_dominate(rows):
+    clean = single_turn_clean(rows)
+    families = [r["family"] for r in clean]
+    assert set(families) == {"flite", "espeak"}
+    assert families.count("flite") >= 2 * families.count("espeak")
+    assert {r["voice"] for r in clean if r["family"] == "flite"} == {
+        f"flite-{name}" for name in FLITE_VOICES
+    }
+    espeak_intents = {r["intent"] for r in clean if r["family"] == "espeak"}
+    assert set(INTENTS) <= espeak_intents  # the hard robotic voices reach every intent
+    assert all(r["family"] == "flite" for r in rows if r["conversation"])
+
+
+def test_every_phrasing_has_two_flite_voices(rows):
+    flite = defaultdict(set)
+    for row in single_turn_clean(rows):
+        flite[row["intent"], row["text"]].add(row["voice"] if row["family"] == "flite" else None)
+    for phrasing, voices in flite.items():
+        assert len(voices - {None}) >= 2, phrasing
+
+
+def test_first_voice_leads_phrasing_1_and_has_the_noisy_copies(rows):
+    """Benchmarks take the first row of each text as its voice for the noise conditions."""
+    first: dict[str, dict] = {}
+    for row in single_turn_clean(rows):
+        first.setdefault(row["text"], row)
+    assert all(r["family"] == "flite" for r in first.values())
+    baseline = {
+        r["file"] for r in first.values()
+        if r["voice"] == FIRST_VOICE and r["rate"] == r["pitch"] == ""
+    }  # fmt: skip
+    phrasing_1 = {f"audio_fixtures/clean/{intent}__1__{FIRST_VOICE}.wav" for intent in INTENTS}
+    assert phrasing_1 <= baseline
+    noisy = defaultdict(set)
+    for row in rows:
+        if row["condition"] != "clean":
+            noisy[row["condition"]].add(f"audio_fixtures/clean/{Path(row['file']).name}")
+    assert set(noisy) == {"white_10", "pink_10", "babble_10"}
+    assert all(files == phrasing_1 for files in noisy.values())
 
 
 def test_conversations_have_consecutive_turns_in_one_voice(rows):
@@ -104,7 +159,13 @@ def test_conversations_have_consecutive_turns_in_one_voice(rows):
     for row in rows:
         if row["conversation"]:
             turns[row["conversation"]].append(row)
-    assert len(turns) >= 6
+    assert len(turns) >= 12
+    base = defaultdict(set)
+    for conv, conv_rows in turns.items():
+        name, _, voice = conv.rpartition("__")
+        assert conv_rows[0]["voice"] == f"flite-{voice}", conv
+        base[name].add(voice)
+    assert all(voices == {"slt", "rms"} for voices in base.values()), base
     for conv, conv_rows in turns.items():
         numbers = sorted(int(r["turn"]) for r in conv_rows)
         assert numbers == list(range(1, len(numbers) + 1)), conv

@@ -37,7 +37,7 @@ socket.getaddrinfo = lambda *a, **k: _refuse(f"getaddrinfo{a}")
 
 def conversation_files() -> list[str]:
     with (ROOT / "audio_fixtures" / "manifest.csv").open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r["conversation"] == "triage_see_doctor"]
+        rows = [r for r in csv.DictReader(handle) if r["conversation"] == "triage_see_doctor__slt"]
     return [str(ROOT / r["file"]) for r in sorted(rows, key=lambda r: int(r["turn"]))]
 
 

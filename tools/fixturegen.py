@@ -1,9 +1,11 @@
-"""Reproducible spoken test questions for voiceskill, synthesised with espeak-ng.
+"""Reproducible spoken test questions for voiceskill, synthesised with flite and espeak-ng.
 
 Tests and benchmarks need the same audio on every machine without anyone recording it, so
 this module holds the texts (one list of phrasings per intent, plus multi-turn
-conversations), renders them with espeak-ng in several English accents, and adds noise
-deterministically. Run it to regenerate audio_fixtures/ (WAVs + manifest.csv):
+conversations), renders them with CMU flite's natural-sounding Arctic voices (most of the set:
+real users are human) and with espeak-ng's formant voices (a minority of hard, robotic
+voices in several English accents), and adds noise deterministically. Run it to regenerate
+audio_fixtures/ (WAVs + manifest.csv):
 
     python tools/fixturegen.py --out audio_fixtures
 
@@ -42,13 +44,35 @@ PEAK_DBFS = -3.0
 PAD_SECONDS = 0.3
 FRAME_MS = 20
 ACTIVE_DBFS = -40.0  # a frame louder than this counts as speech when measuring SNR
-TRIM_DBFS = -50.0  # espeak-ng's own leading/trailing silence is cut below this, then padded
+TRIM_DBFS = -50.0  # the synthesiser's own leading/trailing silence is cut below this, then padded
 
-# Every phrasing is rendered in the reference voice (a stable baseline across intents) and in
-# one or two voices from the pool, picked from a hash of the row so the choice never drifts.
-# Only espeak-ng's own voices and variants: the mbrola ones need extra packages.
-REFERENCE_VOICE = "en-us"
-VOICE_POOL = (
+# Every phrasing is rendered by two flite voices, picked with their rate and pitch from a hash
+# of the row so the choice never drifts. For phrasing 1 of each intent one of the two is
+# always FIRST_VOICE at flite's default settings: the stable baseline that gets the noisy
+# copies and sorts first among the renderings of its text. Phrasings 2 and up add one
+# espeak-ng voice; phrasing 1 has none, which keeps the committed set under ~30 MB (every
+# intent still has espeak-ng renderings, since each has at least two phrasings).
+FAMILIES = ("flite", "espeak")
+
+# flite (Debian package `flite` 2.2): the CMU Arctic voices built into the binary. All four
+# output 16 kHz. `kal` (8 kHz) and `awb_time` (a talking clock) are left out.
+FLITE_VOICES = ("slt", "rms", "awb", "kal16")  # US female, US male, Scottish male, US diphone
+FIRST_VOICE = "slt"
+FLITE_PER_PHRASING = 2  # different voices
+# duration_stretch scales every segment's duration (1.2 = 20% slower); flite's defaults are
+# 1.0, except kal16 which sets 1.1 itself.
+FLITE_STRETCHES = ("0.85", "0.9", "0.95", "1.0", "1.05", "1.1", "1.15", "1.2")
+# int_f0_target_mean (Hz) moves the voice's mean pitch; varied by up to 10% around the mean
+# measured on its default output. rms ignores it (and f0_shift): its output is byte-identical
+# whatever is set, so rms is only varied in rate.
+FLITE_F0_MEANS = {"slt": 170, "awb": 128, "kal16": 95}
+FLITE_F0_STEPS = (0.9, 0.95, 1.0, 1.05, 1.1)
+# flite reads an all-capitals word as a word ("ALS" -> "alz"); people spell these out.
+FLITE_SPELLINGS = {"ALS": "A L S"}
+
+# espeak-ng's own voices and variants (the mbrola ones need extra packages): one per phrasing.
+ESPEAK_VOICES = (
+    "en-us",
     "en-gb-x-rp",
     "en-gb-scotland",
     "en-029",
@@ -59,8 +83,8 @@ VOICE_POOL = (
     "en+m3",
     "en-gb-x-gbcwmd",
 )
-RATES = tuple(range(140, 191, 10))  # words per minute
-PITCHES = tuple(range(35, 66, 5))  # espeak-ng 0-99, 50 is the voice's default
+ESPEAK_RATES = tuple(range(140, 191, 10))  # words per minute
+ESPEAK_PITCHES = tuple(range(35, 66, 5))  # espeak-ng 0-99, 50 is the voice's default
 
 NOISE_KINDS = ("white", "pink", "babble")
 COMMITTED_SNR_DB = 10  # the noisy subset in the repo; benchmarks make the rest with add_noise
@@ -205,6 +229,10 @@ class Turn(NamedTuple):
     outcome: str = ""  # empty: no advice on this turn, or not certain
 
 
+# Every conversation is rendered once per voice here (ids like triage_urgent__slt), one voice
+# throughout each rendering.
+CONVERSATION_VOICES = ("slt", "rms")
+
 # Triage after `when_to_see_doctor`: Q1 nerve signs (yes -> urgent), Q2 lasting/worse
 # (yes -> see_doctor), Q3 painful/not easing (yes -> see_doctor), Q4 medicine/diet
 # (yes -> see_doctor, no -> self_care). Emergencies win at any point.
@@ -243,7 +271,8 @@ CONVERSATIONS: dict[str, tuple[Turn, ...]] = {
 }
 
 # Babble: several voices reading news-like text at once. Nothing here touches the domain or
-# a red flag, so babble cannot smuggle a keyword into the recogniser.
+# a red flag, so babble cannot smuggle a keyword into the recogniser. Three natural flite
+# talkers and two espeak-ng ones, like a room with people and a television.
 BABBLE_SENTENCES = (
     "The city council approved the new budget for road repairs on Tuesday evening.",
     "Shares in the technology sector rose slightly after a quiet morning of trading.",
@@ -258,12 +287,12 @@ BABBLE_SENTENCES = (
     "The orchestra played to a full house at the concert hall on Saturday night.",
     "Volunteers cleaned up the beach and collected more than two hundred bags of litter.",
 )
-BABBLE_VOICES = (
-    ("en-us", 170, 45),
-    ("en+f4", 160, 60),
-    ("en-gb-scotland", 175, 40),
-    ("en-us+f3", 165, 55),
-    ("en-029", 180, 50),
+BABBLE_VOICES = (  # (family, voice, rate, pitch) as in the manifest
+    ("flite", "rms", "1.0", ""),
+    ("espeak", "en+f4", "160", "60"),
+    ("flite", "awb", "0.95", "128"),
+    ("flite", "slt", "1.05", "187"),
+    ("espeak", "en-gb-scotland", "175", "40"),
 )
 
 
@@ -272,16 +301,21 @@ BABBLE_VOICES = (
 
 @dataclass(frozen=True)
 class Voice:
-    """An espeak-ng voice with its speaking rate (wpm) and pitch (0-99)."""
+    """A synthesiser voice with its rate and pitch, as written in the manifest.
 
-    name: str
-    rate: int
-    pitch: int
+    espeak: rate in words per minute, pitch 0-99. flite: rate is duration_stretch (1.2 =
+    slower), pitch is int_f0_target_mean in Hz; empty means the voice's own default.
+    """
+
+    family: str  # "flite" or "espeak"
+    name: str  # the synthesiser's own name: "slt", "en-us+f3"
+    rate: str
+    pitch: str
 
     @property
     def tag(self) -> str:
-        """The voice as it appears in file names ('+' becomes '_')."""
-        return self.name.replace("+", "_")
+        """The voice in the manifest and in file names: 'flite-slt', 'espeak-en-us_f3'."""
+        return f"{self.family}-{self.name.replace('+', '_')}"
 
 
 @dataclass(frozen=True)
@@ -293,11 +327,12 @@ class Row:
     intent: str
     outcome: str
     voice: str
-    rate: int
-    pitch: int
+    rate: str
+    pitch: str
     condition: str
     conversation: str
     turn: str
+    family: str
 
 
 MANIFEST_COLUMNS = tuple(Row.__dataclass_fields__)
@@ -309,36 +344,71 @@ def stable_int(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def pick_voice(name: str, key: str) -> Voice:
-    """`name` with a rate and pitch chosen from `key`, so a row always sounds the same."""
-    return Voice(
-        name,
-        RATES[stable_int(key, name, "rate") % len(RATES)],
-        PITCHES[stable_int(key, name, "pitch") % len(PITCHES)],
-    )
+def choose(options: tuple, *key: object) -> object:
+    """One of `options`, always the same for the same `key`."""
+    return options[stable_int(*key) % len(options)]
+
+
+def pick_espeak(name: str, key: str) -> Voice:
+    """espeak-ng voice `name` with a rate and pitch chosen from `key`."""
+    rate = choose(ESPEAK_RATES, key, name, "rate")
+    pitch = choose(ESPEAK_PITCHES, key, name, "pitch")
+    return Voice("espeak", name, str(rate), str(pitch))
+
+
+def pick_flite(name: str, key: str) -> Voice:
+    """flite voice `name` with a duration_stretch and (if it takes one) a mean F0 from `key`."""
+    pitch = ""
+    if name in FLITE_F0_MEANS:
+        pitch = str(round(FLITE_F0_MEANS[name] * choose(FLITE_F0_STEPS, key, name, "pitch")))
+    return Voice("flite", name, choose(FLITE_STRETCHES, key, name, "rate"), pitch)
+
+
+def by_hash(names: Iterable[str], key: str) -> list[str]:
+    """`names` in an order fixed by `key`: a deterministic shuffle."""
+    return sorted(names, key=lambda name: stable_int(key, name))
 
 
 def voices_for(intent: str, n: int) -> list[Voice]:
-    """The voices for phrasing `n` of `intent`: the reference voice plus one pool voice.
+    """The voices for phrasing `n` of `intent`, flite first.
 
-    Phrasing 1 (the plainest, also the one with noisy copies) gets a second pool voice, so
-    every intent is heard in three accents while the committed set stays under ~25 MB.
+    Phrasing 1 (the plainest, also the one with noisy copies): FIRST_VOICE at flite's defaults
+    and one other flite voice. Later phrasings: two flite voices and one espeak-ng voice.
     """
     key = f"{intent}__{n}"
-    pool = sorted(VOICE_POOL, key=lambda name: stable_int(key, name))
-    extra = pool[:2] if n == 1 else pool[:1]
-    return [pick_voice(name, key) for name in (REFERENCE_VOICE, *extra)]
+    if n == 1:
+        first = Voice("flite", FIRST_VOICE, "", "")
+        others = by_hash([name for name in FLITE_VOICES if name != FIRST_VOICE], key)
+        picked = [pick_flite(name, key) for name in others[: FLITE_PER_PHRASING - 1]]
+        return [first, *picked]
+    picked = [pick_flite(name, key) for name in by_hash(FLITE_VOICES, key)[:FLITE_PER_PHRASING]]
+    return [*picked, pick_espeak(by_hash(ESPEAK_VOICES, key)[0], key)]
 
 
 # --- rendering ---------------------------------------------------------------------------
 
 
-def espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
-    """Raw espeak-ng output for `text` as float samples in [-1, 1] and its sample rate."""
+def command(text: str, voice: Voice, path: Path) -> list[str]:
+    """The synthesiser command line that writes `text` in `voice` to `path`."""
+    if voice.family == "espeak":
+        args = ["espeak-ng", "-v", voice.name, "-s", voice.rate, "-p", voice.pitch]
+        return [*args, "-w", str(path), text]
+    if voice.family != "flite":
+        raise ValueError(f"unknown voice family {voice.family!r}")
+    args = ["flite", "-voice", voice.name]
+    if voice.rate:
+        args += ["--setf", f"duration_stretch={voice.rate}"]
+    if voice.pitch:
+        args += ["--setf", f"int_f0_target_mean={voice.pitch}"]
+    spoken = " ".join(FLITE_SPELLINGS.get(word, word) for word in text.split())
+    return [*args, "-t", spoken, "-o", str(path)]
+
+
+def tts(text: str, voice: Voice) -> tuple[np.ndarray, int]:
+    """Raw synthesiser output for `text` as float samples in [-1, 1] and its sample rate."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "out.wav"
-        command = ["espeak-ng", "-v", voice.name, "-s", str(voice.rate), "-p", str(voice.pitch)]
-        subprocess.run([*command, "-w", str(path), text], check=True, capture_output=True)
+        subprocess.run(command(text, voice, path), check=True, capture_output=True)
         samples, rate = sf.read(path, dtype="float64", always_2d=True)
     return samples.mean(axis=1), rate
 
@@ -378,8 +448,10 @@ def as_float(samples: np.ndarray) -> np.ndarray:
 
 def synthesize(text: str, voice: Voice) -> np.ndarray:
     """`text` spoken by `voice`: 16 kHz mono int16, peak at PEAK_DBFS, PAD_SECONDS each side."""
-    raw, rate = espeak(text, voice)
-    speech = trim_silence(soxr.resample(raw, rate, SAMPLE_RATE, quality="HQ"))
+    raw, rate = tts(text, voice)
+    if rate != SAMPLE_RATE:
+        raw = soxr.resample(raw, rate, SAMPLE_RATE, quality="HQ")
+    speech = trim_silence(raw)
     speech = speech * (db(PEAK_DBFS) / np.abs(speech).max())
     pad = np.zeros(round(PAD_SECONDS * SAMPLE_RATE))
     return to_int16(np.concatenate([pad, speech, pad]))
@@ -432,11 +504,14 @@ def babble_noise(n: int, rng: np.random.Generator) -> np.ndarray:
 def babble_bed() -> np.ndarray:
     """The babble bed (float, unit RMS), rendered once and cached in memory and in /tmp.
 
-    The file cache is keyed by the sentences, voices and espeak-ng version, so editing any of
-    them re-renders instead of reusing a stale bed.
+    The file cache is keyed by the sentences, voices and synthesiser versions, so editing any
+    of them re-renders instead of reusing a stale bed.
     """
-    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
-    key = stable_int(BABBLE_SENTENCES, BABBLE_VOICES, version, SAMPLE_RATE, PEAK_DBFS)
+    versions = [
+        subprocess.run([program, "--version"], capture_output=True, text=True).stdout
+        for program in ("espeak-ng", "flite")
+    ]
+    key = stable_int(BABBLE_SENTENCES, BABBLE_VOICES, versions, SAMPLE_RATE, PEAK_DBFS)
     cache = Path(tempfile.gettempdir()) / f"voiceskill-babble-{key:016x}.npy"
     if cache.exists():
         return np.load(cache)
@@ -450,9 +525,9 @@ def babble_bed() -> np.ndarray:
 def render_babble() -> np.ndarray:
     """Sum the babble voices, each reading every sentence in its own order, offset in time."""
     tracks = []
-    for i, (name, rate, pitch) in enumerate(BABBLE_VOICES):
+    for i, voice in enumerate(BABBLE_VOICES):
         order = BABBLE_SENTENCES[i * 2 :] + BABBLE_SENTENCES[: i * 2]
-        speech = [as_float(synthesize(text, Voice(name, rate, pitch))) for text in order]
+        speech = [as_float(synthesize(text, Voice(*voice))) for text in order]
         track = np.concatenate(speech)
         tracks.append(track / active_rms(track))
     length = max(len(track) for track in tracks)
@@ -479,12 +554,18 @@ def add_noise(samples: np.ndarray, kind: str, snr_db: float, seed: int) -> np.nd
 
     SNR = active_rms(speech) / rms(noise). When the mix would clip, speech and noise are
     scaled down together, which keeps the SNR (use measure_snr, which allows for that gain).
+    The noise's chance component along the speech is removed first (well under 1% of its
+    energy), so the two are exactly uncorrelated: otherwise speech-like babble, by chance
+    correlated with the speech, throws measure_snr's estimate of that gain off by up to 1 dB
+    at negative SNRs.
     """
     speech = as_float(samples)
     level = active_rms(speech)
     if level == 0:
         raise ValueError("cannot set an SNR against silent input")
-    mix = speech + make_noise(kind, len(speech), seed) * (level / db(snr_db))
+    noise = make_noise(kind, len(speech), seed)
+    noise -= speech * (np.dot(noise, speech) / np.dot(speech, speech))
+    mix = speech + noise * (level / (db(snr_db) * rms(noise)))
     peak = np.abs(mix).max()
     if peak > db(-0.1):
         mix *= db(-0.1) / peak
@@ -509,6 +590,7 @@ class Job(NamedTuple):
     """One WAV to write: its manifest row and how to make its audio."""
 
     row: Row
+    voice: Voice
     noise: tuple[str, float, int] | None = None  # (kind, snr_db, seed) over the clean render
 
 
@@ -517,32 +599,34 @@ def single_turn_jobs() -> Iterator[Job]:
     for intent, texts in PHRASES.items():
         for n, text in enumerate(texts, start=1):
             outcome = SINGLE_TURN_OUTCOMES.get(text, INTENT_OUTCOMES.get(intent, ""))
-            for voice in voices_for(intent, n):
+            for index, voice in enumerate(voices_for(intent, n)):
                 file = f"clean/{intent}__{n}__{voice.tag}.wav"
-                clean = make_row(file, text, intent, outcome, voice)
-                yield Job(clean)
-                if n == 1 and voice.name == REFERENCE_VOICE:
+                clean = Job(make_row(file, text, intent, outcome, voice), voice)
+                yield clean
+                if n == 1 and index == 0:  # FIRST_VOICE at its defaults
                     yield from noisy_jobs(clean)
 
 
-def noisy_jobs(clean: Row) -> Iterator[Job]:
+def noisy_jobs(clean: Job) -> Iterator[Job]:
     """`clean` at COMMITTED_SNR_DB in each noise kind, seeded by the noisy file's name."""
-    name = Path(clean.file).name
+    name = Path(clean.row.file).name
     for kind in NOISE_KINDS:
         condition = f"{kind}_{COMMITTED_SNR_DB}"
         file = f"noisy/{condition}/{name}"
-        noisy = Row(**{**asdict(clean), "file": file, "condition": condition})
-        yield Job(noisy, (kind, COMMITTED_SNR_DB, stable_int(file) % 2**32))
+        noisy = Row(**{**asdict(clean.row), "file": file, "condition": condition})
+        yield Job(noisy, clean.voice, (kind, COMMITTED_SNR_DB, stable_int(file) % 2**32))
 
 
 def conversation_jobs() -> Iterator[Job]:
-    """Each turn of each conversation as its own WAV, one voice per conversation."""
-    for conv, turns in CONVERSATIONS.items():
-        name = VOICE_POOL[stable_int(conv) % len(VOICE_POOL)]
-        voice = pick_voice(name, conv)
-        for number, turn in enumerate(turns, start=1):
-            file = f"conversations/{conv}__t{number}.wav"
-            yield Job(make_row(file, *turn, voice, conversation=conv, turn=number))
+    """Each turn of each conversation as its own WAV, once per CONVERSATION_VOICES voice."""
+    for name in CONVERSATION_VOICES:
+        for conv, turns in CONVERSATIONS.items():
+            conv_id = f"{conv}__{name}"
+            voice = pick_flite(name, conv_id)
+            for number, turn in enumerate(turns, start=1):
+                file = f"conversations/{conv_id}__t{number}.wav"
+                row = make_row(file, *turn, voice, conversation=conv_id, turn=number)
+                yield Job(row, voice)
 
 
 def make_row(file: str, text: str, intent: str, outcome: str, voice: Voice, **where: object) -> Row:
@@ -552,7 +636,8 @@ def make_row(file: str, text: str, intent: str, outcome: str, voice: Voice, **wh
     """
     fields = {"condition": "clean", "conversation": "", "turn": ""}
     fields.update({key: str(value) for key, value in where.items()})
-    return Row(file, text, intent, outcome, voice.name, voice.rate, voice.pitch, **fields)
+    fields["family"] = voice.family
+    return Row(file, text, intent, outcome, voice.tag, voice.rate, voice.pitch, **fields)
 
 
 def all_jobs() -> list[Job]:
@@ -584,10 +669,9 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
 
 def render(job: Job, cache: dict[tuple[str, Voice], np.ndarray]) -> np.ndarray:
     """The job's audio; clean renders are cached so noisy copies reuse the same speech."""
-    voice = Voice(job.row.voice, job.row.rate, job.row.pitch)
-    key = (job.row.text, voice)
+    key = (job.row.text, job.voice)
     if key not in cache:
-        cache[key] = synthesize(job.row.text, voice)
+        cache[key] = synthesize(job.row.text, job.voice)
     if job.noise is None:
         return cache[key]
     kind, snr_db, seed = job.noise
@@ -627,11 +711,19 @@ def summary(rows: list[Row]) -> str:
     lines = []
     for condition in sorted({r.condition for r in rows}):
         lines.append(f"{condition}: {sum(r.condition == condition for r in rows)} files")
+        for family in FAMILIES:
+            count = sum(r.condition == condition and r.family == family for r in rows)
+            lines.append(f"  {family}: {count}")
+    lines.append("files per voice:")
+    for voice in sorted({r.voice for r in rows}):
+        lines.append(f"  {voice}: {sum(r.voice == voice for r in rows)}")
     clean = [r for r in rows if r.condition == "clean" and not r.conversation]
+    lines.append("clean single-turn files per intent:")
     for intent in PHRASES:
-        lines.append(f"  clean {intent}: {sum(r.intent == intent for r in clean)}")
+        lines.append(f"  {intent}: {sum(r.intent == intent for r in clean)}")
     conv = [r for r in rows if r.conversation]
-    lines.append(f"conversations: {len(CONVERSATIONS)} ({len(conv)} turn files)")
+    count = len({r.conversation for r in conv})
+    lines.append(f"conversations: {count} ({len(conv)} turn files)")
     return "\n".join(lines)
 
 
