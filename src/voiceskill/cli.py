@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from voiceskill.content import Content, ContentError, load_content
+from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
 from voiceskill.pipeline import DEFAULT_RATE, Skill, Turn, TurnLog
 
@@ -151,7 +151,10 @@ def _recognizer(args: argparse.Namespace, content: Content):
     from voiceskill.asr import create_recognizer
 
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
-    return create_recognizer(args.engine, content.domain_sentences(), vosk_model=model)
+    sentences = dict(content.intents)
+    if getattr(args, "wake", None):
+        sentences["wake"] = [normalize(args.wake)]
+    return create_recognizer(args.engine, sentences, vosk_model=model)
 
 
 def _cmd_replay(args: argparse.Namespace, content: Content) -> int:
@@ -160,10 +163,11 @@ def _cmd_replay(args: argparse.Namespace, content: Content) -> int:
 
 
 def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
-    from voiceskill.live import listen
+    from voiceskill.live import Microphone, listen
 
+    microphone = Microphone(args.input_device)  # first: no microphone, nothing else to set up
     skill = _skill(args, content, _recognizer(args, content))
-    return listen(skill, args)
+    return listen(skill, args, microphone)
 
 
 def _cmd_say(args: argparse.Namespace) -> int:

@@ -1,0 +1,586 @@
+"""Speech recognition: one streaming interface, two offline engines, both adapted to the domain.
+
+pocketsphinx (the default; its en-us model ships in the wheel) decodes with a
+trigram LM built from the skill's sentences by pocketsphinx's own estimator
+(`pocketsphinx.lm.ArpaBoLM`) and cached on disk.  Vosk (when a model is given
+or found) decodes with the same sentences as its runtime grammar.
+
+Figures from bench/asr_probe.py: 20 in-domain and 8 out-of-domain questions,
+4 espeak-ng voices, 0.5 s of -60 dBFS noise around each, streamed in 100 ms
+chunks, 2 cores; "intents/" = the skill's 50 000 sentences scored by its
+IntentMatcher, "tests" = the 107 sentences of tests/test_asr.py.
+
+Way out for out-of-domain speech.  Besides the fallback sentences among the
+domain sentences, the LM holds the 2000 most frequent words of pocketsphinx's
+generic English LM as unigrams, so foreign speech comes out as foreign words
+("what's the weather like entirely", "when football game", "how do i big
+brand", "what is the doctor price article") rather than a domain sentence.
+Out-of-domain questions the IntentMatcher rejected: 88 % (81 % without the
+generic words, same 81 % in-domain intent accuracy).  The confidence is
+lower for them (median 0.63 against 0.82 in-domain) but overlaps too much to
+reject on (0.88-1.00 for "play some jazz music" -> "play some music"), and a
+second pass with the generic LM agreed *less* with the domain pass on
+in-domain speech than on out-of-domain speech (+90 MB, +0.3 s start-up), so
+rejection is left to the intent matcher.
+
+Balance.  Passing {intent: sentences} weighs every intent the same; the
+skill's intents range from 17 sentences ("stop") to 16 000, and as one flat
+list OOD rejection fell to 81 % (intent accuracy 79 %).
+
+Confidence: the mean of the word posteriors from the `bestpath` lattice.  The
+whole-hypothesis posterior (`get_prob`) splits its mass over pronunciation and
+silence variants of the same words and is tiny even for right answers.
+
+Channel normalisation.  pocketsphinx's live CMN starts from a fixed guess and
+takes several utterances to adapt, so the first (often only) utterance was
+decoded badly.  Each utterance is therefore first decoded from its speech
+frames only (the partial results come from this pass); after CMN_SPEECH_S of
+speech, or at the end, the decoder restarts with the cepstral mean of that
+speech and decodes the held audio again.  In-domain exact sentences (tests)
+68 % -> 78 %; intent accuracy (intents/) 72 % -> 81 %.
+
+Speed (intents/): recognition after the end of the audio p50 6 ms, p95 79 ms
+over all utterances, p95 7 ms for those of 3.5 s and more (the restart has
+happened by then); start-up to ready 0.64 s with the LM cached (0.47 s of it
+loading intents/), 1.6 s cold; RSS 116 MB.  Tests: 0.16 s cached, 53 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from pocketsphinx import Config, Decoder, LogMath, NGramModel, Vad, get_model_path
+from pocketsphinx.lm import ArpaBoLM
+
+from voiceskill.audio import SAMPLE_RATE, read_wav_chunks
+from voiceskill.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "pocketsphinx", "vosk")
+VOSK_HINT = (
+    "give a Vosk model directory with --vosk-model DIR or VOSK_MODEL_PATH, "
+    "or unpack one (e.g. vosk-model-small-en-us-0.15) into ~/.cache/vosk"
+)
+
+LM_FORMAT = 1  # bump when the LM recipe changes, to invalidate caches
+LM_DISCOUNT = 0.1  # ArpaBoLM's fixed back-off mass: 0.1 kept domain sentences tightest
+GENERIC_WORDS = 2000  # frequent English words added as the way out
+GENERIC_SHARE = 0.5  # their unigram mass relative to the domain tokens
+
+DECODER_OPTIONS = {
+    "fwdflat": False,  # the second pass cost 35-60 ms at the end for no accuracy gain
+    "bestpath": True,  # lattice posteriors for the confidences
+}
+CMN_SPEECH_S = 1.5  # speech used to estimate the cepstral mean
+CMN_MIN_FRAMES = 20  # less speech than this (10 ms frames) keeps the default mean
+SPEECH_MARGIN_S = 0.25  # silence kept around the speech when the audio is decoded again
+VAD_WARMUP_S = 0.15  # a fresh WebRTC VAD's first 4-5 frames are "speech" whatever they hold
+CMN_WIN = 500  # frames of weight pocketsphinx gives the prior mean (CMN_WIN in cmn.h)
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    words: tuple[Word, ...]
+    confidence: float | None
+    is_final: bool
+
+
+class EngineUnavailable(UserError):
+    """The engine cannot run here; the message is one line telling the user what to do."""
+
+
+class Recognizer(Protocol):
+    name: str
+    oov_words: tuple[str, ...]  # domain words the engine could not use
+
+    def start_utterance(self) -> None: ...
+
+    def feed(self, pcm: np.ndarray) -> Transcript | None: ...
+
+    def end_utterance(self) -> Transcript: ...
+
+
+DomainSentences = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def create_recognizer(
+    engine: str,
+    domain_sentences: DomainSentences,
+    *,
+    vosk_model: str | os.PathLike[str] | None = None,
+    cache_dir: Path | None = None,
+) -> Recognizer:
+    """A recogniser adapted to `domain_sentences`.
+
+    Give a mapping {group name: sentences} (e.g. intent -> sample sentences)
+    to weight every group equally in the LM, so that a template that expands
+    to hundreds of sentences does not drown the short ones ("yes", "stop").
+    A plain sequence is one group.
+    """
+    if engine not in ENGINES:
+        raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    groups = _groups(domain_sentences)
+    if engine != "pocketsphinx":
+        model = find_vosk_model(vosk_model)
+        if model is not None:
+            return VoskRecognizer(model, groups)
+        if engine == "vosk":
+            raise EngineUnavailable(f"no Vosk model found: {VOSK_HINT}")
+    return PocketsphinxRecognizer(groups, cache_dir or default_cache_dir())
+
+
+def transcribe_file(recognizer: Recognizer, path: str | os.PathLike[str]) -> Transcript:
+    """Recognise a whole WAV file as one utterance (raises AudioError for a bad file)."""
+    chunks = read_wav_chunks(path)
+    recognizer.start_utterance()
+    for chunk in chunks:
+        recognizer.feed(chunk)
+    return recognizer.end_utterance()
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "voiceskill"
+
+
+def tokens(sentence: str) -> list[str]:
+    """Lower-case words; punctuation other than apostrophes separates words."""
+    return re.sub(r"[^\w']+", " ", sentence.lower()).split()
+
+
+def _groups(domain_sentences: DomainSentences) -> dict[str, list[str]]:
+    if isinstance(domain_sentences, str):
+        raise TypeError("domain_sentences must be a sequence of sentences, not one string")
+    raw = domain_sentences if isinstance(domain_sentences, Mapping) else {"": domain_sentences}
+    groups = {}
+    for name in sorted(raw):
+        unique = dict.fromkeys(" ".join(tokens(s)) for s in raw[name])
+        sentences = [s for s in unique if s]
+        if sentences:
+            groups[name] = sentences
+    if not groups:
+        raise ValueError("no domain sentences given")
+    return groups
+
+
+def _filter_known(
+    groups: dict[str, list[str]], known: Callable[[str], bool]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Drop sentences with words the engine cannot pronounce; also return those words."""
+    kept, oov = {}, set()
+    for name, sentences in groups.items():
+        ok = []
+        for sentence in sentences:
+            missing = [w for w in sentence.split() if not known(w)]
+            oov.update(missing)
+            if not missing:
+                ok.append(sentence)
+        if ok:
+            kept[name] = ok
+    if oov:
+        log.warning("dropped domain sentences with unknown words: %s", ", ".join(sorted(oov)))
+    return kept, sorted(oov)
+
+
+# --- pocketsphinx -----------------------------------------------------------------------------
+
+
+class PocketsphinxRecognizer:
+    """pocketsphinx with the domain LM; see the module docstring for the CMN restart."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, groups: dict[str, list[str]], cache_dir: Path):
+        lm_dir, self.oov_words = _domain_lm(groups, cache_dir)
+        try:
+            self._decoder = Decoder(
+                lm=str(lm_dir / "domain.lm"),
+                dict=str(lm_dir / "domain.dict"),
+                loglevel="FATAL",
+                **DECODER_OPTIONS,
+            )
+        except (RuntimeError, ValueError) as e:
+            raise EngineUnavailable(f"pocketsphinx could not load its model: {e}") from None
+        self._prior = self._decoder.get_cmn()
+        self._speech = _SpeechFinder()
+        self._held: list[np.ndarray] | None = None  # audio kept until the CMN is measured
+        self._speech_left = 0
+        self._offset = 0  # samples left out before the audio that was decoded
+        self._partial = ""
+        self._active = False
+
+    def start_utterance(self) -> None:
+        if self._active:
+            self._decoder.end_utt()
+        self._decoder.set_cmn(self._prior)  # the same audio always gives the same result
+        self._decoder.start_utt()
+        self._speech = _SpeechFinder()
+        self._held = []
+        self._speech_left = int(CMN_SPEECH_S * SAMPLE_RATE)
+        self._offset = 0
+        self._partial = ""
+        self._active = True
+
+    def feed(self, pcm: np.ndarray) -> Transcript | None:
+        if not self._active:
+            raise RuntimeError("feed() called before start_utterance()")
+        pcm = _pcm(pcm)
+        if self._held is None:
+            if len(pcm):
+                self._decoder.process_raw(pcm.tobytes())
+        else:
+            self._held.append(pcm)
+            speech = self._speech.frames(pcm)[: self._speech_left]
+            if len(speech):
+                self._decoder.process_raw(speech.tobytes())
+                self._speech_left -= len(speech)
+            if self._speech_left <= 0:
+                self._restart_with_measured_cmn(at_end=False)
+        hyp = self._decoder.hyp()
+        text = hyp.hypstr if hyp else ""
+        if not text or text == self._partial:
+            return None
+        self._partial = text
+        return Transcript(text, (), None, is_final=False)
+
+    def end_utterance(self) -> Transcript:
+        if not self._active:
+            raise RuntimeError("end_utterance() called before start_utterance()")
+        if self._held is not None:
+            self._restart_with_measured_cmn(at_end=True)
+        self._decoder.end_utt()
+        self._active = False
+        hyp = self._decoder.hyp()
+        if hyp is None or not hyp.hypstr:
+            return Transcript("", (), None, is_final=True)
+        offset = self._offset / SAMPLE_RATE
+        words = tuple(
+            Word(
+                re.sub(r"\(\d+\)$", "", seg.word),
+                round(offset + seg.start_frame / 100, 3),
+                round(offset + (seg.end_frame + 1) / 100, 3),
+                min(1.0, max(0.0, seg.prob)),
+            )
+            for seg in self._decoder.seg()
+            if not seg.word.startswith(("<", "[", "+"))
+        )
+        confidence = float(np.mean([w.confidence for w in words])) if words else None
+        return Transcript(hyp.hypstr, words, confidence, is_final=True)
+
+    def _restart_with_measured_cmn(self, at_end: bool) -> None:
+        """Replace the default cepstral mean by that of the speech heard, then decode the audio
+        again, without the silence beyond SPEECH_MARGIN_S before (and at the end, after) it."""
+        decoder = self._decoder
+        frames = decoder.n_frames()
+        blended = _cmn_vector(decoder.get_cmn(True))
+        decoder.end_utt()
+        if frames >= CMN_MIN_FRAMES:
+            prior = _cmn_vector(self._prior)
+            mean = (blended * (CMN_WIN + frames) - prior * CMN_WIN) / frames
+            decoder.set_cmn(",".join(f"{x:.4f}" for x in mean))
+        else:
+            decoder.set_cmn(self._prior)
+        decoder.start_utt()
+        audio = np.concatenate(self._held) if self._held else np.zeros(0, dtype=np.int16)
+        self._held = None
+        margin = int(SPEECH_MARGIN_S * SAMPLE_RATE)
+        begin, end = 0, len(audio)
+        if self._speech.first is not None:
+            begin = max(0, self._speech.first - margin)
+            if at_end:
+                end = self._speech.last + margin
+        self._offset = begin
+        if end > begin:
+            decoder.process_raw(audio[begin:end].tobytes())
+
+
+class _SpeechFinder:
+    """WebRTC VAD over one utterance: its speech frames, and where speech begins and ends.
+
+    A fresh VAD calls its first few frames speech whatever they hold, so speech
+    within VAD_WARMUP_S counts only if it goes on past it.
+    """
+
+    def __init__(self):
+        self._vad = Vad(Vad.LOOSE, SAMPLE_RATE, 0.03)
+        self._size = self._vad.frame_bytes // 2
+        self._rest = np.zeros(0, dtype=np.int16)
+        self._seen = 0  # samples classified so far
+        self._unsure: list[tuple[int, np.ndarray]] = []  # the speech run within the warm-up
+        self.first: int | None = None  # sample where the first speech frame starts
+        self.last = 0  # sample where the last speech frame ends
+
+    def frames(self, pcm: np.ndarray) -> np.ndarray:
+        buf = np.concatenate([self._rest, pcm])
+        whole = len(buf) - len(buf) % self._size
+        speech = []
+        for i in range(0, whole, self._size):
+            frame = buf[i : i + self._size]
+            at, self._seen = self._seen, self._seen + self._size
+            is_speech = self._vad.is_speech(frame.tobytes())
+            if at < VAD_WARMUP_S * SAMPLE_RATE:
+                self._unsure = [*self._unsure, (at, frame)] if is_speech else []
+                continue
+            if is_speech:
+                for start, found in [*self._unsure, (at, frame)]:
+                    speech.append(found)
+                    self.first = start if self.first is None else self.first
+                    self.last = start + self._size
+            self._unsure = []
+        self._rest = buf[whole:]
+        return np.concatenate(speech) if speech else np.zeros(0, dtype=np.int16)
+
+
+def _cmn_vector(text: str) -> np.ndarray:
+    return np.array([float(x) for x in text.split(",")])
+
+
+def _pcm(pcm: np.ndarray) -> np.ndarray:
+    pcm = np.asarray(pcm)
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError("feed() takes a 1-D int16 array of 16 kHz mono samples")
+    return pcm
+
+
+def _domain_lm(groups: dict[str, list[str]], cache_dir: Path) -> tuple[Path, tuple[str, ...]]:
+    """The folder holding domain.lm and domain.dict for these sentences, built once."""
+    key = hashlib.sha256(
+        json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups]).encode()
+    ).hexdigest()[:20]
+    folder = cache_dir / f"lm-{key}"
+    try:
+        if not (folder / "report.json").is_file():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
+            try:
+                _build_lm(groups, tmp, Path(get_model_path("en-us")))
+                os.replace(tmp, folder)
+            except OSError:
+                if not (folder / "report.json").is_file():
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        report = json.loads((folder / "report.json").read_text())
+    except OSError as e:
+        raise EngineUnavailable(f"cannot write the language model cache {cache_dir}: {e}") from None
+    return folder, tuple(report["oov_words"])
+
+
+def _build_lm(groups: dict[str, list[str]], dest: Path, model_dir: Path) -> None:
+    prons = _read_dict(model_dir / "cmudict-en-us.dict")
+    vocab = {w for sentences in groups.values() for s in sentences for w in s.split()}
+    derived = {w: _derive(w, prons) for w in sorted(vocab - prons.keys())}
+    prons.update((w, p) for w, p in derived.items() if p)
+    if any(derived.values()):
+        log.info("pronunciations derived for: %s", ", ".join(w for w, p in derived.items() if p))
+    groups, oov = _filter_known(groups, lambda w: w in prons)
+    if not groups:
+        raise EngineUnavailable("none of the domain sentences can be pronounced by pocketsphinx")
+    lm = _balanced_counts(groups)
+
+    frequent = _frequent_words(model_dir, prons)
+    if frequent:
+        (dest / "generic.words").write_text("\n".join(frequent))
+        count = GENERIC_SHARE * sum(lm.grams_1.values()) / len(frequent)
+        lm.read_word_file(str(dest / "generic.words"), max(1, round(count)))
+    lm.compute()
+    with open(dest / "domain.lm", "w") as f:
+        lm.write(f)
+    with open(dest / "domain.dict", "w") as f:
+        for word in sorted(set(lm.grams_1) - {"<s>", "</s>"}):
+            for i, pron in enumerate(prons[word]):
+                f.write(f"{word}{'' if i == 0 else f'({i + 1})'} {pron}\n")
+    report = {"oov_words": oov, "sentences": sum(map(len, groups.values()))}
+    (dest / "report.json").write_text(json.dumps(report))
+
+
+def _frequent_words(model_dir: Path, prons: dict[str, list[str]]) -> list[str]:
+    """The GENERIC_WORDS most likely words of pocketsphinx's generic en-us LM."""
+    generic = NGramModel(Config(), LogMath(), str(model_dir / "en-us.lm.bin"))
+    plain = [w for w in prons if re.fullmatch(r"[a-z][a-z']*", w)]
+    return sorted(plain, key=lambda w: -generic.prob([w]))[:GENERIC_WORDS]
+
+
+def _balanced_counts(groups: dict[str, list[str]]) -> ArpaBoLM:
+    """ArpaBoLM counts in which every group weighs as much as the largest.
+
+    The same counts as repeating each group's sentences largest/len times,
+    which took 3 s for 50 000 template sentences; adding scaled counts takes 0.5 s.
+    """
+    lm = ArpaBoLM(discount_mass=LM_DISCOUNT, add_start=True)
+    largest = max(len(s) for s in groups.values())
+    for sentences in groups.values():
+        part = ArpaBoLM(text="\n".join(sentences), add_start=True)
+        weight = largest / len(sentences)
+        for w1, count in part.grams_1.items():
+            lm.grams_1[w1] += count * weight
+        for w1, followers in part.grams_2.items():
+            for w2, count in followers.items():
+                lm.grams_2[w1][w2] += count * weight
+                for w3, count3 in part.grams_3[w1][w2].items():
+                    lm.grams_3[w1][w2][w3] += count3 * weight
+    return lm
+
+
+def _derive(word: str, prons: dict[str, list[str]]) -> list[str]:
+    """Pronounce an unlisted word from listed ones: spasm -> spasming, herniate -> herniated,
+    stretch -> stretches, g + p -> gp.  Empty if there is no such rule."""
+    endings = (("ing", ("", "e")), ("ed", ("", "e")), ("es", ("",)), ("d", ("",)), ("s", ("",)))
+    for suffix, stems in endings:
+        if not word.endswith(suffix):
+            continue
+        for tail in stems:
+            stem = word[: -len(suffix)] + tail
+            if stem in prons:
+                return [f"{p} {_ending(suffix, p.split()[-1])}" for p in prons[stem]]
+    if len(word) <= 3 and not set(word) & set("aeiou") and all(c in prons for c in word):
+        return [" ".join(prons[letter][0] for letter in word)]
+    return []
+
+
+def _ending(suffix: str, last_phone: str) -> str:
+    voiceless = last_phone in ("P", "T", "K", "F", "TH", "S", "SH", "CH")
+    if suffix == "ing":
+        return "IH NG"
+    if suffix in ("s", "es"):
+        sibilant = last_phone in ("S", "Z", "SH", "ZH", "CH", "JH")
+        return "IH Z" if sibilant else "S" if voiceless else "Z"
+    return "IH D" if last_phone in ("T", "D") else "T" if voiceless else "D"
+
+
+def _read_dict(path: Path) -> dict[str, list[str]]:
+    prons: dict[str, list[str]] = {}
+    with open(path) as f:
+        for line in f:
+            entry, _, pron = line.strip().partition(" ")
+            prons.setdefault(re.sub(r"\(\d+\)$", "", entry), []).append(pron)
+    return prons
+
+
+# --- Vosk -------------------------------------------------------------------------------------
+
+
+def find_vosk_model(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The Vosk model to use: `explicit`, else VOSK_MODEL_PATH, else an English one in the usual
+    folders.  A path the user gave that holds no model is an error, not a silent fallback."""
+    for given in (explicit, os.environ.get("VOSK_MODEL_PATH")):
+        if given:
+            found = _model_in(Path(given).expanduser())
+            if found is None:
+                raise EngineUnavailable(f"{given} holds no Vosk model (no am/final.mdl)")
+            return found
+    home = Path.home()
+    for folder in (Path("/usr/share/vosk"), home / ".cache/vosk", home / "AppData/Local/vosk"):
+        found = _model_in(folder, english_only=True)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_in(path: Path, english_only: bool = False) -> Path | None:
+    if _is_vosk_model(path):
+        return path
+    if not path.is_dir():
+        return None
+    pattern = re.compile(r"vosk-model(-small)?-en" if english_only else r"vosk-model")
+    candidates = sorted(
+        (p for p in path.iterdir() if pattern.match(p.name) and _is_vosk_model(p)),
+        key=lambda p: ("en-us" not in p.name, p.name),
+    )
+    return candidates[0] if candidates else None
+
+
+def _is_vosk_model(path: Path) -> bool:
+    return (path / "am" / "final.mdl").is_file() or (path / "final.mdl").is_file()
+
+
+class VoskRecognizer:
+    """Vosk with the domain sentences as its grammar, plus [unk] where the model has it."""
+
+    name = "vosk"
+
+    def __init__(self, model_dir: Path, groups: dict[str, list[str]]):
+        try:
+            import vosk
+        except (ImportError, OSError) as e:
+            raise EngineUnavailable(f"the vosk package cannot be loaded: {e}") from None
+        vosk.SetLogLevel(-1)
+        try:
+            self._model = vosk.Model(str(model_dir))
+        except Exception:  # vosk raises a bare Exception
+            raise EngineUnavailable(f"cannot load the Vosk model in {model_dir}") from None
+        self._vosk = vosk
+
+        def known(word: str) -> bool:
+            return self._model.vosk_model_find_word(word) >= 0
+
+        kept, oov = _filter_known(groups, known)
+        if not kept:
+            raise EngineUnavailable(
+                f"the Vosk model in {model_dir} knows none of the domain words (wrong language?)"
+            )
+        self.oov_words = tuple(oov)
+        grammar = list(dict.fromkeys(s for sentences in kept.values() for s in sentences))
+        if known("[unk]"):
+            grammar.append("[unk]")
+        self._grammar = json.dumps(grammar, ensure_ascii=False)
+        self._recognizer = None
+        self._segments: list[dict] = []
+        self._partial = ""
+
+    def start_utterance(self) -> None:
+        # a fresh recogniser per utterance: word times start at 0, no state leaks across turns
+        self._recognizer = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE, self._grammar)
+        self._recognizer.SetWords(True)
+        self._segments = []
+        self._partial = ""
+
+    def feed(self, pcm: np.ndarray) -> Transcript | None:
+        if self._recognizer is None:
+            raise RuntimeError("feed() called before start_utterance()")
+        if self._recognizer.AcceptWaveform(_pcm(pcm).tobytes()):
+            # Vosk found an endpoint of its own inside our utterance: keep that segment
+            self._segments.append(json.loads(self._recognizer.Result()))
+            tail = ""
+        else:
+            tail = json.loads(self._recognizer.PartialResult()).get("partial", "")
+        text = " ".join(t for t in [*(s.get("text", "") for s in self._segments), tail] if t)
+        if not text or text == self._partial:
+            return None
+        self._partial = text
+        return Transcript(text, (), None, is_final=False)
+
+    def end_utterance(self) -> Transcript:
+        if self._recognizer is None:
+            raise RuntimeError("end_utterance() called before start_utterance()")
+        segments = [*self._segments, json.loads(self._recognizer.FinalResult())]
+        self._recognizer = None
+        words = tuple(
+            Word(w["word"], float(w["start"]), float(w["end"]), float(w["conf"]))
+            for segment in segments
+            for w in segment.get("result", [])
+        )
+        text = " ".join(s["text"] for s in segments if s.get("text"))
+        confidence = float(np.mean([w.confidence for w in words])) if words else None
+        return Transcript(text, words, confidence, is_final=True)

@@ -1,0 +1,243 @@
+"""The live loop: microphone -> utterances -> answers spoken back, until goodbye or a signal.
+
+The microphone callback only queues 30 ms blocks; everything else runs in the main thread:
+voice activity detection cuts utterances, the streaming recogniser decodes them as they come,
+and answers are spoken from a second thread so the loop keeps listening. While an answer is
+playing, speech from the user cuts it off (barge-in) and is then recognised as a new turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from voiceskill import devices
+from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
+from voiceskill.content import normalize
+from voiceskill.pipeline import Skill, TurnLog
+
+BLOCK = int(SAMPLE_RATE * 0.03)
+WAKE_SIMILARITY = 80.0
+
+
+class Microphone:
+    """16 kHz mono int16 blocks from sounddevice; the callback never blocks or allocates much."""
+
+    def __init__(self, device_spec: str | None):
+        sd = devices.sounddevice()
+        index = devices.find_device(device_spec, kind="input")
+        self._blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=1000)
+        try:
+            self._stream = sd.InputStream(
+                samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
+                device=index, callback=self._callback,
+            )
+        except sd.PortAudioError as exc:
+            raise devices.DeviceError(f"cannot open the microphone: {exc}") from None
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        # If the loop stalled, dropping audio beats growing without bound.
+        with contextlib.suppress(queue.Full):
+            self._blocks.put_nowait(indata[:, 0].copy())
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        try:
+            return self._blocks.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def __enter__(self) -> Microphone:
+        self._stream.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stream.abort()
+        self._stream.close()
+
+
+class Status:
+    """The one-line live status on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+
+    def show(self, text: str) -> None:
+        if self._tty:
+            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
+
+
+@dataclass
+class Voice:
+    """Speaks answers from a thread so the loop keeps listening; knows when sound started."""
+
+    skill: Skill
+    thread: threading.Thread | None = None
+    first_audio_at: float | None = field(default=None)
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def say(self, text: str, rate: int) -> None:
+        speaker = self.skill.speaker
+        if speaker is None or not speaker.can_play or not text:
+            return
+        self.first_audio_at = None
+        self.thread = threading.Thread(target=self._speak, args=(speaker, text, rate), daemon=True)
+        self.thread.start()
+
+    def _speak(self, speaker, text: str, rate: int) -> None:
+        speaker.speak(text, rate, on_first_audio=self._started)
+
+    def _started(self) -> None:
+        self.first_audio_at = time.perf_counter()
+
+    def wait_for_first_audio(self, limit_s: float = 5.0) -> float | None:
+        """When the first sample went out (for latency figures), or None if nothing played."""
+        deadline = time.perf_counter() + limit_s
+        while self.busy and self.first_audio_at is None and time.perf_counter() < deadline:
+            time.sleep(0.002)
+        return self.first_audio_at
+
+    def interrupt(self) -> None:
+        if self.busy and self.skill.speaker is not None:
+            self.skill.speaker.stop()
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+
+def _strip_wake(text: str, wake: str) -> str | None:
+    """The words after the wake phrase, "" for the phrase alone, None if it was not said."""
+    words, wake_words = normalize(text).split(), normalize(wake).split()
+    head = " ".join(words[: len(wake_words)])
+    if fuzz.ratio(head, " ".join(wake_words)) < WAKE_SIMILARITY:
+        return None
+    return " ".join(words[len(wake_words) :])
+
+
+class _Stop(Exception):
+    """SIGTERM, turned into an orderly exit of the loop."""
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop
+
+
+def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> int:
+    """Run until goodbye, Ctrl-C or SIGTERM."""
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    status = Status()
+    log = TurnLog(args.log_dir) if args.log_dir else None
+    loop = _Loop(skill, args, status, log)
+    try:
+        with microphone:
+            status.show("listening")
+            loop.run(microphone)
+    except (KeyboardInterrupt, _Stop):
+        loop.voice.interrupt()
+    finally:
+        loop.voice.interrupt()
+        loop.voice.finish()
+        signal.signal(signal.SIGTERM, previous)
+        status.done()
+        if log:
+            log.close()
+    return 0
+
+
+class _Loop:
+    """One conversation on the microphone: utterances in, answers out."""
+
+    def __init__(self, skill: Skill, args: argparse.Namespace, status: Status, log):
+        self.skill = skill
+        self.args = args
+        self.status = status
+        self.log = log
+        self.voice = Voice(skill)
+        self.conversation = skill.conversation()
+        self.detector = UtteranceDetector()
+        self.awake = False
+
+    def run(self, microphone: Microphone) -> None:
+        while not self.conversation.ended:
+            block = microphone.read(timeout=0.5)
+            if block is None:
+                continue
+            for event in self.detector.process(block):
+                self._on_event(event)
+        self.voice.finish()
+
+    def _on_event(self, event) -> None:
+        recognizer = self.skill.recognizer
+        if event.kind == "start":
+            self.voice.interrupt()  # barge-in: the user talks over the answer
+            recognizer.start_utterance()
+            self.status.show("hearing …")
+        elif event.kind == "audio":
+            recognizer.feed(event.samples)
+        elif event.kind == "end":
+            speech_end = time.perf_counter()
+            transcript = recognizer.end_utterance().text
+            asr_ms = (time.perf_counter() - speech_end) * 1000
+            self._answer(transcript, speech_end, asr_ms, event.silence_ms)
+
+    def _answer(self, transcript: str, speech_end: float, asr_ms: float, wait_ms: float) -> None:
+        text = self._addressed(transcript)
+        if text is None:
+            self.status.show(f'ignored "{transcript}"' if transcript else "listening")
+            return
+        self.status.show(f'heard "{text}"')
+        turn = self.skill.heard(self.conversation, text, asr_ms, speak=False)
+        reply = turn.reply
+        if reply.intent == "fallback" and not self._question_pending() and not self.args.wake:
+            self.status.show(f'ignored "{text}" (not for me)')
+            return
+        self.status.show("answering")
+        self.voice.say(reply.answer, self.skill.speech_rate(reply))
+        started = self.voice.wait_for_first_audio()
+        record = turn.to_json()
+        record["timings_ms"]["endpoint_wait"] = round(wait_ms, 1)
+        if started is not None:
+            record["timings_ms"]["to_first_audio"] = round((started - speech_end) * 1000, 1)
+        if self.args.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        elif reply.answer:
+            print(f"you:   {text}\nskill: {reply.answer}", flush=True)
+        if self.log:
+            self.log.write(turn)
+        self.awake = False
+        self.status.show("listening")
+
+    def _addressed(self, transcript: str) -> str | None:
+        """The words meant for the skill, or None when the wake phrase is required but absent."""
+        if not transcript:
+            return None
+        if not self.args.wake or self.awake or self._question_pending():
+            return transcript
+        rest = _strip_wake(transcript, self.args.wake)
+        if rest == "":
+            self.awake = True
+            return None
+        return rest
+
+    def _question_pending(self) -> bool:
+        node = self.skill.content.nodes[self.conversation.node]
+        return node.kind == "question"

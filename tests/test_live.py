@@ -1,0 +1,181 @@
+"""`voiceskill listen` end to end on virtual devices: questions played into a virtual microphone,
+answers captured from the virtual speaker and checked against what `say -o` renders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from virtual_audio import VirtualAudio, active_span, find_signal
+
+pytestmark = pytest.mark.audio_devices
+
+ROOT = Path(__file__).parents[1]
+FIXTURES = ROOT / "audio_fixtures"
+TURN_TIMEOUT_S = 60
+
+
+def fixture(text_or_file: str) -> Path:
+    return FIXTURES / "clean" / text_or_file
+
+
+def conversation(name: str) -> list[Path]:
+    with (FIXTURES / "manifest.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["conversation"] == name]
+    return [ROOT / r["file"] for r in sorted(rows, key=lambda r: int(r["turn"]))]
+
+
+class Listener:
+    """`voiceskill listen --json` as a subprocess on the virtual devices."""
+
+    def __init__(self, audio: VirtualAudio, *args: str):
+        self.audio = audio
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
+            env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.turns: queue.Queue[dict] = queue.Queue()
+        self.status: list[str] = []
+        threading.Thread(target=self._read_turns, daemon=True).start()
+        threading.Thread(target=self._read_status, daemon=True).start()
+        self.wait_for_status("listening")
+
+    def _read_turns(self) -> None:
+        for line in self.process.stdout:
+            self.turns.put(json.loads(line))
+
+    def _read_status(self) -> None:
+        for line in self.process.stderr:
+            self.status.append(line.strip())
+
+    def wait_for_status(self, text: str) -> None:
+        deadline = time.monotonic() + TURN_TIMEOUT_S
+        while not any(text in line for line in self.status):
+            assert self.process.poll() is None, "\n".join(self.status)
+            assert time.monotonic() < deadline, "\n".join(self.status)
+            time.sleep(0.05)
+
+    def ask(self, wav: Path) -> dict:
+        self.audio.play_into_mic(wav)
+        return self.next_turn()
+
+    def next_turn(self) -> dict:
+        try:
+            return self.turns.get(timeout=TURN_TIMEOUT_S)
+        except queue.Empty:
+            pytest.fail("no answer; status: " + " | ".join(self.status))
+
+    def close(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def listener(virtual_audio):
+    opened: list[Listener] = []
+
+    def start(*args: str) -> Listener:
+        opened.append(Listener(virtual_audio, *args))
+        return opened[-1]
+
+    yield start
+    for item in opened:
+        item.close()
+
+
+def rendered(text: str, tmp_path: Path, rate: int = 165) -> np.ndarray:
+    """What `voiceskill say -o` makes of `text`, at 16 kHz like the recording."""
+    out = tmp_path / "reference.wav"
+    subprocess.run([sys.executable, "-m", "voiceskill", "say", "--rate", str(rate), "-o",
+                    str(out), text], check=True, capture_output=True, timeout=60)
+    samples, rate_hz = sf.read(out, dtype="float32")
+    return (soxr.resample(samples, rate_hz, 16_000) * 32767).astype(np.int16)
+
+
+def recorded(path: Path) -> np.ndarray:
+    return sf.read(path, dtype="int16")[0]
+
+
+def test_question_is_answered_aloud(listener, virtual_audio, tmp_path):
+    live = listener()
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
+    turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
+    time.sleep(12)  # let the whole answer play
+    heard = recorded(recording.stop())
+    assert turn["intent"] == "spasm_relief"
+    assert turn["outcome"] == "self_care"
+    assert find_signal(heard, rendered(turn["answer"], tmp_path)).correlation > 0.5
+    assert turn["timings_ms"]["to_first_audio"] > 0
+
+
+def test_triage_by_voice_with_yes_and_no(listener):
+    live = listener()
+    turns = [live.ask(wav) for wav in conversation("triage_see_doctor__slt")]
+    assert [t["intent"] for t in turns] == ["when_to_see_doctor", "no", "yes"]
+    assert turns[-1]["outcome"] == "see_doctor"
+
+
+def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
+    live = listener()
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
+    first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
+    stop = live.ask(fixture("stop__1__flite-slt.wav"))  # spoken while the answer plays
+    time.sleep(2)
+    heard = recorded(recording.stop())
+    full_answer = rendered(first["answer"], tmp_path)
+    assert stop["intent"] == "stop"
+    assert stop["answer"] == ""
+    assert active_span(heard) < 0.8 * active_span(full_answer)
+
+
+def test_repeat_says_it_again(listener, virtual_audio, tmp_path):
+    live = listener()
+    first = live.ask(fixture("spasm_prevention__1__flite-slt.wav"))
+    time.sleep(8)
+    again = live.ask(fixture("repeat__1__flite-slt.wav"))
+    assert again["intent"] == "repeat"
+    assert again["answer"] == first["answer"]
+
+
+def test_goodbye_ends_the_loop_cleanly(listener):
+    live = listener()
+    turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
+    assert turn["intent"] == "goodbye"
+    assert live.process.wait(timeout=30) == 0
+    assert not any("Traceback" in line for line in live.status)
+
+
+def test_sigterm_exits_cleanly_with_no_stray_process(listener):
+    live = listener()
+    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the TTS worker should be running"
+    assert live.close() == 0
+    assert not any("Traceback" in line for line in live.status)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, f"left running: {children}"
+        time.sleep(0.1)
+
+
+def test_no_microphone_is_one_line_and_status_2(tmp_path):
+    env = {"PULSE_SERVER": f"unix:{tmp_path}/nowhere", "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf"}
+    result = subprocess.run([sys.executable, "-m", "voiceskill", "listen"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
