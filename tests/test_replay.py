@@ -1,0 +1,94 @@
+"""`voiceskill replay` on real fixtures through the real pocketsphinx engine, and on bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).parents[1]
+MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
+
+
+def replay(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "voiceskill", "replay", "--json", "--no-speak", *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd,
+    )
+
+
+def rows(**where: str) -> list[dict]:
+    with MANIFEST.open() as handle:
+        return [r for r in csv.DictReader(handle) if all(r[k] == v for k, v in where.items())]
+
+
+def test_single_questions_in_a_natural_voice_reach_their_intent():
+    chosen = rows(condition="clean", voice="flite-slt", conversation="")
+    result = replay("--separate", *[str(ROOT / r["file"]) for r in chosen])
+    assert result.returncode == 0, result.stderr
+    turns = [json.loads(line) for line in result.stdout.splitlines()]
+    hits = [t["intent"] == r["intent"] for r, t in zip(chosen, turns, strict=True)]
+    assert sum(hits) / len(hits) >= 0.9, [
+        (r["text"], t["transcript"], t["intent"])
+        for r, t in zip(chosen, turns, strict=True) if t["intent"] != r["intent"]
+    ]
+    for turn in turns:
+        assert turn["timings_ms"]["asr"] > 0
+        assert turn["timings_ms"]["total"] >= turn["timings_ms"]["asr"]
+
+
+@pytest.mark.parametrize("voice", ["slt", "rms"])
+@pytest.mark.parametrize("name", ["triage_self_care", "triage_urgent", "triage_see_doctor",
+                                  "triage_emergency"])
+def test_spoken_triage_conversations_reach_their_outcome(name, voice):
+    turns_expected = sorted(rows(conversation=f"{name}__{voice}"), key=lambda r: int(r["turn"]))
+    result = replay(*[str(ROOT / r["file"]) for r in turns_expected])
+    turns = [json.loads(line) for line in result.stdout.splitlines()]
+    assert turns[-1]["outcome"] == turns_expected[-1]["outcome"], turns
+
+
+def bad_files(folder: Path) -> dict[str, Path]:
+    good, rate = sf.read(ROOT / "audio_fixtures/clean/spasm_relief__1__flite-slt.wav")
+    files = {}
+    files["empty"] = folder / "empty.wav"
+    files["empty"].write_bytes(b"")
+    files["header_only"] = folder / "header_only.wav"
+    sf.write(files["header_only"], np.zeros(0), rate, subtype="PCM_16")
+    files["not_wav"] = folder / "notes.wav"
+    files["not_wav"].write_text("this is not audio\n")
+    files["truncated_header"] = folder / "cut.wav"
+    files["truncated_header"].write_bytes((ROOT / "audio_fixtures/clean/"
+                                           "spasm_relief__1__flite-slt.wav").read_bytes()[:30])
+    files["stereo_44k"] = folder / "stereo_44k.wav"
+    import soxr
+
+    upsampled = soxr.resample(good, rate, 44_100)
+    sf.write(files["stereo_44k"], np.stack([upsampled, upsampled], axis=1), 44_100,
+             subtype="PCM_24")
+    files["silence"] = folder / "silence.wav"
+    sf.write(files["silence"], np.zeros(rate * 2), rate, subtype="PCM_16")
+    files["missing"] = folder / "missing.wav"
+    return files
+
+
+def test_bad_files_get_one_line_each_and_the_batch_goes_on(tmp_path):
+    files = bad_files(tmp_path)
+    result = replay("--separate", *map(str, files.values()))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    turns = {Path(t["audio"]).name: t for t in map(json.loads, result.stdout.splitlines())}
+    assert len(turns) == len(files)
+    for key in ("empty", "header_only", "not_wav", "truncated_header", "missing"):
+        turn = turns[files[key].name]
+        assert turn["error"].startswith(files[key].name), turn
+        assert "\n" not in turn["error"]
+    assert turns["stereo_44k.wav"]["intent"] == "spasm_relief"
+    assert turns["silence.wav"]["intent"] == "fallback"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("voiceskill: ")]
+    assert len(errors) == 5
