@@ -4,7 +4,9 @@ Prints, per engine and noise condition: in-domain intent accuracy, out-of-domain
 rate, word error rate, recognition time after the end of the audio (median / p95, audio
 streamed in 100 ms chunks as a live microphone would), real-time factor; then start-up time
 to ready and peak RSS. Noisy conditions are made on the fly with tools/fixturegen.add_noise
-(white, pink and babble at 20, 10 and 5 dB SNR) from one voice per phrasing.
+(white, pink and babble at 20, 10 and 5 dB SNR) from one flite voice per phrasing. Clean
+speech is reported per voice family: flite (CMU Arctic voices, close to human speech) and
+espeak-ng (formant synthesis, which pocketsphinx's acoustic model hears badly).
 
 Run: python bench/speech_accuracy.py [--engine pocketsphinx] [--conditions clean,babble_10]
 Targets (pocketsphinx, this 2-core machine): intent accuracy >= 95% clean and >= 85% at
@@ -32,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from fixturegen import add_noise  # noqa: E402
-
 from voiceskill.asr import create_recognizer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
 from voiceskill.content import load_content, normalize  # noqa: E402
@@ -101,7 +102,7 @@ def summarise(engine: str, condition: str, results: list[Result]) -> str:
     latency = sorted(r.after_end_ms for r in results)
     p95 = latency[min(len(latency) - 1, int(len(latency) * 0.95))]
     rtf = sum(r.decode_s for r in results) / sum(r.audio_s for r in results)
-    return (f"{engine:13} {condition:10} {len(results):4} {accuracy:8.1%} {false_accepts:8.1%} "
+    return (f"{engine:13} {condition:13} {len(results):4} {accuracy:8.1%} {false_accepts:8.1%} "
             f"{wer:7.1%} {statistics.median(latency):8.0f} {p95:7.0f} {rtf:6.2f}")
 
 
@@ -134,11 +135,16 @@ def main() -> int:
     first_voice = {}
     for row in rows:
         first_voice.setdefault(row["text"], row)
-    print(f"{'engine':13} {'condition':10} {'n':>4} {'intent':>8} {'false-acc':>8} "
+    print(f"{'engine':13} {'condition':13} {'n':>4} {'intent':>8} {'false-acc':>8} "
           f"{'WER':>7} {'p50 ms':>8} {'p95 ms':>7} {'RTF':>6}")
     for condition in args.conditions.split(","):
-        subset = rows if condition == "clean" else list(first_voice.values())
-        results = run_condition(recognizer, matcher, subset, condition)
+        if condition == "clean":
+            for family in ("flite", "espeak"):
+                subset = [r for r in rows if r["family"] == family]
+                results = run_condition(recognizer, matcher, subset, condition)
+                print(summarise(args.engine, f"clean/{family}", results), flush=True)
+            continue
+        results = run_condition(recognizer, matcher, list(first_voice.values()), condition)
         print(summarise(args.engine, condition, results), flush=True)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process: {rss_mb:.0f} MB (target <= 200 MB)")

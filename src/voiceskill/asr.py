@@ -74,7 +74,7 @@ VOSK_HINT = (
     "or unpack one (e.g. vosk-model-small-en-us-0.15) into ~/.cache/vosk"
 )
 
-LM_FORMAT = 1  # bump when the LM recipe changes, to invalidate caches
+LM_FORMAT = 2  # bump when the LM recipe changes, to invalidate caches
 LM_DISCOUNT = 0.1  # ArpaBoLM's fixed back-off mass: 0.1 kept domain sentences tightest
 GENERIC_WORDS = 2000  # frequent English words added as the way out
 GENERIC_SHARE = 0.5  # their unigram mass relative to the domain tokens
@@ -133,10 +133,11 @@ def create_recognizer(
 ) -> Recognizer:
     """A recogniser adapted to `domain_sentences`.
 
-    Give a mapping {group name: sentences} (e.g. intent -> sample sentences)
-    to weight every group equally in the LM, so that a template that expands
-    to hundreds of sentences does not drown the short ones ("yes", "stop").
-    A plain sequence is one group.
+    `engine` is "pocketsphinx", "vosk", or "auto": Vosk when find_vosk_model()
+    finds a model, else pocketsphinx.  Give a mapping {group name: sentences}
+    (e.g. intent -> sample sentences) to weigh every group the same in the LM,
+    so that a template expanding to thousands of sentences does not drown the
+    short ones ("yes", "stop").  A plain sequence is one group.
     """
     if engine not in ENGINES:
         raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -164,7 +165,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "voiceskill"
 
 
-def tokens(sentence: str) -> list[str]:
+def _tokens(sentence: str) -> list[str]:
     """Lower-case words; punctuation other than apostrophes separates words."""
     return re.sub(r"[^\w']+", " ", sentence.lower()).split()
 
@@ -175,7 +176,7 @@ def _groups(domain_sentences: DomainSentences) -> dict[str, list[str]]:
     raw = domain_sentences if isinstance(domain_sentences, Mapping) else {"": domain_sentences}
     groups = {}
     for name in sorted(raw):
-        unique = dict.fromkeys(" ".join(tokens(s)) for s in raw[name])
+        unique = dict.fromkeys(" ".join(_tokens(s)) for s in raw[name])
         sentences = [s for s in unique if s]
         if sentences:
             groups[name] = sentences
@@ -212,16 +213,13 @@ class PocketsphinxRecognizer:
     name = "pocketsphinx"
 
     def __init__(self, groups: dict[str, list[str]], cache_dir: Path):
-        lm_dir, self.oov_words = _domain_lm(groups, cache_dir)
         try:
-            self._decoder = Decoder(
-                lm=str(lm_dir / "domain.lm"),
-                dict=str(lm_dir / "domain.dict"),
-                loglevel="FATAL",
-                **DECODER_OPTIONS,
-            )
-        except (RuntimeError, ValueError) as e:
-            raise EngineUnavailable(f"pocketsphinx could not load its model: {e}") from None
+            self._decoder, self.oov_words = _load(_cached_lm(groups, cache_dir))
+        except (OSError, ValueError) as e:  # no usable cache: build in a temporary folder
+            log.warning("language model cache %s unusable (%s), building without it", cache_dir, e)
+            with tempfile.TemporaryDirectory() as tmp:
+                _build_lm(groups, Path(tmp))
+                self._decoder, self.oov_words = _load(Path(tmp))
         self._prior = self._decoder.get_cmn()
         self._speech = _SpeechFinder()
         self._held: list[np.ndarray] | None = None  # audio kept until the CMN is measured
@@ -363,31 +361,42 @@ def _pcm(pcm: np.ndarray) -> np.ndarray:
     return pcm
 
 
-def _domain_lm(groups: dict[str, list[str]], cache_dir: Path) -> tuple[Path, tuple[str, ...]]:
-    """The folder holding domain.lm and domain.dict for these sentences, built once."""
-    key = hashlib.sha256(
-        json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups]).encode()
-    ).hexdigest()[:20]
-    folder = cache_dir / f"lm-{key}"
+def _cached_lm(groups: dict[str, list[str]], cache_dir: Path) -> Path:
+    """The cache folder holding the LM and dictionary for these sentences, built on first use."""
+    key = json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups])
+    folder = cache_dir / f"lm-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+    if (folder / "report.json").is_file():
+        return folder
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
     try:
+        _build_lm(groups, tmp)
+        os.replace(tmp, folder)  # whole or not at all, even with two processes at it
+    except OSError:
         if not (folder / "report.json").is_file():
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
-            try:
-                _build_lm(groups, tmp, Path(get_model_path("en-us")))
-                os.replace(tmp, folder)
-            except OSError:
-                if not (folder / "report.json").is_file():
-                    raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        report = json.loads((folder / "report.json").read_text())
-    except OSError as e:
-        raise EngineUnavailable(f"cannot write the language model cache {cache_dir}: {e}") from None
-    return folder, tuple(report["oov_words"])
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
-def _build_lm(groups: dict[str, list[str]], dest: Path, model_dir: Path) -> None:
+def _load(folder: Path) -> tuple[Decoder, tuple[str, ...]]:
+    report = json.loads((folder / "report.json").read_text())
+    try:
+        decoder = Decoder(
+            lm=str(folder / "domain.lm"),
+            dict=str(folder / "domain.dict"),
+            loglevel="FATAL",
+            **DECODER_OPTIONS,
+        )
+    except (RuntimeError, ValueError) as e:
+        raise EngineUnavailable(f"pocketsphinx could not load its model: {e}") from None
+    return decoder, tuple(report["oov_words"])
+
+
+def _build_lm(groups: dict[str, list[str]], dest: Path) -> None:
+    """Write domain.lm, domain.dict and report.json (the words left out) into `dest`."""
+    model_dir = Path(get_model_path("en-us"))
     prons = _read_dict(model_dir / "cmudict-en-us.dict")
     vocab = {w for sentences in groups.values() for s in sentences for w in s.split()}
     derived = {w: _derive(w, prons) for w in sorted(vocab - prons.keys())}
@@ -411,8 +420,7 @@ def _build_lm(groups: dict[str, list[str]], dest: Path, model_dir: Path) -> None
         for word in sorted(set(lm.grams_1) - {"<s>", "</s>"}):
             for i, pron in enumerate(prons[word]):
                 f.write(f"{word}{'' if i == 0 else f'({i + 1})'} {pron}\n")
-    report = {"oov_words": oov, "sentences": sum(map(len, groups.values()))}
-    (dest / "report.json").write_text(json.dumps(report))
+    (dest / "report.json").write_text(json.dumps({"oov_words": oov}))
 
 
 def _frequent_words(model_dir: Path, prons: dict[str, list[str]]) -> list[str]:

@@ -13,7 +13,7 @@ utterances, and the 0.19 s pauses espeak-ng makes at commas never do.
 0.3 s answers 0.15 s sooner but splits a hesitant speaker ("when should I
 ... see a doctor").  MEDIUM_STRICT is the default VAD mode because LOOSE took
 white noise at -30 dBFS for speech in the same measurement, while
-MEDIUM_STRICT still found speech peaking at -40 dBFS.
+MEDIUM_STRICT, unlike STRICT, still found speech peaking near -30 dBFS.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _stream(wav: soundfile.SoundFile, name: str, out_len: int) -> Iterator[np.nd
             except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
                 raise AudioError(f"{name}: cannot be read ({e})") from None
             total += len(data)
-            pending = np.concatenate([pending, to_int16(mono)])
+            pending = np.concatenate([pending, _to_int16(mono)])
             while len(pending) >= out_len:
                 yield pending[:out_len]
                 pending = pending[out_len:]
@@ -129,7 +129,7 @@ def _stream(wav: soundfile.SoundFile, name: str, out_len: int) -> Iterator[np.nd
         yield pending
 
 
-def to_int16(samples: np.ndarray) -> np.ndarray:
+def _to_int16(samples: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1] to int16, clipping; int16 -> float -> int16 is exact."""
     scaled = np.rint(np.asarray(samples, dtype=np.float32) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype(np.int16)
@@ -173,10 +173,6 @@ class UtteranceDetector:
         self._heard = 0  # samples given to the endpointer
         self._open = False
         self._next_audio_s = 0.0
-
-    @property
-    def in_speech(self) -> bool:
-        return self._open
 
     def process(self, pcm: np.ndarray) -> list[VadEvent]:
         buf = np.concatenate([self._pending, np.asarray(pcm, dtype=np.int16)])
