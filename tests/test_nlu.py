@@ -53,3 +53,11 @@ def test_nonsense_is_fallback(matcher, text):
 def test_emergency_is_spotted_inside_a_sentence_that_matches_nothing(matcher):
     text = "so anyway the thing is i can't breathe very well since this morning honestly"
     assert "emergency" in matcher.understand(text).flags
+
+
+def test_an_unsure_recogniser_gets_fallback_but_never_hides_an_emergency(matcher):
+    assert matcher.understand("how do i stop a cramp", asr_confidence=0.3).intent == "fallback"
+    assert matcher.understand("how do i stop a cramp", asr_confidence=0.9).intent == "spasm_relief"
+    unsure_emergency = matcher.understand("i can't breathe", asr_confidence=0.2)
+    assert unsure_emergency.intent == "emergency"
+    assert "emergency" in matcher.understand("yes i can't breathe", asr_confidence=0.1).flags

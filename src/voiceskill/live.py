@@ -16,12 +16,13 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from voiceskill import devices
+from voiceskill.asr import Transcript
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
 from voiceskill.pipeline import Skill, TurnLog
@@ -195,17 +196,18 @@ class _Loop:
             recognizer.feed(event.samples)
         elif event.kind == "end":
             speech_end = time.perf_counter()
-            transcript = recognizer.end_utterance().text
+            transcript = recognizer.end_utterance()
             asr_ms = (time.perf_counter() - speech_end) * 1000
             self._answer(transcript, speech_end, asr_ms, event.silence_ms)
 
-    def _answer(self, transcript: str, speech_end: float, asr_ms: float, wait_ms: float) -> None:
-        text = self._addressed(transcript)
+    def _answer(self, transcript: Transcript, speech_end: float, asr_ms: float,
+                wait_ms: float) -> None:
+        text = self._addressed(transcript.text)
         if text is None:
-            self.status.show(f'ignored "{transcript}"' if transcript else "listening")
+            self.status.show(f'ignored "{transcript.text}"' if transcript.text else "listening")
             return
         self.status.show(f'heard "{text}"')
-        turn = self.skill.heard(self.conversation, text, asr_ms, speak=False)
+        turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms)
         reply = turn.reply
         if reply.intent == "fallback" and not self._question_pending() and not self.args.wake:
             self.status.show(f'ignored "{text}" (not for me)')

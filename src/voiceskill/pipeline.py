@@ -20,7 +20,7 @@ from voiceskill.nlu import IntentMatcher
 from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
-    from voiceskill.asr import Recognizer
+    from voiceskill.asr import Recognizer, Transcript
 
 DEFAULT_RATE = 165
 MIN_RATE = 60
@@ -125,20 +125,19 @@ class Skill:
             transcript = clock.run("asr", lambda: transcribe_file(self.recognizer, path))
         except AudioError as exc:
             return Turn(source, "", None, clock.finish(), error=str(exc))
-        return self._answer(conversation, source, transcript.text, clock)
+        return self._answer(conversation, source, transcript.text, clock,
+                            asr_confidence=transcript.confidence)
 
-    def heard(
-        self, conversation: Conversation, transcript: str, asr_ms: float, speak: bool = True
-    ) -> Turn:
-        """Answer a transcript recognised elsewhere (the live loop), keeping its ASR time."""
+    def heard(self, conversation: Conversation, transcript: Transcript, asr_ms: float) -> Turn:
+        """Answer what the live loop recognised, keeping its ASR time; the loop speaks."""
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
-        return self._answer(conversation, {}, transcript, clock, speak)
+        return self._answer(conversation, {}, transcript.text, clock, speak=False,
+                            asr_confidence=transcript.confidence)
 
-    def _answer(
-        self, conversation: Conversation, source: dict, text: str, clock, speak: bool = True
-    ) -> Turn:
-        understanding = clock.run("nlu", lambda: self.matcher.understand(text))
+    def _answer(self, conversation: Conversation, source: dict, text: str, clock,
+                speak: bool = True, asr_confidence: float | None = None) -> Turn:
+        understanding = clock.run("nlu", lambda: self.matcher.understand(text, asr_confidence))
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
         if speak:
             clock.run("tts", lambda: self._voice(reply))
