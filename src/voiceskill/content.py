@@ -55,6 +55,10 @@ DOMAIN_INTENTS = (
 FALLBACK = "fallback"
 REQUIRED_INTENTS = (*DOMAIN_INTENTS, *CONTROL_INTENTS, FALLBACK)
 
+MESSAGE_KEYS = (
+    "fallback", "help", "nothing_to_repeat", "nothing_more", "no_context",
+    "slower", "stopped", "goodbye", "at_start", "reask",
+)
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 64}
 
@@ -113,33 +117,8 @@ DIALOGUE_SCHEMA = {
         "messages": {
             "type": "object",
             "additionalProperties": False,
-            "required": [
-                "fallback",
-                "help",
-                "nothing_to_repeat",
-                "nothing_more",
-                "no_context",
-                "slower",
-                "stopped",
-                "goodbye",
-                "at_start",
-                "reask",
-            ],
-            "properties": {
-                key: {"type": "string", "maxLength": 2000}
-                for key in (
-                    "fallback",
-                    "help",
-                    "nothing_to_repeat",
-                    "nothing_more",
-                    "no_context",
-                    "slower",
-                    "stopped",
-                    "goodbye",
-                    "at_start",
-                    "reask",
-                )
-            },
+            "required": list(MESSAGE_KEYS),
+            "properties": {key: {"type": "string", "maxLength": 2000} for key in MESSAGE_KEYS},
         },
         "routes": {"type": "object", "propertyNames": _NAME, "additionalProperties": _NAME},
         "red_flags": {
