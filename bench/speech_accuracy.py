@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from fixturegen import add_noise  # noqa: E402
-from voiceskill.asr import create_recognizer  # noqa: E402
+from voiceskill.asr import Transcript, create_recognizer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
 from voiceskill.content import load_content, normalize  # noqa: E402
 from voiceskill.nlu import IntentMatcher  # noqa: E402
@@ -60,16 +60,16 @@ def fixtures() -> list[dict]:
     return [r for r in rows if r["condition"] == "clean" and not r["conversation"]]
 
 
-def recognise(recognizer, samples: np.ndarray) -> tuple[str, float, float]:
+def recognise(recognizer, samples: np.ndarray) -> tuple[Transcript, float, float]:
     """Stream like a microphone; time only the work left after the last chunk."""
     began = time.perf_counter()
     recognizer.start_utterance()
     for start in range(0, len(samples), CHUNK):
         recognizer.feed(samples[start : start + CHUNK])
     end_of_audio = time.perf_counter()
-    text = recognizer.end_utterance().text
+    transcript = recognizer.end_utterance()
     done = time.perf_counter()
-    return text, (done - end_of_audio) * 1000, done - began
+    return transcript, (done - end_of_audio) * 1000, done - began
 
 
 def run_condition(recognizer, matcher, rows: list[dict], condition: str) -> list[Result]:
@@ -79,12 +79,12 @@ def run_condition(recognizer, matcher, rows: list[dict], condition: str) -> list
         if condition != "clean":
             kind, snr = condition.split("_")
             samples = add_noise(samples, kind, float(snr), seed=index)
-        text, after_end_ms, decode_s = recognise(recognizer, samples)
+        transcript, after_end_ms, decode_s = recognise(recognizer, samples)
         reference = normalize(row["text"]).split()
         results.append(Result(
             expected=row["intent"],
-            got=matcher.understand(text).intent,
-            errors=Levenshtein.distance(reference, normalize(text).split()),
+            got=matcher.understand(transcript.text, transcript.confidence).intent,
+            errors=Levenshtein.distance(reference, normalize(transcript.text).split()),
             words=len(reference),
             after_end_ms=after_end_ms,
             decode_s=decode_s,
@@ -110,7 +110,7 @@ def startup_seconds(engine: str) -> float:
     """Fresh process: import, load content, build (cached) domain model, ready to decode."""
     code = (
         "import time; t = time.perf_counter()\n"
-        "from voiceskill.asr import create_recognizer\n"
+        "from voiceskill.asr import Transcript, create_recognizer\n"
         "from voiceskill.content import load_content\n"
         "from voiceskill.nlu import IntentMatcher\n"
         "content = load_content(); IntentMatcher(content)\n"
