@@ -179,3 +179,19 @@ def test_no_microphone_is_one_line_and_status_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
+    """PulseAudio moves a stream to another source when one is unplugged, so the sound
+    server itself goes away here: the microphone stops delivering audio."""
+    own_audio = VirtualAudio().start()  # a private daemon: this test kills it
+    try:
+        live = Listener(own_audio)
+        turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
+        assert turn["intent"] == "spasm_relief"
+        own_audio._daemon.kill()
+        assert live.process.wait(timeout=60) == 2
+    finally:
+        own_audio.stop()
+        assert "microphone" in live.status[-1]
+        assert not any("Traceback" in line for line in live.status)

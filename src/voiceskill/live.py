@@ -29,6 +29,7 @@ from voiceskill.pipeline import Skill, TurnLog
 
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
+MIC_SILENT_LIMIT_S = 3.0
 
 
 class Microphone:
@@ -52,13 +53,23 @@ class Microphone:
             self._blocks.put_nowait(indata[:, 0].copy())
 
     def read(self, timeout: float) -> np.ndarray | None:
+        """The next block, or None; raises DeviceError once the device has gone quiet for good.
+
+        A working microphone delivers blocks even in silence, so none for MIC_SILENT_LIMIT_S
+        means it was unplugged or its server went away."""
         try:
-            return self._blocks.get(timeout=timeout)
+            block = self._blocks.get(timeout=timeout)
         except queue.Empty:
+            if time.monotonic() - self._last_block > MIC_SILENT_LIMIT_S:
+                message = "the microphone stopped sending audio (unplugged?)"
+                raise devices.DeviceError(message) from None
             return None
+        self._last_block = time.monotonic()
+        return block
 
     def __enter__(self) -> Microphone:
         self._stream.start()
+        self._last_block = time.monotonic()
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -143,17 +154,21 @@ def _raise_stop(signum, frame) -> None:
 
 
 def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> int:
-    """Run until goodbye, Ctrl-C or SIGTERM."""
+    """Run until goodbye, Ctrl-C or SIGTERM (0), or until the microphone goes away (2)."""
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     status = Status()
     log = TurnLog(args.log_dir) if args.log_dir else None
     loop = _Loop(skill, args, status, log)
+    status_code = 0
     try:
         with microphone:
             status.show("listening")
             loop.run(microphone)
     except (KeyboardInterrupt, _Stop):
         loop.voice.interrupt()
+    except devices.DeviceError as exc:
+        status.show(f"voiceskill: {exc}")
+        status_code = 2
     finally:
         loop.voice.interrupt()
         loop.voice.finish()
@@ -161,7 +176,7 @@ def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> in
         status.done()
         if log:
             log.close()
-    return 0
+    return status_code
 
 
 class _Loop:
