@@ -92,3 +92,25 @@ def test_bad_files_get_one_line_each_and_the_batch_goes_on(tmp_path):
     assert turns["silence.wav"]["intent"] == "fallback"
     errors = [line for line in result.stderr.splitlines() if line.startswith("voiceskill: ")]
     assert len(errors) == 5
+
+
+def test_a_ten_minute_recording_is_answered_in_bounded_time_and_memory(tmp_path):
+    question, rate = sf.read(ROOT / "audio_fixtures/clean/spasm_relief__1__flite-slt.wav",
+                             dtype="int16")
+    long_file = tmp_path / "ten_minutes.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(long_file, "w", rate, 1, subtype="PCM_16") as out:
+        out.write(question)
+        for _ in range(600):
+            out.write(rng.normal(0, 30, rate).astype(np.int16))
+    script = (
+        "import resource, sys\n"
+        "from voiceskill.cli import main\n"
+        f"status = main(['replay', '--json', '--no-speak', {str(long_file)!r}])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600)
+    turn = json.loads(result.stdout)
+    assert turn["intent"] == "spasm_relief"
+    assert int(result.stderr.strip().splitlines()[-1]) < 300  # MB, the whole process

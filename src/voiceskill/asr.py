@@ -151,12 +151,21 @@ def create_recognizer(
     return PocketsphinxRecognizer(groups, cache_dir or default_cache_dir())
 
 
+MAX_TURN_S = 30.0
+"""A spoken question never lasts longer; a longer recording is cut here, keeping time and
+memory bounded (a 10-minute file is read no further than this)."""
+
+
 def transcribe_file(recognizer: Recognizer, path: str | os.PathLike[str]) -> Transcript:
-    """Recognise a whole WAV file as one utterance (raises AudioError for a bad file)."""
+    """Recognise a WAV file (its first MAX_TURN_S) as one utterance; AudioError if unusable."""
     chunks = read_wav_chunks(path)
     recognizer.start_utterance()
+    fed = 0
     for chunk in chunks:
         recognizer.feed(chunk)
+        fed += len(chunk)
+        if fed >= MAX_TURN_S * SAMPLE_RATE:
+            break
     return recognizer.end_utterance()
 
 
