@@ -12,7 +12,9 @@ from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
-SHARED = Path(os.environ.get("VOICESKILL_SHARED", Path(__file__).parents[2] / "shared"))
+SHARED_CANDIDATES = [Path(__file__).parents[2] / "shared", Path("/work/shared")]
+SHARED = Path(os.environ.get("VOICESKILL_SHARED") or next(
+    (path for path in SHARED_CANDIDATES if path.is_dir()), SHARED_CANDIDATES[0]))
 DOCUMENTS = {"twitch-vs-spasm.txt": SHARED / "seed", "DESIGN.md": SHARED}
 
 # Medical terms an answer may use -> the words the cited paragraph must contain for it.
