@@ -27,7 +27,7 @@ def rss_mb() -> float:
 @pytest.mark.slow
 def test_500_replayed_turns_do_not_grow_memory():
     content = load_content()
-    skill = Skill(content, recognizer=create_recognizer("pocketsphinx", dict(content.intents)))
+    skill = Skill(content, recognizer=create_recognizer("pocketsphinx", content.domain_sentences()))
     with (ROOT / "audio_fixtures" / "manifest.csv").open() as handle:
         files = [ROOT / r["file"] for r in csv.DictReader(handle) if r["condition"] == "clean"]
     conversation = skill.conversation()

@@ -151,7 +151,7 @@ def _recognizer(args: argparse.Namespace, content: Content):
     from voiceskill.asr import create_recognizer
 
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
-    sentences = dict(content.intents)
+    sentences = content.domain_sentences()
     if getattr(args, "wake", None):
         sentences["wake"] = [normalize(args.wake)]
     return create_recognizer(args.engine, sentences, vosk_model=model)

@@ -209,9 +209,10 @@ class Content:
     sources: Mapping[str, Mapping[str, str]]
     folder: Path
 
-    def domain_sentences(self) -> list[str]:
-        """Every sample sentence, fallback included: the recogniser's domain model."""
-        return [s for sentences in self.intents.values() for s in sentences]
+    def domain_sentences(self) -> dict[str, tuple[str, ...]]:
+        """Sample sentences per intent, fallback included: the recogniser's domain model,
+        grouped so that each intent weighs the same however many sentences it expands to."""
+        return dict(self.intents)
 
 
 # --- problems -------------------------------------------------------------------------------
