@@ -46,3 +46,21 @@ def test_bad_usage_is_a_usage_error_not_a_traceback():
     result = voiceskill("ask")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_voice_that_cannot_speak_falls_back_to_printing():
+    result = voiceskill("ask", "--voice", "zz-no-such-voice", "how do I prevent cramps")
+    assert result.returncode == 0
+    assert "hydrated" in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "printing answers only" in result.stderr
+
+
+def test_say_writes_speech_to_a_wav(tmp_path):
+    out = tmp_path / "hello.wav"
+    result = voiceskill("say", "hello", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    import soundfile
+
+    info = soundfile.info(out)
+    assert info.frames / info.samplerate > 0.3

@@ -158,12 +158,14 @@ def test_goodbye_ends_the_loop_cleanly(listener):
     assert not any("Traceback" in line for line in live.status)
 
 
-def test_sigterm_exits_cleanly_with_no_stray_process(listener):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
     live = listener()
     children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
                               text=True).stdout.split()
     assert children, "the TTS worker should be running"
-    assert live.close() == 0
+    live.process.send_signal(signum)
+    assert live.process.wait(timeout=30) == 0
     assert not any("Traceback" in line for line in live.status)
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children):
