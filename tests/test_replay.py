@@ -104,13 +104,16 @@ def test_a_ten_minute_recording_is_answered_in_bounded_time_and_memory(tmp_path)
         for _ in range(600):
             out.write(rng.normal(0, 30, rate).astype(np.int16))
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "from voiceskill.cli import main\n"
         f"status = main(['replay', '--json', '--no-speak', {str(long_file)!r}])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+        "# VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec\n"
+        "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(peak.split()[1]) // 1024, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=600)
     turn = json.loads(result.stdout)
     assert turn["intent"] == "spasm_relief"
-    assert int(result.stderr.strip().splitlines()[-1]) < 300  # MB, the whole process
+    peak_mb = int(result.stderr.strip().splitlines()[-1])
+    assert peak_mb < 300, result.stderr  # MB, the whole process
