@@ -62,105 +62,57 @@ MESSAGE_KEYS = (
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 64}
 
-INTENTS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["language", "intents"],
-    "properties": {
-        "language": {"type": "string"},
-        "expansion_rules": {
-            "type": "object",
-            "propertyNames": _NAME,
-            "additionalProperties": _TEXT,
-        },
-        "intents": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": _NAME,
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["sentences"],
-                "properties": {
-                    "sentences": {"type": "array", "minItems": 1, "items": _TEXT},
-                },
-            },
-        },
-    },
-}
 
-_SOURCE_REF = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["doc", "paragraph"],
-    "properties": {"doc": _NAME, "paragraph": {"type": "integer", "minimum": 1}},
-}
+def _record(required: list[str], properties: dict) -> dict:
+    """A mapping with exactly these keys (the required ones and optional others)."""
+    return {"type": "object", "additionalProperties": False, "required": required,
+            "properties": properties}
 
-DIALOGUE_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["sources", "start", "disclaimer", "messages", "routes", "nodes"],
-    "properties": {
-        "sources": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": _NAME,
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["title", "document"],
-                "properties": {"title": _TEXT, "document": _TEXT},
-            },
-        },
-        "start": _NAME,
-        "disclaimer": _TEXT,
-        "messages": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": list(MESSAGE_KEYS),
-            "properties": {key: {"type": "string", "maxLength": 2000} for key in MESSAGE_KEYS},
-        },
-        "routes": {"type": "object", "propertyNames": _NAME, "additionalProperties": _NAME},
-        "red_flags": {
-            "type": "object",
-            "propertyNames": _NAME,
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["goto", "phrases"],
-                "properties": {
-                    "goto": _NAME,
-                    "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
-                },
-            },
-        },
-        "negations": {"type": "array", "items": {"type": "string", "maxLength": 32}},
-        "clause_breaks": {"type": "array", "items": {"type": "string", "maxLength": 32}},
-        "nodes": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": _NAME,
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["say"],
-                "properties": {
-                    "kind": {"enum": ["info", "advice", "question", "chat"]},
-                    "say": _TEXT,
-                    "more": _TEXT,
-                    "ask": _TEXT,
-                    "on": {
-                        "type": "object",
-                        "propertyNames": _NAME,
-                        "additionalProperties": _NAME,
-                    },
-                    "outcome": {"enum": list(OUTCOMES)},
-                    "sources": {"type": "array", "minItems": 1, "items": _SOURCE_REF},
-                },
-            },
-        },
-    },
-}
+
+def _named(values: dict, min_items: int = 0) -> dict:
+    """A mapping from snake_case names to `values`."""
+    return {"type": "object", "minProperties": min_items, "propertyNames": _NAME,
+            "additionalProperties": values}
+
+
+INTENTS_SCHEMA = _record(["language", "intents"], {
+    "language": {"type": "string"},
+    "expansion_rules": _named(_TEXT),
+    "intents": _named(
+        _record(["sentences"], {"sentences": {"type": "array", "minItems": 1, "items": _TEXT}}),
+        min_items=1,
+    ),
+})
+
+_SOURCE_REF = _record(
+    ["doc", "paragraph"], {"doc": _NAME, "paragraph": {"type": "integer", "minimum": 1}}
+)
+
+DIALOGUE_SCHEMA = _record(["sources", "start", "disclaimer", "messages", "routes", "nodes"], {
+    "sources": _named(_record(["title", "document"], {"title": _TEXT, "document": _TEXT}),
+                      min_items=1),
+    "start": _NAME,
+    "disclaimer": _TEXT,
+    "messages": _record(
+        list(MESSAGE_KEYS), {key: {"type": "string", "maxLength": 2000} for key in MESSAGE_KEYS}
+    ),
+    "routes": _named(_NAME),
+    "red_flags": _named(_record(["goto", "phrases"], {
+        "goto": _NAME,
+        "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
+    })),
+    "negations": {"type": "array", "items": {"type": "string", "maxLength": 32}},
+    "clause_breaks": {"type": "array", "items": {"type": "string", "maxLength": 32}},
+    "nodes": _named(_record(["say"], {
+        "kind": {"enum": ["info", "advice", "question", "chat"]},
+        "say": _TEXT,
+        "more": _TEXT,
+        "ask": _TEXT,
+        "on": _named(_NAME),
+        "outcome": {"enum": list(OUTCOMES)},
+        "sources": {"type": "array", "minItems": 1, "items": _SOURCE_REF},
+    }), min_items=1),
+})
 
 
 # --- the loaded content ---------------------------------------------------------------------
