@@ -197,3 +197,10 @@ def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
         own_audio.stop()
         assert "microphone" in live.status[-1]
         assert not any("Traceback" in line for line in live.status)
+
+
+def test_devices_lists_the_virtual_devices(virtual_audio):
+    result = subprocess.run([sys.executable, "-m", "voiceskill", "devices"], env=virtual_audio.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "default input" in result.stdout and "default output" in result.stdout

@@ -205,8 +205,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_devices() -> int:
     from voiceskill.devices import list_devices
 
-    for device in list_devices():
-        print(device)
+    found = list_devices()
+    if not found:
+        return _fail("no audio devices found")
+    for device in found:
+        defaults = [kind for kind, flag in (("default input", device.default_input),
+                                            ("default output", device.default_output)) if flag]
+        extra = f"  ({', '.join(defaults)})" if defaults else ""
+        print(f"{device.index:3}  {device.name}  in:{device.inputs} out:{device.outputs}{extra}")
     return 0
 
 
