@@ -202,6 +202,13 @@ class _Loop:
         self.voice.finish()
 
     def _on_event(self, event) -> None:
+        """One VAD event; an engine failure loses this utterance only, never the loop."""
+        try:
+            self._recognise(event)
+        except RuntimeError as exc:
+            self.status.show(f"recognition failed ({exc}); listening again")
+
+    def _recognise(self, event) -> None:
         recognizer = self.skill.recognizer
         if event.kind == "start":
             self.voice.interrupt()  # barge-in: the user talks over the answer

@@ -125,6 +125,9 @@ class Skill:
             transcript = clock.run("asr", lambda: transcribe_file(self.recognizer, path))
         except AudioError as exc:
             return Turn(source, "", None, clock.finish(), error=str(exc))
+        except RuntimeError as exc:  # the engine failed mid-utterance; the next turn restarts it
+            error = f"{Path(path).name}: recognition failed ({exc})"
+            return Turn(source, "", None, clock.finish(), error=error)
         return self._answer(conversation, source, transcript.text, clock,
                             asr_confidence=transcript.confidence)
 
