@@ -8,14 +8,13 @@ Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
-from voiceskill.pipeline import DEFAULT_RATE, Skill, Turn, TurnLog
+from voiceskill.pipeline import DEFAULT_RATE, Skill, TurnLog, report
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -111,17 +110,6 @@ def _skill(args: argparse.Namespace, content: Content, recognizer=None) -> Skill
     return Skill(content, speaker, recognizer, rate=args.rate, save_audio=args.save_audio)
 
 
-def _report(turn: Turn, as_json: bool) -> None:
-    if turn.error:
-        print(f"voiceskill: {turn.error}", file=sys.stderr)
-    if as_json:
-        print(json.dumps(turn.to_json(), ensure_ascii=False), flush=True)
-    elif turn.reply is not None:
-        print(f"you:   {turn.transcript}")
-        if turn.reply.answer:
-            print(f"skill: {turn.reply.answer}", flush=True)
-
-
 def _run_turns(skill: Skill, args: argparse.Namespace, inputs: list, take_turn) -> int:
     """Feed inputs as turns of one conversation (or each its own); bad inputs don't stop it."""
     status = 0
@@ -132,7 +120,7 @@ def _run_turns(skill: Skill, args: argparse.Namespace, inputs: list, take_turn) 
             if args.separate or conversation.ended:
                 conversation = skill.conversation()
             turn = take_turn(conversation, item)
-            _report(turn, args.json)
+            report(turn, args.json)
             if log:
                 log.write(turn)
             status = 1 if turn.error else status

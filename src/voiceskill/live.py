@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import queue
 import signal
 import sys
@@ -25,7 +24,7 @@ from voiceskill import devices
 from voiceskill.asr import Transcript
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
-from voiceskill.pipeline import Skill, TurnLog
+from voiceskill.pipeline import Skill, TurnLog, report
 
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
@@ -237,14 +236,10 @@ class _Loop:
         self.status.show("answering")
         self.voice.say(reply.answer, self.skill.speech_rate(reply))
         started = self.voice.wait_for_first_audio()
-        record = turn.to_json()
-        record["timings_ms"]["endpoint_wait"] = round(wait_ms, 1)
+        turn.timings_ms["endpoint_wait"] = round(wait_ms, 1)
         if started is not None:
-            record["timings_ms"]["to_first_audio"] = round((started - speech_end) * 1000, 1)
-        if self.args.json:
-            print(json.dumps(record, ensure_ascii=False), flush=True)
-        elif reply.answer:
-            print(f"you:   {text}\nskill: {reply.answer}", flush=True)
+            turn.timings_ms["to_first_audio"] = round((started - speech_end) * 1000, 1)
+        report(turn, self.args.json)
         if self.log:
             self.log.write(turn)
         self.awake = False

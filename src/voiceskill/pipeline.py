@@ -53,6 +53,18 @@ class Turn:
         return record
 
 
+def report(turn: Turn, as_json: bool) -> None:
+    """Show a turn: one JSON line, or the exchange as text; its error, if any, on stderr."""
+    if turn.error:
+        print(f"voiceskill: {turn.error}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(turn.to_json(), ensure_ascii=False), flush=True)
+    elif turn.reply is not None:
+        print(f"you:   {turn.transcript}")
+        if turn.reply.answer:
+            print(f"skill: {turn.reply.answer}", flush=True)
+
+
 class TurnLog:
     """Opt-in conversation log (`--log-dir`): JSON lines, readable by the owner only."""
 
