@@ -8,6 +8,7 @@ speech recogniser's domain model (asr) both use this one expansion.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -24,40 +25,32 @@ from jsonschema import Draft202012Validator
 
 INTENTS_FILE = "intents.yaml"
 DIALOGUE_FILE = "dialogue.yaml"
+LEXICON_FILE = "lexicon.yaml"
+RED_FLAGS_FILE = "red_flags.yaml"
 MAX_FILE_BYTES = 1_000_000
 MAX_SENTENCES_PER_TEMPLATE = 10_000
 OUTCOMES = ("self_care", "see_doctor", "urgent", "emergency")
-CONTROL_INTENTS = (
-    "repeat",
-    "slower",
-    "stop",
-    "help",
-    "yes",
-    "no",
-    "back",
-    "start_over",
-    "goodbye",
-)
-DOMAIN_INTENTS = (
-    "twitch_vs_spasm",
-    "twitch_causes",
-    "spasm_causes",
-    "twitch_serious",
-    "spasm_relief",
-    "spasm_prevention",
-    "when_to_see_doctor",
-    "doctor_visit",
-    "back_spasm",
-    "medication",
-    "nutrition",
-    "emergency",
-)
+ACTIONS = ("repeat", "slower", "stop", "help", "more", "back", "start_over", "goodbye")
+ANSWERS = ("yes", "no", "unknown")
 FALLBACK = "fallback"
-REQUIRED_INTENTS = (*DOMAIN_INTENTS, *CONTROL_INTENTS, FALLBACK)
+# The intent names other tools rely on (DESIGN.md); `check` refuses content without them.
+CONTRACT_INTENTS = (
+    "twitch_vs_spasm", "twitch_causes", "spasm_causes", "twitch_serious", "spasm_relief",
+    "spasm_prevention", "when_to_see_doctor", "doctor_visit", "back_spasm", "medication",
+    "nutrition", "emergency", "repeat", "slower", "stop", "help", "yes", "no", "back",
+    "start_over", "goodbye", FALLBACK,
+)
+CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
+CACHE_FORMAT = "1"  # bump when what is built from the content changes, to invalidate caches
+SWAP_POOL = 400
+SWAPS_PER_TERM = 12
+"""How many sample sentences are copied with each lexicon term swapped in: enough for the
+language model to know the term in a few contexts, few enough to keep the model small."""
 
 MESSAGE_KEYS = (
     "fallback", "help", "nothing_to_repeat", "nothing_more", "no_context",
-    "slower", "stopped", "goodbye", "at_start", "reask",
+    "slower", "stopped", "goodbye", "at_start", "reask", "unsure_reask", "unsure_move_on",
+    "asked_about_red_flag", "not_confirmed",
 )
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 64}
@@ -75,13 +68,53 @@ def _named(values: dict, min_items: int = 0) -> dict:
             "additionalProperties": values}
 
 
+_WORDS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 80}}
+
 INTENTS_SCHEMA = _record(["language", "intents"], {
     "language": {"type": "string"},
     "expansion_rules": _named(_TEXT),
     "intents": _named(
-        _record(["sentences"], {"sentences": {"type": "array", "minItems": 1, "items": _TEXT}}),
+        _record(["sentences"], {
+            "sentences": {"type": "array", "minItems": 1, "items": _TEXT},
+            "action": {"enum": list(ACTIONS)},
+            "answer": {"enum": list(ANSWERS)},
+        }),
         min_items=1,
     ),
+})
+
+LEXICON_SCHEMA = _record(["concepts"], {
+    "concepts": _named(_record(["terms"], {
+        "terms": {**_WORDS, "minItems": 1},
+        "domain": {"type": "boolean"},
+        "swap": {"type": "boolean"},
+    }), min_items=1),
+    "time_units": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+    "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+    "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+})
+
+_TRIGGERS = {"forward": _WORDS, "backward": _WORDS}
+RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
+    "max_gap": {"type": "integer", "minimum": 0, "maximum": 5},
+    "context": _record(
+        ["window", "terminators", "pseudo", "present", "negated", "historical", "hypothetical",
+         "question_backward", "question_starts"],
+        {
+            "window": {"type": "integer", "minimum": 1, "maximum": 20},
+            "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS,
+            "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
+            "hypothetical": _record([], _TRIGGERS),
+            "question_backward": _WORDS, "question_starts": _WORDS,
+        },
+    ),
+    "flags": _named(_record(["goto", "confirm", "phrases"], {
+        "goto": _NAME,
+        "confirm": _TEXT,
+        "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
+        "examples": _record([], {kind: {"type": "array", "items": _TEXT}
+                                 for kind in ("present", "negated", "question", "past")}),
+    }), min_items=1),
 })
 
 _SOURCE_REF = _record(
@@ -97,12 +130,6 @@ DIALOGUE_SCHEMA = _record(["sources", "start", "disclaimer", "messages", "routes
         list(MESSAGE_KEYS), {key: {"type": "string", "maxLength": 2000} for key in MESSAGE_KEYS}
     ),
     "routes": _named(_NAME),
-    "red_flags": _named(_record(["goto", "phrases"], {
-        "goto": _NAME,
-        "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
-    })),
-    "negations": {"type": "array", "items": {"type": "string", "maxLength": 32}},
-    "clause_breaks": {"type": "array", "items": {"type": "string", "maxLength": 32}},
     "nodes": _named(_record(["say"], {
         "kind": {"enum": ["info", "advice", "question", "chat"]},
         "say": _TEXT,
@@ -111,6 +138,8 @@ DIALOGUE_SCHEMA = _record(["sources", "start", "disclaimer", "messages", "routes
         "on": _named(_NAME),
         "outcome": {"enum": list(OUTCOMES)},
         "sources": {"type": "array", "minItems": 1, "items": _SOURCE_REF},
+        "yes_from_days": {"type": "number", "minimum": 0},
+        "yes_if": {"type": "array", "items": _NAME},
     }), min_items=1),
 })
 
@@ -126,7 +155,11 @@ class SourceRef:
 
 @dataclass(frozen=True)
 class Node:
-    """One thing the skill says, and where each intent leads from here."""
+    """One thing the skill says, and where each intent leads from here.
+
+    A triage question (`kind: question`) also takes "yes" from a duration of at least
+    `yes_from_days`, or from a lexicon concept or red flag in `yes_if` named in the answer.
+    """
 
     id: str
     kind: str
@@ -136,35 +169,111 @@ class Node:
     on: Mapping[str, str] = field(default_factory=dict)
     outcome: str | None = None
     sources: tuple[SourceRef, ...] = ()
+    yes_from_days: float | None = None
+    yes_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RedFlag:
-    """Phrases that, spotted anywhere in what the user says, jump to `goto`."""
+    """A sign that escalates to `goto` when said to be happening; `confirm` asks when unsure."""
 
     name: str
     goto: str
+    confirm: str
     phrases: tuple[str, ...]
+    examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    """The ConText trigger lexicon (red_flags.yaml `context`), every phrase normalized."""
+
+    window: int
+    max_gap: int
+    terminators: tuple[str, ...]
+    pseudo: tuple[str, ...]
+    present: tuple[str, ...]
+    forward: Mapping[str, tuple[str, ...]]
+    backward: Mapping[str, tuple[str, ...]]
+    question_backward: tuple[str, ...]
+    question_starts: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    terms: tuple[str, ...]
+    domain: bool = False
+    swap: bool = True
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Lay words grouped into concepts, and the words that say how long something lasted."""
+
+    concepts: Mapping[str, Concept]
+    time_units: Mapping[str, float] = field(default_factory=dict)
+    quantities: Mapping[str, float] = field(default_factory=dict)
+    since: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Content:
     intents: Mapping[str, tuple[str, ...]]
+    actions: Mapping[str, str]
+    answers: Mapping[str, str]
+    lexicon: Lexicon
     nodes: Mapping[str, Node]
     routes: Mapping[str, str]
     red_flags: tuple[RedFlag, ...]
-    negations: frozenset[str]
-    clause_breaks: frozenset[str]
+    context: ContextRules
     messages: Mapping[str, str]
     disclaimer: str
     start: str
     sources: Mapping[str, Mapping[str, str]]
     folder: Path
+    fingerprint: str
 
     def domain_sentences(self) -> dict[str, tuple[str, ...]]:
-        """Sample sentences per intent, fallback included: the recogniser's domain model,
-        grouped so that each intent weighs the same however many sentences it expands to."""
-        return dict(self.intents)
+        """Sample sentences per intent, fallback included, each lexicon term swapped into a few
+        of them: the recogniser's domain model (so it can hear "charley horse") and the
+        classifier's training set, grouped so that each intent weighs the same."""
+        return {name: (*sentences, *swapped_sentences(sentences, self.lexicon))
+                for name, sentences in self.intents.items()}
+
+    def outcome_of(self, node_id: str) -> str | None:
+        return self.nodes[node_id].outcome
+
+
+def swapped_sentences(sentences: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
+    """Copies of some of `sentences` with one lexicon term replaced by another of its concept.
+
+    Deterministic (evenly spaced picks, no randomness), so the same content always gives the
+    same language model and classifier.
+    """
+    term_concept = {term: concept.name for concept in lexicon.concepts.values() if concept.swap
+                    for term in concept.terms}
+    longest = max((len(term.split()) for term in term_concept), default=0)
+    pool = sentences[:: max(1, len(sentences) // SWAP_POOL)]
+    holders: dict[str, list[tuple[str, str]]] = {}
+    for sentence in pool:
+        words = sentence.split()
+        for size in range(1, longest + 1):
+            for start in range(len(words) - size + 1):
+                gram = " ".join(words[start : start + size])
+                if gram in term_concept:
+                    holders.setdefault(term_concept[gram], []).append((gram, sentence))
+    known = set(sentences)
+    copies: list[str] = []
+    for name, found in holders.items():
+        step = max(1, len(found) // SWAPS_PER_TERM)
+        for term in lexicon.concepts[name].terms:
+            for other, sentence in found[::step][:SWAPS_PER_TERM]:
+                copy = f" {sentence} ".replace(f" {other} ", f" {term} ", 1).strip()
+                if copy not in known:
+                    known.add(copy)
+                    copies.append(copy)
+    return tuple(copies)
 
 
 # --- problems -------------------------------------------------------------------------------
@@ -364,7 +473,7 @@ def _expand_intents(doc: _Document) -> tuple[dict[str, tuple[str, ...]], list[Pr
                 )
             sentences.update(expanded)
         intents[name] = tuple(sorted(sentences))
-    for name in REQUIRED_INTENTS:
+    for name in CONTRACT_INTENTS:
         if name not in intents:
             problems.append(doc.problem(("intents",), f"required intent '{name}' is missing"))
     return intents, problems
@@ -384,15 +493,19 @@ def _build_nodes(data: Mapping) -> dict[str, Node]:
             on=dict(spec.get("on") or {}),
             outcome=spec.get("outcome"),
             sources=tuple(SourceRef(s["doc"], s["paragraph"]) for s in spec.get("sources", [])),
+            yes_from_days=spec.get("yes_from_days"),
+            yes_if=tuple(spec.get("yes_if", ())),
         )
         for node_id, spec in data["nodes"].items()
     }
 
 
-def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping) -> list[Problem]:
+def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping,
+                   flags: _Document, lexicon: Lexicon) -> list[Problem]:
     """References, reachability, and the medical-safety rules of the tree."""
     data = doc.data
     problems = []
+    flag_names = set(flags.data["flags"])
 
     def need_node(path: tuple, target: str) -> None:
         if target not in nodes:
@@ -406,8 +519,9 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping) -> 
     for intent, target in data["routes"].items():
         need_intent(("routes", intent), intent)
         need_node(("routes", intent), target)
-    for name, flag in (data.get("red_flags") or {}).items():
-        need_node(("red_flags", name, "goto"), flag["goto"])
+    for name, flag in flags.data["flags"].items():
+        if flag["goto"] not in nodes:
+            problems.append(flags.problem(("flags", name, "goto"), f"no node named '{flag['goto']}'"))
     for node in nodes.values():
         path = ("nodes", node.id)
         for intent, target in node.on.items():
@@ -430,17 +544,24 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping) -> 
             problems.append(doc.problem(path, f"node '{node.id}' asks but yes/no lead nowhere"))
         if node.kind != "chat" and not node.sources:
             problems.append(doc.problem(path, f"node '{node.id}' cites no source"))
+        for name in node.yes_if:
+            if name not in lexicon.concepts and name not in flag_names:
+                problems.append(doc.problem((*path, "yes_if"),
+                                            f"'{name}' is neither a lexicon concept nor a red flag"))
+        if node.kind != "question" and (node.yes_if or node.yes_from_days is not None):
+            problems.append(doc.problem(path, f"node '{node.id}' is not a question"))
     if problems:
         return problems
-    problems += _reachability_problems(doc, nodes)
+    gotos = [flag["goto"] for flag in flags.data["flags"].values()]
+    problems += _reachability_problems(doc, nodes, gotos)
     problems += _triage_problems(doc, nodes)
     return problems
 
 
-def _reachability_problems(doc: _Document, nodes: Mapping[str, Node]) -> list[Problem]:
+def _reachability_problems(doc: _Document, nodes: Mapping[str, Node],
+                           red_flag_targets: list[str]) -> list[Problem]:
     data = doc.data
-    entry = [data["start"], *data["routes"].values()]
-    entry += [flag["goto"] for flag in (data.get("red_flags") or {}).values()]
+    entry = [data["start"], *data["routes"].values(), *red_flag_targets]
     seen, todo = set(), list(entry)
     while todo:
         node_id = todo.pop()
@@ -487,17 +608,79 @@ def _triage_problems(doc: _Document, nodes: Mapping[str, Node]) -> list[Problem]
     return list(dict.fromkeys(problems))
 
 
+def _phrase_list(doc: _Document, path: tuple, templates: list[str]) -> tuple[list[str], list]:
+    phrases, problems = [], []
+    for index, template in enumerate(templates):
+        try:
+            phrases += expand_template(template, {})
+        except ValueError as exc:
+            problems.append(doc.problem((*path, index), str(exc)))
+    return phrases, problems
+
+
 def _red_flags(doc: _Document) -> tuple[tuple[RedFlag, ...], list[Problem]]:
     flags, problems = [], []
-    for name, flag in (doc.data.get("red_flags") or {}).items():
-        phrases: list[str] = []
-        for index, template in enumerate(flag["phrases"]):
-            try:
-                phrases += expand_template(template, {})
-            except ValueError as exc:
-                problems.append(doc.problem(("red_flags", name, "phrases", index), str(exc)))
-        flags.append(RedFlag(name, flag["goto"], tuple(phrases)))
+    for name, flag in doc.data["flags"].items():
+        phrases, found = _phrase_list(doc, ("flags", name, "phrases"), flag["phrases"])
+        problems += found
+        examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
+        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases), examples))
     return tuple(flags), problems
+
+
+def _words(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalize(item) for item in items if normalize(item)))
+
+
+def _context(doc: _Document) -> ContextRules:
+    rules = doc.data["context"]
+    statuses = ("negated", "historical", "hypothetical")
+    return ContextRules(
+        window=rules["window"],
+        max_gap=doc.data["max_gap"],
+        terminators=_words(rules["terminators"]),
+        pseudo=_words(rules["pseudo"]),
+        present=_words(rules["present"]),
+        forward={status: _words(rules[status].get("forward", [])) for status in statuses},
+        backward={status: _words(rules[status].get("backward", [])) for status in statuses},
+        question_backward=_words(rules["question_backward"]),
+        question_starts=frozenset(_words(rules["question_starts"])),
+    )
+
+
+def _lexicon(doc: _Document) -> Lexicon:
+    data = doc.data
+    concepts = {
+        name: Concept(name, _words(spec["terms"]), spec.get("domain", False),
+                      spec.get("swap", True))
+        for name, spec in data["concepts"].items()
+    }
+    numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
+               for key in ("time_units", "quantities", "since")}
+    return Lexicon(concepts, **numbers)
+
+
+def _intent_kinds(doc: _Document) -> tuple[dict[str, str], dict[str, str], list[Problem]]:
+    """Which intents are control actions and which answer a yes/no question."""
+    actions, answers, problems = {}, {}, []
+    for name, intent in doc.data["intents"].items():
+        for key, table in (("action", actions), ("answer", answers)):
+            if key in intent:
+                table[name] = intent[key]
+    for key, table, needed in (("action", actions, ACTIONS), ("answer", answers, ANSWERS)):
+        for value in needed:
+            if list(table.values()).count(value) != 1:
+                problems.append(doc.problem(("intents",), f"exactly one intent needs {key}: {value}"))
+    return actions, answers, problems
+
+
+def fingerprint(folder: Path) -> str:
+    """A hash of the content files: caches built from the content are keyed by it."""
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
+    for name in CONTENT_FILES:
+        path = Path(folder) / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()[:20]
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -516,30 +699,39 @@ def load_content(folder: Path | None = None) -> Content:
     folder = Path(folder) if folder else default_folder()
     if not folder.is_dir():
         raise ContentError([Problem(folder, 1, "content folder not found")])
-    intents_doc = _read_yaml(folder / INTENTS_FILE)
-    dialogue_doc = _read_yaml(folder / DIALOGUE_FILE)
+    docs = {name: _read_yaml(folder / name) for name in CONTENT_FILES}
+    intents_doc, dialogue_doc = docs[INTENTS_FILE], docs[DIALOGUE_FILE]
+    lexicon_doc, flags_doc = docs[LEXICON_FILE], docs[RED_FLAGS_FILE]
     problems = _schema_problems(intents_doc, INTENTS_SCHEMA)
     problems += _schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
+    problems += _schema_problems(lexicon_doc, LEXICON_SCHEMA)
+    problems += _schema_problems(flags_doc, RED_FLAGS_SCHEMA)
     if problems:
         raise ContentError(problems)
     intents, problems = _expand_intents(intents_doc)
+    actions, answers, kind_problems = _intent_kinds(intents_doc)
+    problems += kind_problems
+    lexicon = _lexicon(lexicon_doc)
     nodes = _build_nodes(dialogue_doc.data)
-    problems += _tree_problems(dialogue_doc, nodes, intents)
-    red_flags, flag_problems = _red_flags(dialogue_doc)
+    problems += _tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
+    red_flags, flag_problems = _red_flags(flags_doc)
     problems += flag_problems
     if problems:
         raise ContentError(problems)
     data = dialogue_doc.data
     return Content(
         intents=intents,
+        actions=actions,
+        answers=answers,
+        lexicon=lexicon,
         nodes=nodes,
         routes=dict(data["routes"]),
         red_flags=red_flags,
-        negations=frozenset(normalize(word) for word in data.get("negations", [])),
-        clause_breaks=frozenset(normalize(word) for word in data.get("clause_breaks", [])),
+        context=_context(flags_doc),
         messages={key: " ".join(text.split()) for key, text in data["messages"].items()},
         disclaimer=data["disclaimer"],
         start=data["start"],
         sources=data["sources"],
         folder=folder,
+        fingerprint=fingerprint(folder),
     )

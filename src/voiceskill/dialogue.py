@@ -1,22 +1,26 @@
 """The dialogue: walks the YAML tree, one user turn at a time.
 
 Order of precedence for each turn, safest first:
-1. a red flag spotted anywhere in what was said jumps to its node (the most severe one wins);
-2. a transition of the current node (`on:`), e.g. yes/no in triage;
-3. control intents (repeat, slower, stop, help, more, back, start_over, goodbye), anywhere;
-4. a domain intent's route;
-5. otherwise the pending question is asked again, or the skill says what it can help with.
+1. a red flag said to be happening jumps to its node (the most severe one wins); heard
+   unclearly, it is first confirmed ("Did you say you can't breathe?");
+2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
+   unknown is never taken as no, and after two unclear answers the careful branch is taken;
+3. control actions (repeat, slower, stop, help, more, back, start over, goodbye);
+4. a domain intent's route; an unclear question is asked again, never answered;
+5. otherwise the skill says what it can help with.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from voiceskill.content import OUTCOMES, Content, Node
+from voiceskill.content import OUTCOMES, Content, Node, RedFlag
 from voiceskill.nlu import Understanding
 
-SLOWER_STEP = 0.8
-SLOWEST = 0.5
+SLOWER_RATE = 0.75
+UNCLEAR_ANSWERS_BEFORE_MOVING_ON = 2
+MOST_SEVERE = OUTCOMES[-1]
 
 
 @dataclass(frozen=True)
@@ -45,30 +49,23 @@ class Conversation:
     disclaimer_given: bool = False
     more_given: bool = False
     ended: bool = False
+    unclear_answers: int = 0
+    confirming: RedFlag | None = None
 
     def __post_init__(self) -> None:
         self.node = self.node or self.content.start
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """A yes/no question is pending (a triage question, a confirmation or an offer)."""
+        return self.confirming is not None or bool(self.content.nodes[self.node].ask)
+
     def respond(self, understanding: Understanding) -> Reply:
-        intent = understanding.intent
-        flagged = self._red_flag_target(understanding.flags)
-        current = self.content.nodes[self.node]
-        if flagged:
-            answer, outcome = self._enter(flagged)
-        elif intent in current.on:
-            answer, outcome = self._enter(current.on[intent])
-        elif intent in CONTROL:
-            answer, outcome = CONTROL[intent](self)
-        elif intent in self.content.routes:
-            answer, outcome = self._enter(self.content.routes[intent])
-        elif intent in ("yes", "no"):
-            answer, outcome = self._yes_no(intent, current)
-        else:
-            answer, outcome = self._not_understood(current)
+        answer, outcome = self._turn(understanding)
         if answer:
             self.last_answer, self.last_outcome = answer, outcome
         return Reply(
-            intent=intent,
+            intent=understanding.intent,
             confidence=understanding.confidence,
             node=self.node,
             answer=answer,
@@ -77,25 +74,103 @@ class Conversation:
             end=self.ended,
         )
 
+    def _turn(self, heard: Understanding) -> tuple[str, str | None]:
+        content = self.content
+        current = content.nodes[self.node]
+        confirming, self.confirming = self.confirming, None
+        flag = self._most_severe(heard.flags)
+        if flag and heard.heard_clearly:
+            return self._enter(flag.goto)
+        if flag:
+            self.confirming = flag
+            return flag.confirm, None
+        if confirming and heard.answer == "yes":
+            return self._enter(confirming.goto)
+        if confirming and heard.answer == "no":
+            return content.messages["not_confirmed"], None
+        if current.kind == "question" and heard.heard_clearly:
+            decided = self._triage_answer(current, heard)
+            if decided:
+                return decided
+        action = content.actions.get(heard.intent)
+        if action:
+            return ACTIONS[action](self)
+        route = content.routes.get(heard.intent)
+        if route and not heard.heard_clearly:
+            return content.messages["reask"], None
+        if route and self._route_allowed(route, heard):
+            return self._enter(route)
+        if heard.asked_flags:
+            return content.messages["asked_about_red_flag"], None
+        if heard.intent in current.on:
+            return self._enter(current.on[heard.intent])
+        if heard.answer == "yes" and current.more and not self.more_given:
+            return self._more()
+        if heard.answer:
+            return content.messages["no_context"], None
+        if current.kind == "question":
+            return self._unclear(current, content.messages["reask"])
+        return content.messages["fallback"], None
+
+    # --- triage -------------------------------------------------------------------------
+
+    def _triage_answer(self, node: Node, heard: Understanding) -> tuple[str, str | None] | None:
+        """yes / no from what was said, or None when the turn is not an answer."""
+        yes, no = self._answer_targets(node)
+        if heard.days is not None and node.yes_from_days is not None:
+            return self._enter(yes if heard.days >= node.yes_from_days else no)
+        if heard.answer in ("yes", "no"):
+            return self._enter(yes if heard.answer == "yes" else no)
+        named = heard.concepts | set(heard.flags)
+        if named.intersection(node.yes_if):
+            return self._enter(yes)
+        if heard.answer == "unknown":
+            return self._unclear(node, self.content.messages["unsure_reask"])
+        return None
+
+    def _answer_targets(self, node: Node) -> tuple[str, str]:
+        by_answer = {answer: node.on[intent] for intent, answer in self.content.answers.items()
+                     if intent in node.on}
+        return by_answer["yes"], by_answer["no"]
+
+    def _unclear(self, node: Node, message: str) -> tuple[str, str | None]:
+        """Ask again once; then take the careful branch (yes), saying why."""
+        self.unclear_answers += 1
+        if self.unclear_answers < UNCLEAR_ANSWERS_BEFORE_MOVING_ON:
+            return f"{message} {node.ask}", None
+        careful, _ = self._answer_targets(node)
+        answer, outcome = self._enter(careful)
+        return f"{self.content.messages['unsure_move_on']} {answer}", outcome
+
     # --- moving through the tree ------------------------------------------------------------
 
-    def _red_flag_target(self, flags: tuple[str, ...]) -> str | None:
-        targets = [flag.goto for flag in self.content.red_flags if flag.name in flags]
-        return max(targets, key=self._severity, default=None)
+    def _most_severe(self, names: tuple[str, ...]) -> RedFlag | None:
+        flags = [flag for flag in self.content.red_flags if flag.name in names]
+        return max(flags, key=lambda flag: self._severity(flag.goto), default=None)
 
     def _severity(self, node_id: str) -> int:
         outcome = self.content.nodes[node_id].outcome
         return OUTCOMES.index(outcome) if outcome else -1
+
+    def _route_allowed(self, route: str, heard: Understanding) -> bool:
+        """An emergency route needs a sign that is present: "no chest pain" matches the
+        emergency samples word for word, but is a denial."""
+        return self.content.nodes[route].outcome != MOST_SEVERE or not heard.mentioned_flags
 
     def _enter(self, node_id: str, remember: bool = True) -> tuple[str, str | None]:
         if remember:
             self.history.append(self.node)
         self.node = node_id
         self.more_given = False
+        self.unclear_answers = 0
         return self._speak(self.content.nodes[node_id])
 
     def _speak(self, node: Node) -> tuple[str, str | None]:
-        """The node's answer, with the once-per-conversation disclaimer before any question."""
+        """The node's answer, with the once-per-conversation disclaimer before any question.
+
+        An emergency instruction stands alone: nothing after it may hedge it."""
+        if node.outcome == MOST_SEVERE:
+            return node.say, node.outcome
         parts = [node.say]
         if node.sources and not self.disclaimer_given:
             parts.append(self.content.disclaimer)
@@ -104,18 +179,7 @@ class Conversation:
             parts.append(node.ask)
         return " ".join(parts), node.outcome
 
-    def _yes_no(self, intent: str, node: Node) -> tuple[str, str | None]:
-        if intent == "yes" and node.more and not self.more_given:
-            return self._more()
-        return self.content.messages["no_context"], None
-
-    def _not_understood(self, node: Node) -> tuple[str, str | None]:
-        """In triage, ask the pending question again; elsewhere, say what we can help with."""
-        if node.kind == "question":
-            return f"{self.content.messages['reask']} {node.ask}", None
-        return self.content.messages["fallback"], None
-
-    # --- control intents --------------------------------------------------------------------
+    # --- control actions --------------------------------------------------------------------
 
     def _repeat(self) -> tuple[str, str | None]:
         if not self.last_answer:
@@ -123,7 +187,8 @@ class Conversation:
         return self.last_answer, self.last_outcome
 
     def _slower(self) -> tuple[str, str | None]:
-        self.rate_scale = max(SLOWEST, round(self.rate_scale * SLOWER_STEP, 3))
+        """One slower rate for the rest of the conversation; asking again does not stack."""
+        self.rate_scale = SLOWER_RATE
         if not self.last_answer:
             return self.content.messages["slower"], None
         return f"{self.content.messages['slower']} {self.last_answer}", self.last_outcome
@@ -155,7 +220,7 @@ class Conversation:
         return self.content.messages["goodbye"], None
 
 
-CONTROL = {
+ACTIONS: dict[str, Callable[[Conversation], tuple[str, str | None]]] = {
     "repeat": Conversation._repeat,
     "slower": Conversation._slower,
     "stop": Conversation._stop,

@@ -1,0 +1,155 @@
+"""Intent classification that generalises beyond the nearest sample sentence.
+
+A linear model (scikit-learn's logistic regression over TF-IDF features) is trained on the
+expanded sample sentences of `intents/`, with lexicon terms swapped in.  Features are words,
+word pairs (with a start marker, so "why ..." and "... why" differ) and the lexicon concepts
+found in the sentence: "my calf locked up" shares the concepts `body_part` and `spasm` with
+"my leg has a cramp", so it is classified like it although no sample contains "locked up".
+
+Training takes seconds, so the model is cached by the content's fingerprint, as plain arrays:
+answering a question needs only numpy (importing scikit-learn alone would cost most of the
+start-up budget of `voiceskill ask`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voiceskill.content import Content, Lexicon
+
+MAX_SAMPLES_PER_INTENT = 1500
+REGULARISATION_C = 4.0
+MODEL_FILE = "model.npz"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "voiceskill"
+
+
+class ConceptFinder:
+    """Lexicon concepts in a normalized sentence, longest term first."""
+
+    def __init__(self, lexicon: Lexicon):
+        self._concept_of = {term: concept.name for concept in lexicon.concepts.values()
+                            for term in concept.terms}
+        self._longest = max((len(t.split()) for t in self._concept_of), default=1)
+        self.domain = frozenset(name for name, c in lexicon.concepts.items() if c.domain)
+
+    def find(self, words: list[str]) -> list[str]:
+        found, index = [], 0
+        while index < len(words):
+            for size in range(min(self._longest, len(words) - index), 0, -1):
+                concept = self._concept_of.get(" ".join(words[index : index + size]))
+                if concept:
+                    found.append(concept)
+                    index += size
+                    break
+            else:
+                index += 1
+        return found
+
+
+def features(words: list[str], concepts: list[str]) -> list[str]:
+    """The classifier's view of a sentence."""
+    marked = ["<s>", *words]
+    return ([f"w:{w}" for w in words]
+            + [f"b:{a}_{b}" for a, b in zip(marked, marked[1:], strict=False)]
+            + [f"c:{c}" for c in concepts])
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Multinomial logistic regression weights over a fixed feature vocabulary."""
+
+    classes: tuple[str, ...]
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    coef: np.ndarray  # classes x features
+    intercept: np.ndarray
+
+    def probabilities(self, feats: list[str]) -> np.ndarray:
+        """TF-IDF with sublinear tf and l2 norm, as scikit-learn computed it in training."""
+        counts: dict[int, int] = {}
+        for feat in feats:
+            column = self.vocabulary.get(feat)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        scores = self.intercept.copy()
+        if counts:
+            columns = np.fromiter(counts, dtype=np.int64)
+            values = np.array([1.0 + math.log(n) for n in counts.values()]) * self.idf[columns]
+            values /= np.linalg.norm(values)
+            scores += self.coef[:, columns] @ values
+        scores = np.exp(scores - scores.max())
+        return scores / scores.sum()
+
+    def save(self, folder: Path) -> None:
+        """Write atomically: a reader sees the old model, the new one, or none."""
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix="build-", suffix=".npz")
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, classes=np.array(self.classes), idf=self.idf, coef=self.coef,
+                     intercept=self.intercept,
+                     vocabulary=np.array(json.dumps(self.vocabulary, sort_keys=True)))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, folder / MODEL_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> LinearModel:
+        with np.load(folder / MODEL_FILE, allow_pickle=False) as data:
+            return cls(tuple(str(c) for c in data["classes"]),
+                       json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
+                       data["intercept"])
+
+
+def train(content: Content, finder: ConceptFinder) -> LinearModel:
+    """Fit on the sample sentences (evenly thinned to MAX_SAMPLES_PER_INTENT per intent)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = [], []
+    for intent, sentences in content.domain_sentences().items():
+        step = max(1, math.ceil(len(sentences) / MAX_SAMPLES_PER_INTENT))
+        for sentence in sentences[::step]:
+            texts.append(sentence)
+            labels.append(intent)
+
+    def analyse(text: str) -> list[str]:
+        words = text.split()
+        return features(words, finder.find(words))
+
+    vectorizer = TfidfVectorizer(analyzer=analyse, sublinear_tf=True)
+    matrix = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000, class_weight="balanced")
+    model.fit(matrix, labels)
+    return LinearModel(tuple(str(c) for c in model.classes_),
+                       {feat: int(col) for feat, col in vectorizer.vocabulary_.items()},
+                       vectorizer.idf_.astype(np.float32), model.coef_.astype(np.float32),
+                       model.intercept_.astype(np.float32))
+
+
+def load_or_train(content: Content, finder: ConceptFinder) -> LinearModel:
+    """The cached model for exactly this content, trained and cached on first use.
+
+    A cache that cannot be read or written is not fatal: the model is trained in memory.
+    """
+    folder = cache_dir() / f"intents-{content.fingerprint}"
+    try:
+        return LinearModel.load(folder)
+    except (OSError, ValueError, KeyError):
+        pass
+    model = train(content, finder)
+    try:
+        model.save(folder)
+    except OSError:
+        pass
+    return model
