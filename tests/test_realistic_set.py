@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import soundfile as sf
 from rapidfuzz import fuzz, process
 
 from voiceskill.content import load_content, normalize
@@ -135,3 +136,60 @@ def test_triage_answers_are_valid():
         if row["days"]:
             assert row["days"].isdigit() and int(row["days"]) > 0, row
             assert row["expected"] != "unknown", f"a stated duration is an answer: {row}"
+
+
+# --- the spoken subset (audio_fixtures/realistic/, made by tools/fixturegen.py --realistic) ---
+
+SPOKEN = REALISTIC.parents[1] / "audio_fixtures" / "realistic"
+SPOKEN_COLUMNS = ("file", "source", "text", "label", "voice", "rate", "pitch")
+SPOKEN_MINIMUM = {
+    "everyday.csv": 80,
+    "emergency.csv": 70,
+    "urgent.csv": 20,
+    "nonalarm.csv": 20,
+    "out_of_domain.csv": 30,
+}
+SPOKEN_VOICES = {"flite-slt", "flite-rms", "flite-awb", "flite-kal16"}
+SPOKEN_MAX_BYTES = 25_000_000
+
+
+@pytest.fixture(scope="module")
+def spoken_rows() -> list[dict[str, str]]:
+    with (SPOKEN / "manifest.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == SPOKEN_COLUMNS
+        return list(reader)
+
+
+def test_every_spoken_item_is_a_readable_16_khz_mono_wav(spoken_rows):
+    root = REALISTIC.parents[1]
+    bad = []
+    for row in spoken_rows:
+        path = root / row["file"]
+        try:
+            info = sf.info(path)
+        except (OSError, RuntimeError) as exc:
+            bad.append(f"{row['file']}: {exc}")
+            continue
+        if (info.format, info.samplerate, info.channels) != ("WAV", 16_000, 1) or not info.frames:
+            bad.append(f"{row['file']}: {info.format} {info.samplerate} Hz {info.channels} ch")
+    assert not bad, "\n".join(bad)
+    on_disk = {p.relative_to(root).as_posix() for p in SPOKEN.glob("*.wav")}
+    assert on_disk == {row["file"] for row in spoken_rows}, "WAVs outside the manifest"
+    assert sum(p.stat().st_size for p in SPOKEN.glob("*.wav")) < SPOKEN_MAX_BYTES
+
+
+def test_spoken_items_come_from_the_set_with_their_labels(spoken_rows):
+    label_of = {
+        name: {row[FILES[name].spoken]: row.get(FILES[name].columns[1]) for row in read(name)}
+        for name in SPOKEN_MINIMUM
+    }
+    label_of["out_of_domain.csv"] = dict.fromkeys(label_of["out_of_domain.csv"], "fallback")
+    for row in spoken_rows:
+        assert label_of[row["source"]].get(row["text"]) == row["label"], row
+    per_source = Counter(row["source"] for row in spoken_rows)
+    assert all(per_source[name] >= n for name, n in SPOKEN_MINIMUM.items()), per_source
+    voices = Counter((row["source"], row["voice"]) for row in spoken_rows)
+    assert {voice for _, voice in voices} == SPOKEN_VOICES
+    assert all(voices[name, voice] for name in SPOKEN_MINIMUM for voice in SPOKEN_VOICES)
+    assert len({row["rate"] for row in spoken_rows}) >= 2
