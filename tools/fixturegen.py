@@ -68,7 +68,7 @@ FLITE_STRETCHES = ("0.85", "0.9", "0.95", "1.0", "1.05", "1.1", "1.15", "1.2")
 FLITE_F0_MEANS = {"slt": 170, "awb": 128, "kal16": 95}
 FLITE_F0_STEPS = (0.9, 0.95, 1.0, 1.05, 1.1)
 # flite reads an all-capitals word as a word ("ALS" -> "alz"); people spell these out.
-FLITE_SPELLINGS = {"ALS": "A L S"}
+FLITE_SPELLINGS = {"ALS": "A L S", "GP": "G P", "MND": "M N D"}
 
 # espeak-ng's own voices and variants (the mbrola ones need extra packages): one per phrasing.
 ESPEAK_VOICES = (
@@ -400,8 +400,14 @@ def command(text: str, voice: Voice, path: Path) -> list[str]:
         args += ["--setf", f"duration_stretch={voice.rate}"]
     if voice.pitch:
         args += ["--setf", f"int_f0_target_mean={voice.pitch}"]
-    spoken = " ".join(FLITE_SPELLINGS.get(word, word) for word in text.split())
+    spoken = " ".join(spell_out(word) for word in text.split())
     return [*args, "-t", spoken, "-o", str(path)]
+
+
+def spell_out(word: str) -> str:
+    """`word` as flite should read it: FLITE_SPELLINGS letter by letter, punctuation kept."""
+    bare = word.rstrip(",.?!")
+    return FLITE_SPELLINGS.get(bare, bare) + word[len(bare) :]
 
 
 def tts(text: str, voice: Voice) -> tuple[np.ndarray, int]:
@@ -727,12 +733,79 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+# --- the realistic held-out set's spoken subset --------------------------------------------
+# bench/realistic/ holds questions phrased the way people talk, written apart from the sample
+# sentences. A fixed subset of each file is spoken by the four flite voices in turn, each at a
+# rate and pitch picked as for the main set, into <out>/realistic/ with its own manifest.
+
+REALISTIC_TEXTS = REPO_ROOT / "bench" / "realistic"
+REALISTIC_SUBSET = {  # file -> (items spoken, the column that is the label)
+    "everyday.csv": (80, "intents"),
+    "emergency.csv": (70, "concept"),
+    "urgent.csv": (20, "concept"),
+    "nonalarm.csv": (20, "kind"),
+    "out_of_domain.csv": (30, ""),  # every one expects the fallback
+}
+REALISTIC_COLUMNS = ("file", "source", "text", "label", "voice", "rate", "pitch")
+
+
+def realistic_jobs() -> Iterator[tuple[dict[str, str], Voice]]:
+    """(manifest row, voice) for the subset: per file the first items in a hash order, spoken
+    in file order, the voices taking turns so that each file is spread over all of them."""
+    for source, (count, label_column) in REALISTIC_SUBSET.items():
+        with (REALISTIC_TEXTS / source).open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        picked = sorted(by_hash(range(len(rows)), source)[:count])
+        for turn, index in enumerate(picked):
+            number = index + 1  # the item's row in the file, header not counted
+            key = f"{source}__{number}"
+            voice = pick_flite(FLITE_VOICES[turn % len(FLITE_VOICES)], key)
+            yield (
+                {
+                    "file": f"realistic/{Path(source).stem}__{number:03d}__{voice.tag}.wav",
+                    "source": source,
+                    "text": rows[index]["text"],
+                    "label": rows[index][label_column] if label_column else "fallback",
+                    "voice": voice.tag,
+                    "rate": voice.rate,
+                    "pitch": voice.pitch,
+                },
+                voice,
+            )
+
+
+def write_realistic(out: Path) -> list[dict[str, str]]:
+    """Regenerate <out>/realistic/ (WAVs + manifest.csv); returns the manifest rows."""
+    folder = out / "realistic"
+    for path in folder.glob("*.wav"):
+        path.unlink()
+    prefix = manifest_prefix(out)
+    rows = []
+    for row, voice in realistic_jobs():
+        write_wav(out / row["file"], synthesize(row["text"], voice))
+        rows.append({**row, "file": f"{prefix}/{row['file']}"})
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, REALISTIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "audio_fixtures", help="fixture directory"
     )
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="only the spoken subset of bench/realistic/, into <out>/realistic/",
+    )
     args = parser.parse_args(argv)
+    if args.realistic:
+        rows = write_realistic(args.out)
+        print(f"wrote {len(rows)} files and {args.out / 'realistic' / 'manifest.csv'}")
+        return 0
     rows = write_all(args.out)
     print(summary(rows))
     print(f"wrote {len(rows)} files and {args.out / 'manifest.csv'}")

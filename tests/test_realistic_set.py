@@ -1,0 +1,195 @@
+"""The realistic held-out set (bench/realistic/) stays held out and well formed.
+
+It measures how the skill copes with questions phrased the way people talk, so it is only worth
+anything while none of it leaks into the sample sentences the matcher and recogniser are built
+from: every item is checked, normalised, against every expanded sample, exactly and as a near
+copy. The shapes and minimum sizes are checked too, so a benchmark reading the files can trust
+them.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import soundfile as sf
+from rapidfuzz import fuzz, process
+
+from voiceskill.content import load_content, normalize
+
+REALISTIC = Path(__file__).resolve().parents[1] / "bench" / "realistic"
+NEAR_COPY = 97  # fuzz.ratio at or above this is a copy with a word ending or article changed
+
+
+class Shape(NamedTuple):
+    columns: tuple[str, ...]
+    minimum: int  # rows
+    spoken: str  # the column holding what a person says
+    unique: tuple[str, ...]  # the columns no two rows share
+
+
+FILES = {
+    "everyday.csv": Shape(("text", "intents", "situation"), 170, "text", ("text",)),
+    "emergency.csv": Shape(("text", "concept"), 70, "text", ("text",)),
+    "urgent.csv": Shape(("text", "concept"), 45, "text", ("text",)),
+    "nonalarm.csv": Shape(("text", "kind"), 60, "text", ("text",)),
+    "triage.csv": Shape(
+        ("question", "answer", "expected", "days"), 40, "answer", ("question", "answer")
+    ),
+    "out_of_domain.csv": Shape(("text", "situation"), 60, "text", ("text",)),
+}
+OPTIONAL_COLUMNS = {"days"}
+
+# The vocabularies of the labels (these are concepts of the set, not intent names).
+EMERGENCY_CONCEPTS = {
+    "breathing",
+    "chest_pain",
+    "stroke",
+    "seizure",
+    "unresponsive",
+    "worst_headache",
+    "fever_stiff_neck",
+    "head_injury",
+    "fainting",
+    "swallowing_choking",
+    "tetanus",
+    "rhabdo",
+    "bite_sting",
+    "overdose",
+}
+URGENT_CONCEPTS = {"weakness", "numbness", "tingling", "walking", "balance", "confusion", "wasting"}
+NONALARM_KINDS = {"denial": 12, "question": 12, "past": 12, "mention": 12}
+TRIAGE_QUESTIONS = {"signs", "lasting", "worse", "cause"}
+TRIAGE_ANSWERS = {"yes", "no", "unknown"}
+MIN_PER_EMERGENCY_CONCEPT = 3
+MIN_PER_INTENT = 10
+
+
+def read(name: str) -> list[dict[str, str]]:
+    with (REALISTIC / name).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def content():
+    return load_content()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_file_shape(name):
+    shape = FILES[name]
+    with (REALISTIC / name).open(newline="", encoding="utf-8") as handle:
+        assert tuple(next(csv.reader(handle))) == shape.columns
+    rows = read(name)
+    assert len(rows) >= shape.minimum, f"{name}: {len(rows)} rows, need {shape.minimum}"
+    for number, row in enumerate(rows, start=2):
+        required = [c for c in shape.columns if c not in OPTIONAL_COLUMNS]
+        assert None not in row and all((row[c] or "").strip() for c in required), (
+            f"{name}:{number}: bad row {row}"
+        )
+    keys = Counter(tuple(row[c] for c in shape.unique) for row in rows)
+    assert not [key for key, n in keys.items() if n > 1], f"{name}: duplicate rows"
+
+
+def test_nothing_is_copied_from_the_sample_sentences(content):
+    samples = {normalize(s) for sentences in content.intents.values() for s in sentences}
+    choices = sorted(samples)
+    copied = []
+    for name, shape in FILES.items():
+        for row in read(name):
+            text = normalize(row[shape.spoken])
+            near = process.extractOne(text, choices, scorer=fuzz.ratio, score_cutoff=NEAR_COPY)
+            if text in samples or near:
+                copied.append(f"{name}: {row[shape.spoken]!r} ~ {near[0] if near else text!r}")
+    assert not copied, "realistic items found among the sample sentences:\n" + "\n".join(copied)
+
+
+def test_everyday_labels_are_domain_intents_of_the_content(content):
+    rows = read("everyday.csv")
+    labels = Counter(label for row in rows for label in row["intents"].split("|"))
+    unknown = set(labels) - set(content.intents)
+    assert not unknown, f"not intents of the content: {sorted(unknown)}"
+    assert "fallback" not in labels, "out-of-domain items belong in out_of_domain.csv"
+    thin = {label: n for label, n in labels.items() if n < MIN_PER_INTENT}
+    assert not thin, f"intents with fewer than {MIN_PER_INTENT} questions: {thin}"
+    assert all(len(row["intents"].split("|")) <= 2 for row in rows)
+
+
+def test_alarm_files_use_their_vocabularies():
+    emergency = Counter(row["concept"] for row in read("emergency.csv"))
+    assert set(emergency) == EMERGENCY_CONCEPTS
+    assert min(emergency.values()) >= MIN_PER_EMERGENCY_CONCEPT, emergency
+    assert set(Counter(row["concept"] for row in read("urgent.csv"))) == URGENT_CONCEPTS
+    kinds = Counter(row["kind"] for row in read("nonalarm.csv"))
+    assert set(kinds) == set(NONALARM_KINDS)
+    assert all(kinds[kind] >= n for kind, n in NONALARM_KINDS.items()), kinds
+
+
+def test_triage_answers_are_valid():
+    rows = read("triage.csv")
+    assert {row["question"] for row in rows} == TRIAGE_QUESTIONS
+    assert {row["expected"] for row in rows} == TRIAGE_ANSWERS
+    for row in rows:
+        if row["days"]:
+            assert row["days"].isdigit() and int(row["days"]) > 0, row
+            assert row["expected"] != "unknown", f"a stated duration is an answer: {row}"
+
+
+# --- the spoken subset (audio_fixtures/realistic/, made by tools/fixturegen.py --realistic) ---
+
+SPOKEN = REALISTIC.parents[1] / "audio_fixtures" / "realistic"
+SPOKEN_COLUMNS = ("file", "source", "text", "label", "voice", "rate", "pitch")
+SPOKEN_MINIMUM = {
+    "everyday.csv": 80,
+    "emergency.csv": 70,
+    "urgent.csv": 20,
+    "nonalarm.csv": 20,
+    "out_of_domain.csv": 30,
+}
+SPOKEN_VOICES = {"flite-slt", "flite-rms", "flite-awb", "flite-kal16"}
+SPOKEN_MAX_BYTES = 25_000_000
+
+
+@pytest.fixture(scope="module")
+def spoken_rows() -> list[dict[str, str]]:
+    with (SPOKEN / "manifest.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == SPOKEN_COLUMNS
+        return list(reader)
+
+
+def test_every_spoken_item_is_a_readable_16_khz_mono_wav(spoken_rows):
+    root = REALISTIC.parents[1]
+    bad = []
+    for row in spoken_rows:
+        path = root / row["file"]
+        try:
+            info = sf.info(path)
+        except (OSError, RuntimeError) as exc:
+            bad.append(f"{row['file']}: {exc}")
+            continue
+        if (info.format, info.samplerate, info.channels) != ("WAV", 16_000, 1) or not info.frames:
+            bad.append(f"{row['file']}: {info.format} {info.samplerate} Hz {info.channels} ch")
+    assert not bad, "\n".join(bad)
+    on_disk = {p.relative_to(root).as_posix() for p in SPOKEN.glob("*.wav")}
+    assert on_disk == {row["file"] for row in spoken_rows}, "WAVs outside the manifest"
+    assert sum(p.stat().st_size for p in SPOKEN.glob("*.wav")) < SPOKEN_MAX_BYTES
+
+
+def test_spoken_items_come_from_the_set_with_their_labels(spoken_rows):
+    label_of = {
+        name: {row[FILES[name].spoken]: row.get(FILES[name].columns[1]) for row in read(name)}
+        for name in SPOKEN_MINIMUM
+    }
+    label_of["out_of_domain.csv"] = dict.fromkeys(label_of["out_of_domain.csv"], "fallback")
+    for row in spoken_rows:
+        assert label_of[row["source"]].get(row["text"]) == row["label"], row
+    per_source = Counter(row["source"] for row in spoken_rows)
+    assert all(per_source[name] >= n for name, n in SPOKEN_MINIMUM.items()), per_source
+    voices = Counter((row["source"], row["voice"]) for row in spoken_rows)
+    assert {voice for _, voice in voices} == SPOKEN_VOICES
+    assert all(voices[name, voice] for name in SPOKEN_MINIMUM for voice in SPOKEN_VOICES)
+    assert len({row["rate"] for row in spoken_rows}) >= 2
