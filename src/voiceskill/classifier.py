@@ -13,35 +13,31 @@ start-up budget of `voiceskill ask`).
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from voiceskill.content import Content, Lexicon
+from voiceskill.cache import cache_dir, write_atomic
+from voiceskill.content import Content, Lexicon, tokens
 
 MAX_SAMPLES_PER_INTENT = 1500
 REGULARISATION_C = 4.0
-MODEL_FILE = "model.npz"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "voiceskill"
 
 
 class ConceptFinder:
     """Lexicon concepts in a normalized sentence, longest term first."""
 
     def __init__(self, lexicon: Lexicon):
-        self._concept_of = {term: concept.name for concept in lexicon.concepts.values()
-                            for term in concept.terms}
+        self._concept_of = {" ".join(tokens(term)): concept.name
+                            for concept in lexicon.concepts.values() for term in concept.terms}
         self._longest = max((len(t.split()) for t in self._concept_of), default=1)
         self.domain = frozenset(name for name, c in lexicon.concepts.items() if c.domain)
+        self.veto = frozenset(name for name, c in lexicon.concepts.items() if c.veto)
 
     def find(self, words: list[str]) -> list[str]:
         found, index = [], 0
@@ -61,7 +57,7 @@ def features(words: list[str], concepts: list[str]) -> list[str]:
     """The classifier's view of a sentence."""
     marked = ["<s>", *words]
     return ([f"w:{w}" for w in words]
-            + [f"b:{a}_{b}" for a, b in zip(marked, marked[1:], strict=False)]
+            + [f"b:{a}_{b}" for a, b in itertools.pairwise(marked)]
             + [f"c:{c}" for c in concepts])
 
 
@@ -91,21 +87,16 @@ class LinearModel:
         scores = np.exp(scores - scores.max())
         return scores / scores.sum()
 
-    def save(self, folder: Path) -> None:
-        """Write atomically: a reader sees the old model, the new one, or none."""
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix="build-", suffix=".npz")
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, classes=np.array(self.classes), idf=self.idf, coef=self.coef,
-                     intercept=self.intercept,
-                     vocabulary=np.array(json.dumps(self.vocabulary, sort_keys=True)))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, folder / MODEL_FILE)
+    def save(self, path: Path) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, classes=np.array(self.classes), idf=self.idf, coef=self.coef,
+                 intercept=self.intercept,
+                 vocabulary=np.array(json.dumps(self.vocabulary, sort_keys=True)))
+        write_atomic(path, buffer.getvalue())
 
     @classmethod
-    def load(cls, folder: Path) -> LinearModel:
-        with np.load(folder / MODEL_FILE, allow_pickle=False) as data:
+    def load(cls, path: Path) -> LinearModel:
+        with np.load(path, allow_pickle=False) as data:
             return cls(tuple(str(c) for c in data["classes"]),
                        json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
                        data["intercept"])
@@ -117,14 +108,14 @@ def train(content: Content, finder: ConceptFinder) -> LinearModel:
     from sklearn.linear_model import LogisticRegression
 
     texts, labels = [], []
-    for intent, sentences in content.domain_sentences().items():
+    for intent, sentences in content.training_sentences().items():
         step = max(1, math.ceil(len(sentences) / MAX_SAMPLES_PER_INTENT))
         for sentence in sentences[::step]:
             texts.append(sentence)
             labels.append(intent)
 
     def analyse(text: str) -> list[str]:
-        words = text.split()
+        words = tokens(text)
         return features(words, finder.find(words))
 
     vectorizer = TfidfVectorizer(analyzer=analyse, sublinear_tf=True)
@@ -138,18 +129,12 @@ def train(content: Content, finder: ConceptFinder) -> LinearModel:
 
 
 def load_or_train(content: Content, finder: ConceptFinder) -> LinearModel:
-    """The cached model for exactly this content, trained and cached on first use.
-
-    A cache that cannot be read or written is not fatal: the model is trained in memory.
-    """
-    folder = cache_dir() / f"intents-{content.fingerprint}"
+    """The cached model for exactly this content, trained and cached on first use."""
+    path = cache_dir() / f"intents-{content.fingerprint}.npz"
     try:
-        return LinearModel.load(folder)
-    except (OSError, ValueError, KeyError):
-        pass
+        return LinearModel.load(path)
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # missing or damaged: train again
     model = train(content, finder)
-    try:
-        model.save(folder)
-    except OSError:
-        pass
+    model.save(path)
     return model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,10 +19,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
-from hassil import parse_sentence
-from hassil.expression import Sentence
-from hassil.sample import sample_sentence
 from jsonschema import Draft202012Validator
+
+from voiceskill.cache import cache_dir, read_json, write_atomic
 
 INTENTS_FILE = "intents.yaml"
 DIALOGUE_FILE = "dialogue.yaml"
@@ -41,7 +41,7 @@ CONTRACT_INTENTS = (
     "start_over", "goodbye", FALLBACK,
 )
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
-CACHE_FORMAT = "1"  # bump when what is built from the content changes, to invalidate caches
+CACHE_FORMAT = "2"  # bump when what is built from the content changes, to invalidate caches
 SWAP_POOL = 400
 SWAPS_PER_TERM = 12
 """How many sample sentences are copied with each lexicon term swapped in: enough for the
@@ -78,6 +78,7 @@ INTENTS_SCHEMA = _record(["language", "intents"], {
             "sentences": {"type": "array", "minItems": 1, "items": _TEXT},
             "action": {"enum": list(ACTIONS)},
             "answer": {"enum": list(ANSWERS)},
+            "needs": {"type": "array", "minItems": 1, "items": _NAME},
         }),
         min_items=1,
     ),
@@ -88,10 +89,13 @@ LEXICON_SCHEMA = _record(["concepts"], {
         "terms": {**_WORDS, "minItems": 1},
         "domain": {"type": "boolean"},
         "swap": {"type": "boolean"},
+        "veto": {"type": "boolean"},
     }), min_items=1),
+    "fillers": _record([], {"before": _WORDS, "after": _WORDS}),
     "time_units": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+    "under": _WORDS,
 })
 
 _TRIGGERS = {"forward": _WORDS, "backward": _WORDS}
@@ -205,6 +209,7 @@ class Concept:
     terms: tuple[str, ...]
     domain: bool = False
     swap: bool = True
+    veto: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,16 +217,21 @@ class Lexicon:
     """Lay words grouped into concepts, and the words that say how long something lasted."""
 
     concepts: Mapping[str, Concept]
+    fillers_before: tuple[str, ...] = ()
+    fillers_after: tuple[str, ...] = ()
     time_units: Mapping[str, float] = field(default_factory=dict)
     quantities: Mapping[str, float] = field(default_factory=dict)
     since: Mapping[str, float] = field(default_factory=dict)
+    under: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Content:
     intents: Mapping[str, tuple[str, ...]]
+    swapped: Mapping[str, tuple[str, ...]]
     actions: Mapping[str, str]
     answers: Mapping[str, str]
+    needs: Mapping[str, frozenset[str]]
     lexicon: Lexicon
     nodes: Mapping[str, Node]
     routes: Mapping[str, str]
@@ -234,12 +244,18 @@ class Content:
     folder: Path
     fingerprint: str
 
-    def domain_sentences(self) -> dict[str, tuple[str, ...]]:
-        """Sample sentences per intent, fallback included, each lexicon term swapped into a few
-        of them: the recogniser's domain model (so it can hear "charley horse") and the
-        classifier's training set, grouped so that each intent weighs the same."""
-        return {name: (*sentences, *swapped_sentences(sentences, self.lexicon))
+    def training_sentences(self) -> dict[str, tuple[str, ...]]:
+        """Sample sentences per intent, fallback included, with lexicon terms and fillers
+        swapped into copies of some of them: the classifier's training set."""
+        return {name: (*sentences, *self.swapped.get(name, ()))
                 for name, sentences in self.intents.items()}
+
+    def domain_sentences(self) -> dict[str, tuple[str, ...]]:
+        """The recogniser's domain model, grouped so that each group weighs the same: the
+        training sentences (so it can hear "charley horse") and the red-flag phrases (so it
+        can hear "my words are coming out wrong")."""
+        flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
+        return {**self.training_sentences(), "red_flags": flags}
 
     def outcome_of(self, node_id: str) -> str | None:
         return self.nodes[node_id].outcome
@@ -265,6 +281,14 @@ def swapped_sentences(sentences: tuple[str, ...], lexicon: Lexicon) -> tuple[str
                     holders.setdefault(term_concept[gram], []).append((gram, sentence))
     known = set(sentences)
     copies: list[str] = []
+    for index, sentence in enumerate(pool):
+        if lexicon.fillers_before and lexicon.fillers_after:
+            before = lexicon.fillers_before[index % len(lexicon.fillers_before)]
+            after = lexicon.fillers_after[index // 2 % len(lexicon.fillers_after)]
+            copy = f"{before} {sentence}" if index % 2 else f"{sentence} {after}"
+            if copy not in known:
+                known.add(copy)
+                copies.append(copy)
     for name, found in holders.items():
         step = max(1, len(found) // SWAPS_PER_TERM)
         for term in lexicon.concepts[name].terms:
@@ -319,7 +343,7 @@ class _Document:
         return Problem(self.file, self.line(path), message)
 
 
-class _ContentLoader(yaml.SafeLoader):
+class _ContentLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # C parser when built
     """SafeLoader where only true/false are booleans: `yes:`, `no:` and `on:` stay words."""
 
     yaml_implicit_resolvers: ClassVar = {
@@ -419,7 +443,26 @@ def normalize(text: str) -> str:
     return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
 
 
-def _parse_rules(doc: _Document, rules: Mapping[str, str]) -> tuple[dict[str, Sentence], list]:
+CONTRACTIONS = {"'s": "is", "'re": "are", "'m": "am", "'ve": "have", "'ll": "will", "'d": "would"}
+
+
+def tokens(text: str) -> list[str]:
+    """Normalized words with contractions opened ("urine's" -> "urine is"), the form the
+    classifier, the lexicon and the red flags are matched in; "n't" words stay whole."""
+    words = []
+    for word in normalize(text).split():
+        for ending, full in CONTRACTIONS.items():
+            if word.endswith(ending) and len(word) > len(ending) and word != "let's":
+                words += [word[: -len(ending)], full]
+                break
+        else:
+            words.append(word)
+    return words
+
+
+def _parse_rules(doc: _Document, rules: Mapping[str, str]) -> tuple[dict, list]:
+    from hassil import parse_sentence  # only when expanding: a cached expansion needs none
+
     parsed, problems = {}, []
     for name, template in rules.items():
         try:
@@ -429,8 +472,11 @@ def _parse_rules(doc: _Document, rules: Mapping[str, str]) -> tuple[dict[str, Se
     return parsed, problems
 
 
-def expand_template(template: str, rules: Mapping[str, Sentence]) -> list[str]:
+def expand_template(template: str, rules: Mapping) -> list[str]:
     """Every sentence a template allows, normalized; raises ValueError if it cannot be used."""
+    from hassil import parse_sentence
+    from hassil.sample import sample_sentence
+
     try:
         sentence = parse_sentence(template)
         samples = sample_sentence(sentence, expansion_rules=dict(rules))
@@ -521,7 +567,8 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping,
         need_node(("routes", intent), target)
     for name, flag in flags.data["flags"].items():
         if flag["goto"] not in nodes:
-            problems.append(flags.problem(("flags", name, "goto"), f"no node named '{flag['goto']}'"))
+            message = f"no node named '{flag['goto']}'"
+            problems.append(flags.problem(("flags", name, "goto"), message))
     for node in nodes.values():
         path = ("nodes", node.id)
         for intent, target in node.on.items():
@@ -546,8 +593,8 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping,
             problems.append(doc.problem(path, f"node '{node.id}' cites no source"))
         for name in node.yes_if:
             if name not in lexicon.concepts and name not in flag_names:
-                problems.append(doc.problem((*path, "yes_if"),
-                                            f"'{name}' is neither a lexicon concept nor a red flag"))
+                message = f"'{name}' is neither a lexicon concept nor a red flag"
+                problems.append(doc.problem((*path, "yes_if"), message))
         if node.kind != "question" and (node.yes_if or node.yes_from_days is not None):
             problems.append(doc.problem(path, f"node '{node.id}' is not a question"))
     if problems:
@@ -618,14 +665,20 @@ def _phrase_list(doc: _Document, path: tuple, templates: list[str]) -> tuple[lis
     return phrases, problems
 
 
-def _red_flags(doc: _Document) -> tuple[tuple[RedFlag, ...], list[Problem]]:
-    flags, problems = [], []
+def _flag_phrases(doc: _Document) -> tuple[dict[str, list[str]], list[Problem]]:
+    phrases, problems = {}, []
     for name, flag in doc.data["flags"].items():
-        phrases, found = _phrase_list(doc, ("flags", name, "phrases"), flag["phrases"])
+        phrases[name], found = _phrase_list(doc, ("flags", name, "phrases"), flag["phrases"])
         problems += found
+    return phrases, problems
+
+
+def _red_flags(doc: _Document, phrases: Mapping[str, list[str]]) -> tuple[RedFlag, ...]:
+    flags = []
+    for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
-        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases), examples))
-    return tuple(flags), problems
+        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples))
+    return tuple(flags)
 
 
 def _words(items: list[str]) -> tuple[str, ...]:
@@ -652,12 +705,26 @@ def _lexicon(doc: _Document) -> Lexicon:
     data = doc.data
     concepts = {
         name: Concept(name, _words(spec["terms"]), spec.get("domain", False),
-                      spec.get("swap", True))
+                      spec.get("swap", True), spec.get("veto", False))
         for name, spec in data["concepts"].items()
     }
+    fillers = data.get("fillers") or {}
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
                for key in ("time_units", "quantities", "since")}
-    return Lexicon(concepts, **numbers)
+    return Lexicon(concepts, _words(fillers.get("before", [])), _words(fillers.get("after", [])),
+                   **numbers, under=_words(data.get("under", [])))
+
+
+def _intent_needs(doc: _Document, lexicon: Lexicon) -> tuple[dict, list[Problem]]:
+    """Intents that count only when the sentence names one of these lexicon concepts."""
+    needs, problems = {}, []
+    for name, intent in doc.data["intents"].items():
+        for concept in intent.get("needs", ()):
+            if concept not in lexicon.concepts:
+                path = ("intents", name, "needs")
+                problems.append(doc.problem(path, f"no lexicon concept named '{concept}'"))
+        needs[name] = frozenset(intent.get("needs", ()))
+    return {name: found for name, found in needs.items() if found}, problems
 
 
 def _intent_kinds(doc: _Document) -> tuple[dict[str, str], dict[str, str], list[Problem]]:
@@ -670,7 +737,8 @@ def _intent_kinds(doc: _Document) -> tuple[dict[str, str], dict[str, str], list[
     for key, table, needed in (("action", actions, ACTIONS), ("answer", answers, ANSWERS)):
         for value in needed:
             if list(table.values()).count(value) != 1:
-                problems.append(doc.problem(("intents",), f"exactly one intent needs {key}: {value}"))
+                message = f"exactly one intent needs {key}: {value}"
+                problems.append(doc.problem(("intents",), message))
     return actions, answers, problems
 
 
@@ -694,6 +762,24 @@ def default_folder() -> Path:
     return Path(__file__).resolve().parents[2] / "intents"
 
 
+def _expansions(folder: Path, docs: Mapping[str, _Document], lexicon: Lexicon
+                ) -> tuple[dict, dict, dict, list[Problem]]:
+    """Expanded sample sentences, their lexicon swaps and the red-flag phrases; cached by
+    the content's fingerprint, since expanding takes longer than answering a question."""
+    path = cache_dir() / f"content-{fingerprint(folder)}.json"
+    cached = read_json(path)
+    if cached and set(cached) == {"intents", "swapped", "flags"}:
+        return cached["intents"], cached["swapped"], cached["flags"], []
+    intents, problems = _expand_intents(docs[INTENTS_FILE])
+    flags, flag_problems = _flag_phrases(docs[RED_FLAGS_FILE])
+    problems += flag_problems
+    swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
+    if not problems:
+        record = {"intents": intents, "swapped": swapped, "flags": flags}
+        write_atomic(path, json.dumps(record).encode())
+    return intents, swapped, flags, problems
+
+
 def load_content(folder: Path | None = None) -> Content:
     """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem."""
     folder = Path(folder) if folder else default_folder()
@@ -708,25 +794,26 @@ def load_content(folder: Path | None = None) -> Content:
     problems += _schema_problems(flags_doc, RED_FLAGS_SCHEMA)
     if problems:
         raise ContentError(problems)
-    intents, problems = _expand_intents(intents_doc)
-    actions, answers, kind_problems = _intent_kinds(intents_doc)
-    problems += kind_problems
     lexicon = _lexicon(lexicon_doc)
+    intents, swapped, phrases, problems = _expansions(folder, docs, lexicon)
+    actions, answers, kind_problems = _intent_kinds(intents_doc)
+    needs, need_problems = _intent_needs(intents_doc, lexicon)
+    problems += kind_problems + need_problems
     nodes = _build_nodes(dialogue_doc.data)
     problems += _tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
-    red_flags, flag_problems = _red_flags(flags_doc)
-    problems += flag_problems
     if problems:
         raise ContentError(problems)
     data = dialogue_doc.data
     return Content(
-        intents=intents,
+        intents={name: tuple(sentences) for name, sentences in intents.items()},
+        swapped={name: tuple(sentences) for name, sentences in swapped.items()},
         actions=actions,
         answers=answers,
+        needs=needs,
         lexicon=lexicon,
         nodes=nodes,
         routes=dict(data["routes"]),
-        red_flags=red_flags,
+        red_flags=_red_flags(flags_doc, phrases),
         context=_context(flags_doc),
         messages={key: " ".join(text.split()) for key, text in data["messages"].items()},
         disclaimer=data["disclaimer"],

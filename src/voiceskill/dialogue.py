@@ -116,7 +116,7 @@ class Conversation:
 
     def _triage_answer(self, node: Node, heard: Understanding) -> tuple[str, str | None] | None:
         """yes / no from what was said, or None when the turn is not an answer."""
-        yes, no = self._answer_targets(node)
+        yes, no = self.answer_targets(node)
         if heard.days is not None and node.yes_from_days is not None:
             return self._enter(yes if heard.days >= node.yes_from_days else no)
         if heard.answer in ("yes", "no"):
@@ -128,7 +128,7 @@ class Conversation:
             return self._unclear(node, self.content.messages["unsure_reask"])
         return None
 
-    def _answer_targets(self, node: Node) -> tuple[str, str]:
+    def answer_targets(self, node: Node) -> tuple[str, str]:
         by_answer = {answer: node.on[intent] for intent, answer in self.content.answers.items()
                      if intent in node.on}
         return by_answer["yes"], by_answer["no"]
@@ -138,7 +138,7 @@ class Conversation:
         self.unclear_answers += 1
         if self.unclear_answers < UNCLEAR_ANSWERS_BEFORE_MOVING_ON:
             return f"{message} {node.ask}", None
-        careful, _ = self._answer_targets(node)
+        careful, _ = self.answer_targets(node)
         answer, outcome = self._enter(careful)
         return f"{self.content.messages['unsure_move_on']} {answer}", outcome
 

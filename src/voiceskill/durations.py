@@ -14,6 +14,8 @@ from text_to_num import alpha2digit
 from voiceskill.content import Lexicon
 
 NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+JUST_UNDER = 0.5
+"""Days taken off a duration said to be "not quite" or "almost" that long."""
 
 
 def days_in(text: str, lexicon: Lexicon) -> float | None:
@@ -29,7 +31,14 @@ def _amounts(words: list[str], lexicon: Lexicon):
         unit = lexicon.time_units.get(word)
         if unit is not None:
             half = 0.5 if words[index + 1 : index + 4] == ["and", "a", "half"] else 0.0
-            yield (_quantity(words[:index], lexicon) + half) * unit
+            days = (_quantity(words[:index], lexicon) + half) * unit
+            yield days - JUST_UNDER if _said_under(words[:index], lexicon) else days
+
+
+def _said_under(before: list[str], lexicon: Lexicon) -> bool:
+    """ "not quite a week", "almost two weeks": an under-word within three words before."""
+    near = f" {' '.join(before[-5:])} "
+    return any(f" {phrase} " in near for phrase in lexicon.under)
 
 
 def _quantity(before: list[str], lexicon: Lexicon) -> float:

@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from voiceskill.classifier import ConceptFinder, features, load_or_train
-from voiceskill.content import FALLBACK, Content, normalize
+from voiceskill.content import FALLBACK, OUTCOMES, Content, normalize, tokens
 from voiceskill.durations import days_in
 from voiceskill.redflags import PRESENT, RedFlagSpotter
 
-DEFAULT_THRESHOLD = 0.45
+DEFAULT_THRESHOLD = 0.25
 MIN_ASR_CONFIDENCE = 0.5
 """Measured on flite fixtures: keeps clean accuracy and cuts false accepts in noise
 (bench/speech_accuracy.py)."""
@@ -58,7 +58,7 @@ class IntentMatcher:
         self._model = load_or_train(content, self._finder)
         self._spotter = RedFlagSpotter(content.red_flags, content.context)
         self._command_length = {
-            name: max(len(s.split()) for s in content.intents[name]) + COMMAND_EXTRA_WORDS
+            name: max(len(tokens(s)) for s in content.intents[name]) + COMMAND_EXTRA_WORDS
             for name in content.actions
         }
 
@@ -70,9 +70,10 @@ class IntentMatcher:
         present = tuple(f.flag for f in findings if f.status == PRESENT)
         mentioned = tuple(f.flag for f in findings if f.status != PRESENT)
         asked = tuple(f.flag for f in findings if f.status == "hypothetical")
-        words = text.split()
+        words = tokens(text)
         concepts = self._finder.find(words)
         intent, confidence = self._classify(words, concepts)
+        intent = self._flag_intent(present) or intent
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         return Understanding(
             text=text,
@@ -86,6 +87,15 @@ class IntentMatcher:
             days=days_in(text, self._content.lexicon) if text else None,
             heard_clearly=clear,
         )
+
+    def _flag_intent(self, present: tuple[str, ...]) -> str | None:
+        """The intent that routes where the most severe present red flag leads, if any: an
+        emergency reported in any words is reported as the emergency intent."""
+        content = self._content
+        targets = {flag.goto for flag in content.red_flags if flag.name in present}
+        routed = [(OUTCOMES.index(content.nodes[node].outcome or OUTCOMES[0]), intent)
+                  for intent, node in content.routes.items() if node in targets]
+        return max(routed, default=(0, None))[1]
 
     def _classify(self, words: list[str], concepts: list[str]) -> tuple[str, float]:
         if not words:
@@ -107,4 +117,8 @@ class IntentMatcher:
             return len(words) <= self._command_length[intent]
         if intent in content.answers or intent == FALLBACK:
             return True
-        return bool(self._finder.domain.intersection(concepts))
+        found = set(concepts)
+        needs = content.needs.get(intent)
+        if needs and not needs & found:
+            return False
+        return bool(self._finder.domain & found) and not self._finder.veto & found

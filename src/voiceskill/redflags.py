@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from voiceskill.content import ContextRules, RedFlag, normalize
+from voiceskill.content import ContextRules, RedFlag, tokens
 
 PRESENT = "present"
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
@@ -43,17 +43,17 @@ class RedFlagSpotter:
         self._by_first_word: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         for flag in flags:
             for phrase in flag.phrases:
-                words = tuple(phrase.split())
+                words = tuple(tokens(phrase))
                 self._by_first_word.setdefault(words[0], []).append((words, flag.name))
-        self._forward = [(status, tuple(t.split())) for status, triggers in rules.forward.items()
+        self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                          for t in triggers]
-        self._forward += [(PRESENT, tuple(t.split())) for t in rules.present]
-        self._backward = [(status, tuple(t.split())) for status, triggers in rules.backward.items()
-                          for t in triggers]
-        self._question_backward = [("hypothetical", tuple(t.split()))
+        self._forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
+        self._backward = [(status, tuple(tokens(t))) for status, triggers
+                          in rules.backward.items() for t in triggers]
+        self._question_backward = [("hypothetical", tuple(tokens(t)))
                                    for t in rules.question_backward]
-        self._pseudo = [tuple(t.split()) for t in rules.pseudo]
-        self._terminators = [tuple(t.split()) for t in rules.terminators]
+        self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
+        self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
@@ -70,7 +70,7 @@ class RedFlagSpotter:
         """Punctuation and terminator words ("but", "now") end a trigger's scope."""
         clauses = []
         for part in CLAUSE_PUNCTUATION.split(text):
-            words = normalize(part).split()
+            words = tokens(part)
             current: list[str] = []
             index = 0
             while index < len(words):

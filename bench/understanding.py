@@ -1,0 +1,191 @@
+"""Understanding on the realistic held-out set (bench/realistic/), typed or spoken.
+
+Every row is a fresh conversation through the real pipeline (content, classifier, red flags,
+dialogue).  Prints, next to the targets of the project:
+  everyday questions answered with a fitting intent; emergencies recognised; urgent signs
+  escalated; denials, questions, past events and harmless mentions escalated (should be none);
+  out-of-domain questions accepted; triage answers read right; the template-style held-out set
+  (bench/heldout_text.csv); intent + red-flag time per turn; `voiceskill ask` as a process.
+With --spoken, the same through `replay` of audio_fixtures/realistic/ (pocketsphinx).
+Writes the figures to bench/results/latest.json for the review sheet.
+
+Run: python bench/understanding.py [--spoken] [--show-misses]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from voiceskill.content import load_content
+from voiceskill.dialogue import Conversation
+from voiceskill.nlu import IntentMatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+REALISTIC = ROOT / "bench" / "realistic"
+SPOKEN = ROOT / "audio_fixtures" / "realistic"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+ESCALATED = {"urgent", "emergency"}
+TRIAGE_NODES = {"signs": "triage_weakness", "lasting": "triage_lasting",
+                "worse": "triage_returning", "cause": "triage_cause"}
+"""Which triage question of intents/dialogue.yaml each `question` of triage.csv stands for."""
+
+
+def rows(name: str) -> list[dict]:
+    with (REALISTIC / name).open(encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+class Judge:
+    """Runs one fresh conversation per item and keeps the per-turn understanding time."""
+
+    def __init__(self) -> None:
+        self.content = load_content()
+        self.matcher = IntentMatcher(self.content)
+        self.times_ms: list[float] = []
+
+    def first_turn(self, text: str, asr_confidence: float | None = None):
+        began = time.perf_counter()
+        understanding = self.matcher.understand(text, asr_confidence)
+        self.times_ms.append((time.perf_counter() - began) * 1000)
+        return Conversation(self.content).respond(understanding)
+
+    def triage(self, node: str, answer: str) -> str:
+        """yes / no / unknown: where the answer took the question."""
+        conversation = Conversation(self.content, node=node)
+        reply = conversation.respond(self.matcher.understand(answer))
+        yes, no = conversation.answer_targets(self.content.nodes[node])
+        if reply.node == yes and not reply.answer.startswith(self.content.messages["unsure_move_on"]):
+            return "yes"
+        return {no: "no"}.get(reply.node, "unknown")
+
+
+def rate(hits: int, total: int) -> str:
+    return f"{hits}/{total} = {hits / total:.1%}" if total else "n/a"
+
+
+def typed(judge: Judge, show: bool) -> dict[str, float]:
+    figures: dict[str, float] = {}
+
+    def report(name: str, items: list, good, target: str, describe) -> None:
+        hits = [item for item in items if good(item)]
+        print(f"{name:<44} {rate(len(hits), len(items)):>18}   target {target}")
+        figures[name] = round(len(hits) / len(items), 4)
+        if show:
+            for item in items:
+                if not good(item):
+                    print(f"      miss: {describe(item)}")
+
+    everyday = [(r, judge.first_turn(r["text"])) for r in rows("everyday.csv")]
+    report("everyday questions, fitting intent", everyday,
+           lambda p: p[1].intent in p[0]["intents"].split("|"), ">= 90%",
+           lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
+                     f" want {p[0]['intents']}")
+    for name, target_name, wanted in (("emergency.csv", "emergencies recognised", {"emergency"}),
+                                      ("urgent.csv", "urgent signs escalated", ESCALATED)):
+        replies = [(r, judge.first_turn(r["text"])) for r in rows(name)]
+        report(target_name, replies, lambda p, w=wanted: p[1].outcome in w,
+               "100%" if "emergency" in target_name else ">= 95%",
+               lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
+    calm = [(r, judge.first_turn(r["text"])) for r in rows("nonalarm.csv")]
+    report("denials/questions/past/mentions NOT escalated", calm,
+           lambda p: p[1].outcome not in ESCALATED, "escalated <= 2%",
+           lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].outcome}")
+    outside = [(r, judge.first_turn(r["text"])) for r in rows("out_of_domain.csv")]
+    report("out-of-domain rejected", outside, lambda p: p[1].intent == "fallback",
+           "false accepts <= 2%", lambda p: f"{p[0]['text']!r} -> {p[1].intent}")
+    triage = [(r, judge.triage(TRIAGE_NODES[r["question"]], r["answer"]))
+              for r in rows("triage.csv")]
+    report("triage answers read right", triage, lambda p: p[1] == p[0]["expected"], "-",
+           lambda p: f"[{p[0]['question']}] {p[0]['answer']!r} -> {p[1]} want {p[0]['expected']}")
+    with (ROOT / "bench" / "heldout_text.csv").open(encoding="utf-8") as file:
+        heldout = [(r, judge.first_turn(r["text"])) for r in csv.DictReader(file)]
+    report("template-style held-out, right intent", heldout,
+           lambda p: p[1].intent == p[0]["intent"], ">= 95%",
+           lambda p: f"{p[0]['text']!r} -> {p[1].intent} want {p[0]['intent']}")
+    times = sorted(judge.times_ms)
+    p95 = times[int(len(times) * 0.95)]
+    print(f"{'intent + red flags per turn':<44} median {statistics.median(times):.1f} ms, "
+          f"p95 {p95:.1f} ms   target p95 <= 30 ms")
+    figures["understanding p95 ms"] = round(p95, 1)
+    return figures
+
+
+def spoken(judge: Judge, show: bool) -> dict[str, float]:
+    """The spoken subset through `voiceskill replay --json --separate` (one process)."""
+    with (SPOKEN / "manifest.csv").open(encoding="utf-8") as file:
+        items = list(csv.DictReader(file))
+    command = [sys.executable, "-m", "voiceskill", "replay", "--json", "--separate", "--no-speak"]
+    output = subprocess.run(command + [str(SPOKEN / item["file"]) for item in items],
+                            capture_output=True, text=True, cwd=ROOT).stdout
+    turns = {Path(t["audio"]).name: t for t in map(json.loads, output.splitlines())}
+    checks = {
+        "everyday.csv": ("spoken everyday, fitting intent", ">= 80%",
+                         lambda i, t: t["intent"] in i["label"].split("|")),
+        "emergency.csv": ("spoken emergencies recognised (or confirmed)", ">= 95%",
+                          lambda i, t: t["outcome"] == "emergency" or (t["node"] is None
+                          and "Did you say" in (t["answer"] or ""))),
+        "urgent.csv": ("spoken urgent escalated", "-",
+                       lambda i, t: t["outcome"] in ESCALATED),
+        "nonalarm.csv": ("spoken non-alarms NOT escalated", "escalated <= 2%",
+                         lambda i, t: t["outcome"] not in ESCALATED),
+        "out_of_domain.csv": ("spoken out-of-domain rejected", "false accepts <= 5%",
+                              lambda i, t: t["intent"] == "fallback"),
+    }
+    figures = {}
+    for source, (name, target, good) in checks.items():
+        subset = [(i, turns.get(i["file"])) for i in items if i["source"] == source]
+        hits = [1 for i, t in subset if t and good(i, t)]
+        print(f"{name:<44} {rate(len(hits), len(subset)):>18}   target {target}")
+        figures[name] = round(len(hits) / len(subset), 4) if subset else 0.0
+        if show:
+            for i, t in subset:
+                if not (t and good(i, t)):
+                    heard = t["transcript"] if t else "(no turn)"
+                    print(f"      miss: {i['text']!r} heard {heard!r} -> "
+                          f"{t and t['intent']} {t and t['outcome']}")
+    return figures
+
+
+def ask_process_seconds(runs: int = 5) -> float:
+    """Wall time of `voiceskill ask --no-speak` as a whole process (caches warm)."""
+    command = [sys.executable, "-m", "voiceskill", "ask", "--no-speak", "why do my legs cramp"]
+    subprocess.run(command, capture_output=True, check=True, cwd=ROOT)
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True, cwd=ROOT)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spoken", action="store_true", help="also replay the spoken subset")
+    parser.add_argument("--show-misses", action="store_true")
+    args = parser.parse_args()
+    judge = Judge()
+    figures = typed(judge, args.show_misses)
+    if args.spoken:
+        figures |= spoken(judge, args.show_misses)
+    seconds = ask_process_seconds()
+    print(f"{'voiceskill ask, whole process (median of 5)':<44} {seconds:.2f} s   target <= 1.0 s")
+    figures["ask process s"] = round(seconds, 2)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "content_hash": judge.content.fingerprint,
+        "figures": figures,
+    }, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
