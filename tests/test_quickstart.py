@@ -62,3 +62,4 @@ def test_readme_quick_start_works_on_the_system_python_twice(tmp_path):
         info = sf.info(answer)
         assert (info.format, info.channels) == ("WAV", 1) and info.duration > 1, info
         answer.unlink()
+    assert "home = /usr/bin" in (clone / ".venv" / "pyvenv.cfg").read_text()
