@@ -64,6 +64,8 @@ def virtual_audio() -> Iterator[VirtualAudio]:
     try:
         audio.start()
     except VirtualAudioError as exc:
+        if in_ci():
+            pytest.fail(f"virtual audio devices unavailable: {exc}", pytrace=False)
         pytest.skip(f"virtual audio devices unavailable: {exc}")
     yield audio
     audio.stop()
