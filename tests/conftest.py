@@ -1,12 +1,55 @@
-"""Shared pytest fixtures, one section per concern; add new sections below."""
+"""Shared pytest fixtures and helpers, one section per concern; add new sections below."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from virtual_audio import VirtualAudio, VirtualAudioError
+
+# --- CI: everything runs, nothing needed may be missing -----------------------
+
+
+def in_ci() -> bool:
+    """CI=true (as .ci/run and every CI service set it): run slow tests, fail on missing inputs."""
+    return os.environ.get("CI", "").lower() in {"true", "1", "yes"}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if in_ci():
+        return "CI=true: slow tests run; a missing seed article fails"
+    return "slow tests deselected (run them with -m slow, or CI=true)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave `slow` tests out locally, unless a -m expression or a test id asks for them."""
+    asked = config.option.markexpr or any("::" in arg for arg in config.args)
+    if in_ci() or asked:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+# --- Documents outside the repo (../shared: the seed article) -----------------
+
+SHARED = Path(os.environ.get("VOICESKILL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def shared_document(relative: str) -> Path:
+    """`relative` under ../shared (or $VOICESKILL_SHARED); skipped if absent, a failure in CI."""
+    path = SHARED / relative
+    if not path.is_file():
+        message = f"{path} not found (set VOICESKILL_SHARED to the folder holding seed/)"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
 
 # --- Virtual audio devices (tests/virtual_audio.py) ---------------------------
 
@@ -21,6 +64,8 @@ def virtual_audio() -> Iterator[VirtualAudio]:
     try:
         audio.start()
     except VirtualAudioError as exc:
+        if in_ci():
+            pytest.fail(f"virtual audio devices unavailable: {exc}", pytrace=False)
         pytest.skip(f"virtual audio devices unavailable: {exc}")
     yield audio
     audio.stop()

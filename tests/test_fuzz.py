@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -102,13 +106,30 @@ def test_any_transcript_gets_a_well_formed_reply(skill, text):
         assert record["outcome"] in {None, "self_care", "see_doctor", "urgent", "emergency"}
 
 
-def test_log_dir_is_opt_in_and_private(tmp_path):
-    from voiceskill.cli import main
+def ask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`voiceskill ask` run from an empty folder, with HOME and the XDG folders inside tmp_path."""
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home)}
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                 "XDG_RUNTIME_DIR"):
+        env[name] = str(home / name.lower())
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "voiceskill", "ask", "--no-speak", *args],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=120)
 
-    assert main(["ask", "--no-speak", "how do I stop a cramp"]) == 0
-    assert not list(tmp_path.iterdir())
-    assert main(["ask", "--no-speak", "--log-dir", str(tmp_path / "log"), "hello"]) == 0
-    [log] = (tmp_path / "log").iterdir()
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+def test_log_dir_is_opt_in_and_private(tmp_path):
+    assert ask(tmp_path, "how do I stop a cramp").returncode == 0
+    assert files_under(tmp_path) == []  # no log, cache or transcript anywhere: cwd, HOME, XDG
+    log_dir = tmp_path / "log"
+    assert ask(tmp_path, "--log-dir", str(log_dir), "hello").returncode == 0
+    [log] = files_under(tmp_path)
+    assert log.parent == log_dir
+    assert log_dir.stat().st_mode & 0o777 == 0o700
     assert log.stat().st_mode & 0o777 == 0o600
     assert '"transcript": "hello"' in log.read_text()
-

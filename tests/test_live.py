@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from virtual_audio import VirtualAudio, active_span, find_signal
+from virtual_audio import VirtualAudio, active_span, fell_quiet, find_signal
 
 pytestmark = pytest.mark.audio_devices
 
@@ -48,8 +48,10 @@ class Listener:
         )
         self.turns: queue.Queue[dict] = queue.Queue()
         self.status: list[str] = []
-        threading.Thread(target=self._read_turns, daemon=True).start()
-        threading.Thread(target=self._read_status, daemon=True).start()
+        self._readers = [threading.Thread(target=self._read_turns, daemon=True),
+                         threading.Thread(target=self._read_status, daemon=True)]
+        for reader in self._readers:
+            reader.start()
         self.wait_for_status("listening")
 
     def _read_turns(self) -> None:
@@ -77,10 +79,17 @@ class Listener:
         except queue.Empty:
             pytest.fail("no answer; status: " + " | ".join(self.status))
 
+    def wait(self, timeout: float = 60) -> int:
+        """The exit status, once the program has ended and all its output has been read."""
+        status = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        return status
+
     def close(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        return self.wait(timeout=30)
 
 
 @pytest.fixture
@@ -109,15 +118,26 @@ def recorded(path: Path) -> np.ndarray:
     return sf.read(path, dtype="int16")[0]
 
 
+def played_through(reference: np.ndarray):
+    """A condition for Recording.wait_until: `reference` has been heard to its last sound."""
+    last_sound = int(np.flatnonzero(np.abs(reference.astype(np.int32)) > 300)[-1])
+
+    def condition(heard: np.ndarray) -> bool:
+        match = find_signal(heard, reference)
+        return match.correlation > 0.5 and len(heard) > match.offset + last_sound
+
+    return condition
+
+
 def test_question_is_answered_aloud(listener, virtual_audio, tmp_path):
     live = listener()
     recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
     turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
-    time.sleep(12)  # let the whole answer play
-    heard = recorded(recording.stop())
     assert turn["intent"] == "spasm_relief"
     assert turn["outcome"] == "self_care"
-    assert find_signal(heard, rendered(turn["answer"], tmp_path)).correlation > 0.5
+    answer = rendered(turn["answer"], tmp_path)
+    recording.wait_until("played the whole answer", played_through(answer))
+    assert find_signal(recorded(recording.stop()), answer).correlation > 0.5
     assert turn["timings_ms"]["to_first_audio"] > 0
 
 
@@ -133,7 +153,7 @@ def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
     recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
     first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
     stop = live.ask(fixture("stop__1__flite-slt.wav"))  # spoken while the answer plays
-    time.sleep(2)
+    recording.wait_until("fell quiet", fell_quiet)  # cut off, or (if stop fails) at the end
     heard = recorded(recording.stop())
     full_answer = rendered(first["answer"], tmp_path)
     assert stop["intent"] == "stop"
@@ -143,8 +163,10 @@ def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
 
 def test_repeat_says_it_again(listener, virtual_audio, tmp_path):
     live = listener()
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
     first = live.ask(fixture("spasm_prevention__1__flite-slt.wav"))
-    time.sleep(8)
+    recording.wait_until("fell quiet", fell_quiet)  # the answer has been said
+    recording.stop()
     again = live.ask(fixture("repeat__1__flite-slt.wav"))
     assert again["intent"] == "repeat"
     assert again["answer"] == first["answer"]
@@ -154,7 +176,7 @@ def test_goodbye_ends_the_loop_cleanly(listener):
     live = listener()
     turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
     assert turn["intent"] == "goodbye"
-    assert live.process.wait(timeout=30) == 0
+    assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
 
 
@@ -165,7 +187,7 @@ def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
                               text=True).stdout.split()
     assert children, "the TTS worker should be running"
     live.process.send_signal(signum)
-    assert live.process.wait(timeout=30) == 0
+    assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children):
@@ -186,17 +208,17 @@ def test_no_microphone_is_one_line_and_status_2(tmp_path):
 def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
     """PulseAudio moves a stream to another source when one is unplugged, so the sound
     server itself goes away here: the microphone stops delivering audio."""
-    own_audio = VirtualAudio().start()  # a private daemon: this test kills it
-    try:
+    with VirtualAudio() as own_audio:  # a private daemon: this test kills it
         live = Listener(own_audio)
-        turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
-        assert turn["intent"] == "spasm_relief"
-        own_audio._daemon.kill()
-        assert live.process.wait(timeout=60) == 2
-    finally:
-        own_audio.stop()
-        assert "microphone" in live.status[-1]
-        assert not any("Traceback" in line for line in live.status)
+        try:
+            turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
+            assert turn["intent"] == "spasm_relief"
+            own_audio._daemon.kill()
+            assert live.wait() == 2
+        finally:
+            live.close()
+    assert "microphone" in live.status[-1]
+    assert not any("Traceback" in line for line in live.status)
 
 
 def test_devices_lists_the_virtual_devices(virtual_audio):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import shared_document
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
-SHARED_CANDIDATES = [Path(__file__).parents[2] / "shared", Path("/work/shared")]
-SHARED = Path(os.environ.get("VOICESKILL_SHARED") or next(
-    (path for path in SHARED_CANDIDATES if path.is_dir()), SHARED_CANDIDATES[0]))
-DOCUMENTS = {"twitch-vs-spasm.txt": SHARED / "seed", "DESIGN.md": SHARED}
+DOCUMENTS = {"twitch-vs-spasm.txt": "seed/twitch-vs-spasm.txt", "DESIGN.md": "DESIGN.md"}
 
 # Medical terms an answer may use -> the words the cited paragraph must contain for it.
 TERMS = {
@@ -37,9 +33,7 @@ TERMS = {
 
 
 def paragraphs(document: str) -> list[str]:
-    path = DOCUMENTS[document] / document
-    if not path.exists():
-        pytest.skip(f"source document {path} not found (set VOICESKILL_SHARED)")
+    path = shared_document(DOCUMENTS[document])
     blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
     return [block for block in blocks if block.strip()]
 

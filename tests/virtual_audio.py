@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,23 @@ class Recording:
 
     process: subprocess.Popen[bytes]
     path: Path
+
+    def heard(self) -> np.ndarray:
+        """The samples recorded so far, read while parecord is still writing the WAV."""
+        raw = self.path.read_bytes()
+        start = raw.find(b"data", 0, 1024) + 8  # the header's size fields are filled in at stop
+        return np.frombuffer(raw[start : start + (len(raw) - start) // 2 * 2], dtype="<i2")
+
+    def wait_until(
+        self, what: str, condition: Callable[[np.ndarray], bool], timeout_s: float = 60.0
+    ) -> np.ndarray:
+        """Poll what has been heard until `condition` holds; only a real hang hits the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while not condition(samples := self.heard()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the speaker never {what} within {timeout_s:.0f} s")
+            time.sleep(0.05)
+        return samples
 
     def stop(self, tail_s: float = 0.3) -> Path:
         """Keep recording `tail_s` more, for audio the server still buffers, then stop."""
@@ -316,6 +334,13 @@ def find_signal(recording: np.ndarray, reference: np.ndarray) -> Match:
     denominator = np.linalg.norm(segment) * np.linalg.norm(ref)
     correlation = float(segment @ ref / denominator) if denominator else 0.0
     return Match(offset, correlation)
+
+
+def fell_quiet(samples: np.ndarray, quiet_s: float = 1.0, threshold: int = 300) -> bool:
+    """Something was played, and the last `quiet_s` seconds are silent."""
+    tail = int(quiet_s * SAMPLE_RATE)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
+    return len(loud) > 0 and len(samples) - loud[-1] > tail
 
 
 def active_span(samples: np.ndarray, threshold: int = 300) -> int:
