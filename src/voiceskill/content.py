@@ -8,6 +8,7 @@ speech recogniser's domain model (asr) both use this one expansion.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -160,6 +161,7 @@ class Content:
     start: str
     sources: Mapping[str, Mapping[str, str]]
     folder: Path
+    problems: tuple[Problem, ...] = ()  # only a lenient read (strict=False) keeps any
 
     def domain_sentences(self) -> dict[str, tuple[str, ...]]:
         """Sample sentences per intent, fallback included: the recogniser's domain model,
@@ -511,8 +513,12 @@ def default_folder() -> Path:
     return Path(__file__).resolve().parents[2] / "intents"
 
 
-def load_content(folder: Path | None = None) -> Content:
-    """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem."""
+def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
+    """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem.
+
+    With strict=False, content whose shape is sound but whose tree is flawed (dangling or
+    unreachable nodes, bad triage) is returned with its `problems`, so a reviewer can see them.
+    """
     folder = Path(folder) if folder else default_folder()
     if not folder.is_dir():
         raise ContentError([Problem(folder, 1, "content folder not found")])
@@ -527,7 +533,7 @@ def load_content(folder: Path | None = None) -> Content:
     problems += _tree_problems(dialogue_doc, nodes, intents)
     red_flags, flag_problems = _red_flags(dialogue_doc)
     problems += flag_problems
-    if problems:
+    if problems and strict:
         raise ContentError(problems)
     data = dialogue_doc.data
     return Content(
@@ -542,4 +548,14 @@ def load_content(folder: Path | None = None) -> Content:
         start=data["start"],
         sources=data["sources"],
         folder=folder,
+        problems=tuple(problems),
     )
+
+
+def content_hash(folder: Path | None = None) -> str:
+    """sha256 over the content's YAML files (name and bytes, sorted by name): what was measured."""
+    folder = Path(folder) if folder else default_folder()
+    digest = hashlib.sha256()
+    for file in sorted(folder.glob("*.yaml")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
