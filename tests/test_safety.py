@@ -11,6 +11,7 @@ import pytest
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
+from voiceskill.sources import split_paragraphs
 
 SHARED_CANDIDATES = [Path(__file__).parents[2] / "shared", Path("/work/shared")]
 SHARED = Path(os.environ.get("VOICESKILL_SHARED") or next(
@@ -40,8 +41,7 @@ def paragraphs(document: str) -> list[str]:
     path = DOCUMENTS[document] / document
     if not path.exists():
         pytest.skip(f"source document {path} not found (set VOICESKILL_SHARED)")
-    blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
-    return [block for block in blocks if block.strip()]
+    return split_paragraphs(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

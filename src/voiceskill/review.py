@@ -98,7 +98,8 @@ def tree_dot(content: Content) -> str:
 
 def _node_style(node, unreachable: bool) -> dict[str, str]:
     label = node.id
-    style = {"id": f"graph-{node.id}", "href": f"#answer-{node.id}", "tooltip": node.say}
+    style = {"id": f"graph-{node.id}", "href": f"#answer-{node.id}",
+             "tooltip": graphviz.escape(node.say)}  # free text: never read as HTML or escapes
     if node.kind == "question":
         style.update(shape="diamond", fillcolor="#d2e3fc", margin="0.02")
     elif node.kind == "chat":
