@@ -488,6 +488,8 @@ def _triage_section(content: Content) -> str:
                     f'<td><a href="#answer-{escape(path.end)}">{escape(path.end)}</a></td>'
                     f"<td>{result}</td></tr>")
     return ('<section id="triage"><h3>Triage paths</h3>'
+            '<p class="muted">Each way through the triage questions, answer by answer. A red '
+            "flag said at any question still jumps straight to its advice.</p>"
             '<table><tr><th>starts at</th><th>answers</th><th>ends at</th><th>outcome</th></tr>'
             f'{"".join(rows)}</table></section>')
 
@@ -567,7 +569,8 @@ article.answer.flagged { border-left: 5px solid #c5221f; padding-left: 0.6em; }
 .part { display: inline-block; min-width: 3.5em; font-size: 0.8em; color: #5f6368;
         text-transform: uppercase; }
 .kind { font-size: 0.75em; font-weight: normal; color: #5f6368; }
-.outcome { font-size: 0.8em; padding: 0.1em 0.5em; border-radius: 3px; font-weight: normal; }
+.outcome { font-size: 0.8em; padding: 0.1em 0.5em; border-radius: 3px; font-weight: normal;
+           white-space: nowrap; }
 blockquote.citation { margin: 0 0 0.6em; padding: 0.3em 0.7em; background: #f8f9fa;
                       border-left: 3px solid #9aa0a6; font-size: 0.9em; }
 blockquote.citation.missing { background: #fce8e6; border-left-color: #c5221f; }
