@@ -318,3 +318,16 @@ def test_benchmark_figures_are_shown_with_date_and_marked_stale_on_other_content
     record.write_text("{not json")
     page = page_for(content, review.read_benchmark(record))
     assert "cannot read" in page.text_of(page.by_id("benchmark"))
+
+
+def test_a_triage_loop_is_shown_not_lost(tmp_path):
+    copy = tmp_path / "intents"
+    shutil.copytree(default_folder(), copy)
+    edit(copy / "dialogue.yaml", "on: {yes: advice_see_doctor, no: advice_self_care}",
+         "on: {yes: advice_see_doctor, no: triage_nerve_signs}")
+    content = load_content(copy, strict=False)
+    assert any("loops with no exit" in problem.message for problem in content.problems)
+    loops = [path for path in review.triage_paths(content) if path.loops]
+    assert loops and loops[0].end == loops[0].answers[0][0]
+    page = page_for(content)
+    assert f"loops back to {loops[0].end}" in page.text_of(page.by_id("triage"))

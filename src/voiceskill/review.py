@@ -224,12 +224,13 @@ class TriagePath:
 
 
 def triage_paths(content: Content) -> list[TriagePath]:
-    """Every path from a first triage question to where it ends, in YAML order."""
+    """Every path from a first triage question (one entered from outside triage) to its end."""
     nodes = content.nodes
-    questions = [node for node in nodes.values() if node.kind == "question"]
-    asked_after_a_question = {
-        target for node in questions for target in node.on.values()
-    }
+
+    def is_question(node_id: str) -> bool:
+        return node_id in nodes and nodes[node_id].kind == "question"
+
+    entered = {edge.head for edge in tree_edges(content) if not is_question(edge.tail)}
 
     def walk(node_id: str, answers: tuple, trail: tuple) -> Iterator[TriagePath]:
         node = nodes.get(node_id)
@@ -243,9 +244,9 @@ def triage_paths(content: Content) -> list[TriagePath]:
 
     return [
         path
-        for node in questions
-        if node.id not in asked_after_a_question
-        for path in walk(node.id, (), ())
+        for node_id in nodes
+        if is_question(node_id) and node_id in entered
+        for path in walk(node_id, (), ())
     ]
 
 
