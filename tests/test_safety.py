@@ -10,32 +10,35 @@ from conftest import shared_document
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
+from voiceskill.sources import REPO_DOCS, split_paragraphs
 
-DOCUMENTS = {"twitch-vs-spasm.txt": "seed/twitch-vs-spasm.txt", "DESIGN.md": "DESIGN.md"}
+ARTICLE = "twitch-vs-spasm.txt"
 
 # Medical terms an answer may use -> the words the cited paragraph must contain for it.
 TERMS = {
     "twitch": ["twitch"], "spasm": ["spasm"], "nerve": ["nerve"], "erratic": ["erratic"],
     "als": ["ALS"], "nerve damage": ["nerve damage"], "muscular dystrophy": ["muscular dystrophy"],
-    "harmless": ["harmless"], "more than a week": ["more than a week"],
+    "more than a week": ["more than a week"], "go away": ["go away"],
     "group of muscles": ["group of muscles"], "feel hard": ["harden"], "stiff": ["stiff"],
     "tired": ["fatigued"], "protect": ["protect"], "stretch": ["stretch"],
     "massage": ["massag"], "water": ["hydrat"], "hydrated": ["hydrat"], "warm": ["warm"],
     "herniated disc": ["herniated disc"], "spinal stenosis": ["spinal stenosis"],
-    "degenerative disc disease": ["degenerative disc disease"], "specialist": ["specialist"],
+    "degenerative disc disease": ["degenerative disc disease"], "prescribed": ["prescribed"],
     "weakness": ["weakness"], "numbness": ["numbness"], "tingling": ["tingling"],
     "trouble walking": ["trouble walking"], "balance": ["balance"], "confusion": ["mental"],
     "examine": ["exam"], "medical history": ["medical history"], "tests": ["tests"],
     "dose": ["dosage"], "medicine": ["medication"], "nutrient": ["nutrition"],
     "neurological": ["neurological"], "spine": ["spin"], "emergency": ["emergency"],
-    "regularly": ["regularly"], "pain": ["pain"],
+    "regularly": ["regularly"], "pain": ["pain"], "normal": ["normal"],
+    "severe": ["severe"], "coming back": ["regularly", "not resolving", "persistent"],
 }
+ADVERTISING = ["specialist", "southwest", "provider", "schedule an appointment", "harmless"]
 
 
 def paragraphs(document: str) -> list[str]:
-    path = shared_document(DOCUMENTS[document])
-    blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
-    return [block for block in blocks if block.strip()]
+    """The article from ../shared (never copied into the repo); the policy from docs/."""
+    path = shared_document(f"seed/{document}") if document == ARTICLE else REPO_DOCS / document
+    return split_paragraphs(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_every_answer_rests_on_the_paragraphs_it_cites(content):
 
 
 def test_no_answer_copies_the_article(content):
-    article = " ".join(paragraphs("twitch-vs-spasm.txt")).lower()
+    article = " ".join(paragraphs(ARTICLE)).lower()
     for node in content.nodes.values():
         for text in filter(None, [node.say, node.more]):
             words = text.lower().split()
@@ -92,3 +95,28 @@ def test_every_advice_node_has_an_outcome_and_every_question_both_answers(conten
         assert (node.kind == "advice") == (node.outcome is not None), node.id
         if node.kind == "question":
             assert {"yes", "no"} <= set(node.on)
+
+
+def test_no_answer_diagnoses_or_advertises(content):
+    """The article's clinic pitch and the word "harmless" (a diagnosis) are not ours to say."""
+    for node in content.nodes.values():
+        spoken = " ".join(filter(None, [node.say, node.more, node.ask])).lower()
+        assert not [word for word in ADVERTISING if word in spoken], node.id
+
+
+def test_the_emergency_instruction_comes_first_and_nothing_hedges_it(content):
+    matcher = IntentMatcher(content)
+    for node_id in content.nodes:
+        reply = Conversation(content, node=node_id).respond(matcher.understand("I can't breathe"))
+        assert reply.answer.lower().startswith("call your local emergency number"), node_id
+        assert content.disclaimer not in reply.answer
+        assert " but " not in reply.answer.lower()
+
+
+def test_general_safety_statements_cite_the_policy_in_the_repo(content):
+    """Safety statements rest on docs/safety-policy.md, a file of this repo."""
+    policy = content.sources["safety_policy"]["document"]
+    assert (REPO_DOCS / policy).is_file()
+    cited = {ref.paragraph for node in content.nodes.values() for ref in node.sources
+             if ref.doc == "safety_policy"}
+    assert cited and max(cited) <= len(paragraphs(policy))

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", type=Path, help="content folder (default: shipped)")
 
     commands.add_parser("devices", help="list audio devices")
+    _review_parsers(commands)
     return parser
 
 
@@ -204,9 +205,83 @@ def _cmd_devices() -> int:
     return 0
 
 
+# --- review sheet and tree picture (voiceskill review / graph) ------------------------------
+
+
+def _review_parsers(commands) -> None:
+    review = commands.add_parser("review", help="write the clinician's review sheet (HTML)")
+    review.add_argument("--content", type=Path, help="content folder (default: the shipped one)")
+    review.add_argument("--source-dir", type=Path,
+                        help="folder holding the cited documents (default: ../shared/seed)")
+    review.add_argument("-o", "--output", type=Path, default=Path("review.html"))
+    graph = commands.add_parser("graph", help="draw the dialogue tree (.svg, .png or .dot)")
+    graph.add_argument("--content", type=Path, help="content folder (default: the shipped one)")
+    graph.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+
+
+def _lenient_content(folder: Path | None) -> Content:
+    """Content whose flaws the review shows; only unusable YAML stops it."""
+    try:
+        return load_content(folder, strict=False)
+    except ContentError as exc:
+        more = len(exc.problems) - 1
+        detail = f" (and {more} more; run `voiceskill check`)" if more else ""
+        raise UserError(f"{exc.problems[0]}{detail}") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    from voiceskill import review
+    from voiceskill.sources import REPO, source_dirs
+
+    if args.source_dir is not None and not args.source_dir.is_dir():
+        return _fail(f"source folder not found: {args.source_dir}")
+    content = _lenient_content(args.content)
+    try:
+        installed = version("voiceskill")
+    except PackageNotFoundError:
+        installed = "unknown (not installed)"
+    sign_off = review.SignOff(
+        content_hash=content.fingerprint,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=installed,
+    )
+    sources = review.read_sources(content, source_dirs(args.source_dir))
+    benchmark = review.read_benchmark(REPO / "bench" / "results" / "latest.json")
+    page = review.review_html(content, sources, benchmark, sign_off)
+    _write(args.output, page.encode("utf-8"))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from voiceskill import review
+
+    fmt = args.output.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png", "dot"):
+        return _fail(f"cannot draw {args.output}: the name must end in .svg, .png or .dot")
+    content = _lenient_content(args.content)
+    _write(args.output, review.render_graph(content, fmt))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         return _cmd_check(args)
+    if args.command == "review":
+        return _cmd_review(args)
+    if args.command == "graph":
+        return _cmd_graph(args)
     if args.command == "say":
         return _cmd_say(args)
     if args.command == "devices":

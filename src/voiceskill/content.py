@@ -243,6 +243,7 @@ class Content:
     sources: Mapping[str, Mapping[str, str]]
     folder: Path
     fingerprint: str
+    problems: tuple[Problem, ...] = ()  # only a lenient read (strict=False) keeps any
 
     def training_sentences(self) -> dict[str, tuple[str, ...]]:
         """Sample sentences per intent, fallback included, with lexicon terms and fillers
@@ -488,8 +489,16 @@ def expand_template(template: str, rules: Mapping) -> list[str]:
     return sorted({normalize(s) for s in expanded} - {""})
 
 
-def _expand_intents(doc: _Document) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
-    rules, problems = _parse_rules(doc, doc.data.get("expansion_rules") or {})
+def lexicon_rules(lexicon: Lexicon) -> dict[str, str]:
+    """Each lexicon concept as an expansion rule, `<lex_NAME>`, for the intent templates."""
+    return {f"lex_{name}": "(" + "|".join(concept.terms) + ")"
+            for name, concept in lexicon.concepts.items()}
+
+
+def _expand_intents(doc: _Document, lexicon: Lexicon
+                    ) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
+    rules = {**lexicon_rules(lexicon), **(doc.data.get("expansion_rules") or {})}
+    rules, problems = _parse_rules(doc, rules)
     owner: dict[str, tuple[str, tuple]] = {}
     intents: dict[str, tuple[str, ...]] = {}
     for name, intent in doc.data["intents"].items():
@@ -770,7 +779,7 @@ def _expansions(folder: Path, docs: Mapping[str, _Document], lexicon: Lexicon
     cached = read_json(path)
     if cached and set(cached) == {"intents", "swapped", "flags"}:
         return cached["intents"], cached["swapped"], cached["flags"], []
-    intents, problems = _expand_intents(docs[INTENTS_FILE])
+    intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon)
     flags, flag_problems = _flag_phrases(docs[RED_FLAGS_FILE])
     problems += flag_problems
     swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
@@ -780,8 +789,12 @@ def _expansions(folder: Path, docs: Mapping[str, _Document], lexicon: Lexicon
     return intents, swapped, flags, problems
 
 
-def load_content(folder: Path | None = None) -> Content:
-    """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem."""
+def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
+    """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem.
+
+    With strict=False, content whose shape is sound but whose tree is flawed (dangling or
+    unreachable nodes, bad triage) is returned with its `problems`, so a reviewer can see them.
+    """
     folder = Path(folder) if folder else default_folder()
     if not folder.is_dir():
         raise ContentError([Problem(folder, 1, "content folder not found")])
@@ -801,7 +814,7 @@ def load_content(folder: Path | None = None) -> Content:
     problems += kind_problems + need_problems
     nodes = _build_nodes(dialogue_doc.data)
     problems += _tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
-    if problems:
+    if problems and strict:
         raise ContentError(problems)
     data = dialogue_doc.data
     return Content(
@@ -821,4 +834,5 @@ def load_content(folder: Path | None = None) -> Content:
         sources=data["sources"],
         folder=folder,
         fingerprint=fingerprint(folder),
+        problems=tuple(problems),
     )

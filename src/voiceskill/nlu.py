@@ -23,9 +23,13 @@ DEFAULT_THRESHOLD = 0.25
 MIN_ASR_CONFIDENCE = 0.5
 """Measured on flite fixtures: keeps clean accuracy and cuts false accepts in noise
 (bench/speech_accuracy.py)."""
+COMMAND_THRESHOLD = 0.5
+"""Commands and yes/no answers must be clearly that: a wrong "stop" or "no" costs more than
+asking again."""
 MAX_CHARACTERS = 1000
-COMMAND_EXTRA_WORDS = 1
-"""A command may carry one word more than its longest sample ("stop it now please")."""
+COMMAND_EXTRA_WORDS = 3
+"""A command may carry a few words more than its longest sample ("okay that's enough stop"),
+not a whole question ("bye, I wanted to ask why my legs cramp at night")."""
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,20 @@ class IntentMatcher:
         for intent, probability in ranked:
             if probability < self.threshold:
                 break
-            if self._fits(intent, words, concepts):
+            if self._fits(intent, words, concepts, probability):
                 return intent, float(probability)
         return FALLBACK, float(ranked[0][1])
 
-    def _fits(self, intent: str, words: list[str], concepts: list[str]) -> bool:
-        """Commands must be short; a medical answer needs the sentence to name its subject."""
+    def _fits(self, intent: str, words: list[str], concepts: list[str],
+              probability: float) -> bool:
+        """Commands must be short and clear; a medical answer needs the sentence to name its
+        subject, and nothing that says it is about something else."""
         content = self._content
         if intent in content.actions:
-            return len(words) <= self._command_length[intent]
-        if intent in content.answers or intent == FALLBACK:
+            return len(words) <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
+        if intent in content.answers:
+            return probability >= COMMAND_THRESHOLD
+        if intent == FALLBACK:
             return True
         found = set(concepts)
         needs = content.needs.get(intent)

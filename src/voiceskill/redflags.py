@@ -30,6 +30,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class _Trigger:
+    prefix: str  # f(orward), b(ackward), q(uestion-backward)
     status: str
     start: int
     end: int
@@ -59,79 +60,80 @@ class RedFlagSpotter:
         """Every red flag mentioned, each once, with the most reassuring status only when
         no mention of it is present: one "I can't breathe" outweighs any denial."""
         found: dict[str, Finding] = {}
-        for clause in self._clauses(text):
-            for finding in self._in_clause(clause):
+        for part in CLAUSE_PUNCTUATION.split(text):
+            words = tokens(part)
+            for finding in self._in_sentence(words, self._clause_starts(words)):
                 earlier = found.get(finding.flag)
                 if earlier is None or finding.status == PRESENT:
                     found[finding.flag] = finding
         return tuple(found.values())
 
-    def _clauses(self, text: str) -> list[list[str]]:
-        """Punctuation and terminator words ("but", "now") end a trigger's scope."""
-        clauses = []
-        for part in CLAUSE_PUNCTUATION.split(text):
-            words = tokens(part)
-            current: list[str] = []
-            index = 0
-            while index < len(words):
-                size = _match_at(words, index, self._terminators)
-                if size:
-                    clauses.append(current)
-                    current, index = [], index + size
-                else:
-                    current.append(words[index])
-                    index += 1
-            clauses.append(current)
-        return [clause for clause in clauses if clause]
+    def _clause_starts(self, words: list[str]) -> list[int]:
+        """Where each clause begins: after punctuation (split before) and after terminator
+        words ("but", "and now"), which end a trigger's scope but not a sign's phrase."""
+        starts = [0]
+        for index in range(len(words)):
+            size = _match_at(words, index, self._terminators)
+            if size:
+                starts.append(index + size)
+        return starts
 
-    def _in_clause(self, words: list[str]) -> list[Finding]:
+    def _in_sentence(self, words: list[str], starts: list[int]) -> list[Finding]:
         findings = []
+        triggers = self._triggers(words)
         for start, word in enumerate(words):
             for phrase, flag in self._by_first_word.get(word, ()):
-                end = self._phrase_end(words, start, phrase)
-                if end is not None:
-                    status = self._status(words, start, end, phrase)
+                matched = self._phrase_positions(words, start, phrase)
+                if matched:
+                    end = matched[-1] + 1
+                    clause = (max(s for s in starts if s <= start),
+                              min((s for s in starts if s >= end), default=len(words)))
+                    status = self._status(words, triggers, clause, matched)
                     findings.append(Finding(flag, status, " ".join(words[start:end])))
         return findings
 
-    def _phrase_end(self, words: list[str], start: int, phrase: tuple[str, ...]) -> int | None:
-        """Where `phrase` ends if its words follow `start` in order, each within max_gap."""
-        position = start
+    def _phrase_positions(self, words: list[str], start: int, phrase: tuple[str, ...]
+                          ) -> list[int]:
+        """Where the words of `phrase` are, if they follow `start` in order, each within
+        max_gap words of the one before; else []."""
+        positions = [start]
         for word in phrase[1:]:
-            window = words[position + 1 : position + 2 + self._rules.max_gap]
+            window = words[positions[-1] + 1 : positions[-1] + 2 + self._rules.max_gap]
             if word not in window:
-                return None
-            position += 1 + window.index(word)
-        return position + 1
+                return []
+            positions.append(positions[-1] + 1 + window.index(word))
+        return positions
 
-    def _status(self, words: list[str], start: int, end: int, phrase: tuple[str, ...]) -> str:
-        triggers = self._triggers(words)
-        gap_words = [w for w in words[start:end] if w not in phrase]
-        if any(_match_at(gap_words, i, [t for s, t in self._forward if s == "negated"])
-               for i in range(len(gap_words))):
-            return "negated"  # "my chest doesn't hurt"
+    def _status(self, words: list[str], triggers: list[_Trigger], clause: tuple[int, int],
+                matched: list[int]) -> str:
+        """ConText: the nearest trigger before the sign, any after it in its clause, and any
+        between its words ("my chest doesn't hurt", "dark urine mean after")."""
+        start, end = matched[0], matched[-1] + 1
         window = self._rules.window
-        before = [t for t in triggers if t.end <= start and start - t.end < window]
-        forward = max((t for t in before if t.status.startswith("f:")),
-                      key=lambda t: t.end, default=None)
-        statuses = set()
-        if forward is not None and forward.status != f"f:{PRESENT}":
-            statuses.add(forward.status[2:])
-        is_question = words[0] in self._rules.question_starts
+        first, last = clause
+        is_question = words[first] in self._rules.question_starts if first < len(words) else False
+        gaps = set(range(start, end)) - set(matched)
+        statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
+                    and t.status != PRESENT and (t.prefix != "q" or is_question)}
+        before = [t for t in triggers if t.prefix == "f" and first <= t.start
+                  and t.end <= start and start - t.end < window]
+        forward = max(before, key=lambda t: t.end, default=None)
+        if forward is not None and forward.status != PRESENT:
+            statuses.add(forward.status)
         for trigger in triggers:
-            if trigger.start >= end and trigger.start - end < window:
-                if trigger.status.startswith("b:"):
-                    statuses.add(trigger.status[2:])
-                elif trigger.status == "q:hypothetical" and is_question and forward is None:
-                    statuses.add("hypothetical")
+            if not (end <= trigger.start and trigger.end <= last
+                    and trigger.start - end < window):
+                continue
+            asks = trigger.prefix == "q" and is_question and forward is None
+            if trigger.prefix == "b" or asks:
+                statuses.add(trigger.status)
         for status in ("negated", "historical", "hypothetical"):
             if status in statuses:
                 return status
         return PRESENT
 
     def _triggers(self, words: list[str]) -> list[_Trigger]:
-        """Every trigger in the clause, longest first at each position; pseudo-triggers
-        ("not sure") hide the words they cover."""
+        """Every trigger in the sentence; pseudo-triggers ("not sure") hide their words."""
         triggers = []
         index = 0
         while index < len(words):
@@ -139,11 +141,11 @@ class RedFlagSpotter:
             if pseudo:
                 index += pseudo
                 continue
-            for prefix, table in (("f:", self._forward), ("b:", self._backward),
-                                  ("q:", self._question_backward)):
+            for prefix, table in (("f", self._forward), ("b", self._backward),
+                                  ("q", self._question_backward)):
                 for status, trigger in table:
                     if tuple(words[index : index + len(trigger)]) == trigger:
-                        triggers.append(_Trigger(prefix + status, index, index + len(trigger)))
+                        triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
             index += 1
         return triggers
 

@@ -1,0 +1,36 @@
+"""The documents the answers cite, found and split into the paragraphs the YAML counts.
+
+A source's `document` is a file name. The article lives outside the repo (it is not ours to
+copy) and the safety policy inside it, so a name is looked up in a list of folders: the one
+the user gives (or `../shared/seed` beside the checkout), then the repo's own `docs/`.
+A paragraph is a block of text between blank lines, counted from 1.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_SOURCE_DIR = REPO.parent / "shared" / "seed"
+REPO_DOCS = REPO / "docs"
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """The blocks of `text` between blank lines; paragraph n is item n - 1."""
+    return [block.strip() for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
+def source_dirs(source_dir: Path | None = None) -> list[Path]:
+    """Where documents are looked for, first match wins."""
+    first = source_dir if source_dir is not None else DEFAULT_SOURCE_DIR
+    return [first, REPO_DOCS]
+
+
+def find_document(name: str, folders: list[Path]) -> Path | None:
+    """The first readable file called `name` in `folders`, or None."""
+    for folder in folders:
+        path = folder / name
+        if path.is_file():
+            return path
+    return None

@@ -1,0 +1,115 @@
+"""Red flags as clinical assertions, on the shipped content and on broken copies of it.
+
+Each red flag in intents/red_flags.yaml carries examples: `present` ones must escalate,
+`negated`, `question` and `past` ones must not.  The broken-copy tests show that it is the
+ConText triggers in the YAML that make the examples pass: remove a kind of trigger and its
+examples escalate again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from voiceskill.content import default_folder, load_content
+from voiceskill.nlu import IntentMatcher
+from voiceskill.redflags import PRESENT, RedFlagSpotter
+
+
+@pytest.fixture(scope="module")
+def content():
+    return load_content()
+
+
+@pytest.fixture(scope="module")
+def spotter(content) -> RedFlagSpotter:
+    return RedFlagSpotter(content.red_flags, content.context)
+
+
+def examples(content, kind: str) -> list[tuple[str, str]]:
+    return [(flag.name, text) for flag in content.red_flags
+            for text in flag.examples.get(kind, ())]
+
+
+def escalated(spotter: RedFlagSpotter, text: str) -> set[str]:
+    return {f.flag for f in spotter.spot(text) if f.status == PRESENT}
+
+
+def test_every_flag_has_present_examples(content):
+    assert all(flag.examples.get("present") for flag in content.red_flags)
+
+
+def test_present_examples_escalate_their_flag(content, spotter):
+    missed = [(name, text) for name, text in examples(content, "present")
+              if name not in escalated(spotter, text)]
+    assert not missed
+
+
+@pytest.mark.parametrize("kind", ["negated", "question", "past"])
+def test_denied_asked_and_past_examples_do_not_escalate(content, spotter, kind):
+    alarms = [(text, escalated(spotter, text)) for _, text in examples(content, kind)
+              if escalated(spotter, text)]
+    assert not alarms
+
+
+def broken_copy(tmp_path: Path, edit) -> RedFlagSpotter:
+    """A copy of the shipped content with red_flags.yaml edited; the spotter it gives."""
+    folder = tmp_path / "intents"
+    shutil.copytree(default_folder(), folder)
+    path = folder / "red_flags.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    edit(data["context"])
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    copy = load_content(folder)
+    return RedFlagSpotter(copy.red_flags, copy.context)
+
+
+@pytest.mark.parametrize(("kind", "status"), [
+    ("negated", "negated"), ("question", "hypothetical"), ("past", "historical")])
+def test_without_its_triggers_each_kind_of_example_escalates(content, tmp_path, kind, status):
+    def remove(context: dict) -> None:
+        context[status] = {"forward": [], "backward": []}
+        if status == "hypothetical":
+            context["question_backward"] = []
+        if status == "negated":
+            context["negated"]["forward"] = []
+
+    spotter = broken_copy(tmp_path, remove)
+    alarms = [text for _, text in examples(content, kind) if escalated(spotter, text)]
+    assert alarms, f"removing the {status} triggers should make some {kind} examples escalate"
+
+
+@pytest.mark.parametrize(("text", "flag"), [
+    ("no, but my legs feel weak", "weakness"),            # a clause break ends the denial
+    ("no chest pain but I can't breathe", "breathing"),
+    ("no I'm having chest pain", "chest_pain"),            # "I'm" ends the scope of "no"
+    ("I have chest pain, is it serious?", "chest_pain"),  # a question after a report
+    ("my chest hurts is that serious", "chest_pain"),      # the same, without punctuation
+    ("what do I do my husband is fitting", "seizure"),
+    ("can you help me I can't breathe", "breathing"),      # "can you help" is no hypothesis
+    ("my urine's gone dark brown after the race", "rhabdo"),  # contraction opened
+])
+def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text, flag):
+    assert flag in escalated(spotter, text)
+
+
+@pytest.mark.parametrize("text", [
+    "I can walk fine",                      # not fuzzily "can't walk"
+    "chest is fine",
+    "no, nothing wrong with my breathing",
+    "could a spasm be mistaken for a seizure?",
+    "is chest pain serious?",
+    "I had my tetanus jab after the nail, all fine",
+])
+def test_denials_and_questions_do_not_escalate(spotter, text):
+    assert not escalated(spotter, text)
+
+
+def test_an_unsure_recogniser_marks_the_turn_unclear(content):
+    matcher = IntentMatcher(content)
+    heard = matcher.understand("i can't breathe", asr_confidence=0.2)
+    assert heard.flags == ("breathing",) and not heard.heard_clearly
+    assert matcher.understand("i can't breathe", asr_confidence=0.9).heard_clearly
