@@ -23,7 +23,7 @@ def command_seconds(out: Path) -> float:
 
 def stages() -> dict[str, float]:
     from voiceskill import review
-    from voiceskill.content import content_hash, load_content
+    from voiceskill.content import load_content
     from voiceskill.sources import source_dirs
 
     timings, began = {}, time.perf_counter()
@@ -31,7 +31,7 @@ def stages() -> dict[str, float]:
     timings["load content"], began = time.perf_counter() - began, time.perf_counter()
     review.render_graph(content, "svg")
     timings["draw graph (dot)"], began = time.perf_counter() - began, time.perf_counter()
-    sign_off = review.SignOff(content_hash(content.folder), "now", "bench")
+    sign_off = review.SignOff(content.fingerprint, "now", "bench")
     review.review_html(content, review.read_sources(content, source_dirs()), None, sign_off)
     timings["whole page"] = time.perf_counter() - began
     return timings

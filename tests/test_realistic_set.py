@@ -94,13 +94,21 @@ def test_file_shape(name):
     assert not [key for key, n in keys.items() if n > 1], f"{name}: duplicate rows"
 
 
+SHORT_ANSWER = 3
+
+
 def test_nothing_is_copied_from_the_sample_sentences(content):
-    samples = {normalize(s) for sentences in content.intents.values() for s in sentences}
+    """Short triage answers ("maybe", "not sure") are a closed class the content must list, so
+    answers of up to SHORT_ANSWER words are exempt; everything else must be unseen."""
+    samples = {normalize(s) for sentences in content.training_sentences().values()
+               for s in sentences}
     choices = sorted(samples)
     copied = []
     for name, shape in FILES.items():
         for row in read(name):
             text = normalize(row[shape.spoken])
+            if name == "triage.csv" and len(text.split()) <= SHORT_ANSWER:
+                continue
             near = process.extractOne(text, choices, scorer=fuzz.ratio, score_cutoff=NEAR_COPY)
             if text in samples or near:
                 copied.append(f"{name}: {row[shape.spoken]!r} ~ {near[0] if near else text!r}")

@@ -16,7 +16,7 @@ import pytest
 
 from voiceskill import review
 from voiceskill.cli import main
-from voiceskill.content import content_hash, default_folder, load_content
+from voiceskill.content import default_folder, load_content
 from voiceskill.sources import DEFAULT_SOURCE_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -268,7 +268,7 @@ class FlagWithExamples:
 
 
 def page_for(content, benchmark=None) -> Elements:
-    sign_off = review.SignOff(content_hash(content.folder), "2026-01-01 00:00 UTC", "test")
+    sign_off = review.SignOff(content.fingerprint, "2026-01-01 00:00 UTC", "test")
     return Elements(review.review_html(content, {}, benchmark, sign_off))
 
 
@@ -307,7 +307,7 @@ def test_benchmark_figures_are_shown_with_date_and_marked_stale_on_other_content
         page_for(content).by_id("benchmark"))
     record = tmp_path / "latest.json"
     figures = {"intent_accuracy": 0.9312, "emergency_recall": 1.0, "false_alarms": 2}
-    for digest, stale in ((content_hash(content.folder), False), ("0" * 64, True)):
+    for digest, stale in ((content.fingerprint, False), ("0" * 64, True)):
         record.write_text(json.dumps(
             {"date": "2026-01-02T03:04", "content_hash": digest, "figures": figures}))
         page = page_for(content, review.read_benchmark(record))
@@ -323,8 +323,8 @@ def test_benchmark_figures_are_shown_with_date_and_marked_stale_on_other_content
 def test_a_triage_loop_is_shown_not_lost(tmp_path):
     copy = tmp_path / "intents"
     shutil.copytree(default_folder(), copy)
-    edit(copy / "dialogue.yaml", "on: {yes: advice_see_doctor, no: advice_self_care}",
-         "on: {yes: advice_see_doctor, no: triage_nerve_signs}")
+    edit(copy / "dialogue.yaml", "on: {yes: advice_medicine_or_diet, no: advice_self_care}",
+         "on: {yes: advice_medicine_or_diet, no: triage_weakness}")
     content = load_content(copy, strict=False)
     assert any("loops with no exit" in problem.message for problem in content.problems)
     loops = [path for path in review.triage_paths(content) if path.loops]
