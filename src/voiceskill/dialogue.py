@@ -49,6 +49,11 @@ class Conversation:
     def __post_init__(self) -> None:
         self.node = self.node or self.content.start
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """A question is pending (triage): the next words answer it, no wake phrase needed."""
+        return self.content.nodes[self.node].kind == "question"
+
     def respond(self, understanding: Understanding) -> Reply:
         intent = understanding.intent
         flagged = self._red_flag_target(understanding.flags)
