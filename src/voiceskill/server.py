@@ -394,30 +394,32 @@ class SkillHandler(AsyncEventHandler):
 # --- running ----------------------------------------------------------------------------------
 
 
-async def serve(service: SkillService, uri: str, zeroconf_name: str | None = None,
-                ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (or stdin closes, for stdio://)."""
+async def start_server(service: SkillService, uri: str) -> AsyncServer:
+    """Listen on a tcp:// or unix:// URI without blocking; stop it with `await server.stop()`."""
+    server = _server_for(uri)
     try:
-        server = AsyncServer.from_uri(uri)
-    except ValueError as exc:
-        raise UserError(f"bad --uri {uri!r}: {exc}") from None
-    factory = partial(SkillHandler, service)
-    if isinstance(server, AsyncStdioServer):  # a private pipe to a parent process
-        log.info("serving on stdio")
-        await server.run(factory)
-        return
-    try:
-        await server.start(factory)
+        await server.start(partial(SkillHandler, service))
     except OSError as exc:
         raise UserError(f"cannot listen on {uri}: {exc.strerror or exc}") from None
+    return server
+
+
+async def serve(service: SkillService, uri: str, zeroconf_name: str | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or until stdin closes, for stdio://)."""
+    probe = _server_for(uri)
+    if isinstance(probe, AsyncStdioServer):  # a private pipe to a parent process
+        log.info("serving on stdio")
+        await probe.run(partial(SkillHandler, service))
+        return
+    if zeroconf_name and not isinstance(probe, AsyncTcpServer):
+        raise UserError("--zeroconf needs a tcp:// URI")
+    server = await start_server(service, uri)
     announcer = await _announce(server, zeroconf_name) if zeroconf_name else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info("serving on %s", uri)
-    if ready:
-        ready()
     try:
         await stop.wait()
     finally:
@@ -429,12 +431,18 @@ async def serve(service: SkillService, uri: str, zeroconf_name: str | None = Non
     log.info("stopped")
 
 
-async def _announce(server: AsyncServer, name: str):
+def _server_for(uri: str) -> AsyncServer:
+    try:
+        return AsyncServer.from_uri(uri)
+    except ValueError as exc:
+        raise UserError(f"bad --uri {uri!r}: {exc}") from None
+
+
+async def _announce(server: AsyncTcpServer, name: str):
     """Announce the service over mDNS as the Wyoming servers do, so Home Assistant finds it.
 
     Returns the running AsyncZeroconf (closed on shutdown), or None when it cannot run here."""
-    if not isinstance(server, AsyncTcpServer):
-        raise UserError("--zeroconf needs a tcp:// URI")
+    assert isinstance(server, AsyncTcpServer)
     try:
         from wyoming.zeroconf import HomeAssistantZeroconf
     except ImportError:
