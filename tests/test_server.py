@@ -220,6 +220,8 @@ def test_the_gate_lets_confident_words_and_red_flags_through(skill):
     assert skill.screen(Recognition("how do i stop a cramp", (), 0.9, True))
     assert skill.screen(Recognition("how do i stop a cramp", (), unsure, True)) == ""
     assert skill.screen(Recognition("i can't breathe", (), unsure, True)) == "i can't breathe"
+    flagged = "how do i stop a cramp in my leg when i also have chest pain"  # nearest: no intent
+    assert skill.screen(Recognition(flagged, (), unsure, True)) == flagged
 
 
 # --- hostile or stuck clients -----------------------------------------------------------------
