@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import logging
 import os
 import select
@@ -331,6 +332,19 @@ def test_zeroconf_announces_or_says_why_not_and_the_server_still_serves():
     assert "announced as voiceskill-test" in said or "cannot announce" in said
     assert "hydrated" in handled.text
     assert status == 0, stderr
+
+
+def test_stdio_speaks_the_protocol_on_stdout_and_logs_only_on_stderr():
+    describe = b'{"type": "describe"}\n'
+    result = subprocess.run(
+        [sys.executable, "-m", "voiceskill", "serve", "--uri", "stdio://"], input=describe,
+        capture_output=True, timeout=GUARD_S, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    header, _, data = result.stdout.partition(b"\n")
+    assert json.loads(header)["type"] == "info"
+    assert json.loads(data)["handle"]
+    assert b"Traceback" not in result.stderr
 
 
 def test_zeroconf_needs_tcp(tmp_path):
