@@ -253,6 +253,16 @@ def test_an_oversized_event_is_refused_with_one_log_line_and_the_server_goes_on(
     assert len(caplog.records) == 1 and "exceeds 4096" in caplog.records[0].getMessage()
 
 
+def test_a_transcript_longer_than_speech_is_refused(skill, tmp_path):
+    async def scenario() -> Error:
+        async with running(SkillService(skill), f"unix://{tmp_path}/s.sock") as uri, \
+                AsyncClient.from_uri(uri) as client:
+            await client.write_event(Transcript("cramp " * 1000).event())
+            return Error.from_event(await asyncio.wait_for(client.read_event(), GUARD_S))
+
+    assert "longer than" in asyncio.run(scenario()).text
+
+
 def test_a_stuck_client_is_disconnected(skill, tmp_path):
     limits = Limits(idle_timeout_s=0.2)
 
