@@ -32,6 +32,7 @@ from wyoming.event import async_read_event
 from wyoming.handle import Handled
 from wyoming.info import Describe, Info
 
+from test_faults import FailsOnce
 from voiceskill.asr import Transcript as Recognition
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
@@ -214,6 +215,26 @@ def test_asr_applies_the_confidence_gate(skill, tmp_path):
             return await transcribe(uri, audio.astype("<i2").tobytes(), rate, 2, 1)
 
     assert asyncio.run(scenario()) == ""
+
+
+def test_a_recogniser_failure_is_an_error_event_and_the_next_utterance_works(skill, tmp_path):
+    failing = Skill(skill.content, recognizer=FailsOnce(skill.recognizer, utterance=1))
+    audio, rate = sf.read(ROOT / QUESTION, dtype="int16")
+    pcm = audio.astype("<i2").tobytes()
+
+    async def scenario() -> tuple[Error, str]:
+        async with running(SkillService(failing), f"unix://{tmp_path}/s.sock") as uri:
+            async with AsyncClient.from_uri(uri) as client:
+                await client.write_event(AudioStart(rate=rate, width=2, channels=1).event())
+                await client.write_event(AudioChunk(rate=rate, width=2, channels=1,
+                                                    audio=pcm).event())
+                await client.write_event(AudioStop().event())
+                error = Error.from_event(await asyncio.wait_for(client.read_event(), GUARD_S))
+            return error, await transcribe(uri, pcm, rate, 2, 1)
+
+    error, text = asyncio.run(scenario())
+    assert error.code == "asr"
+    assert skill.matcher.understand(text).intent == manifest_row(QUESTION)["intent"], text
 
 
 def test_the_gate_lets_confident_words_and_red_flags_through(skill):

@@ -382,7 +382,12 @@ class SkillHandler(AsyncEventHandler):
         elif AudioStop.is_type(event.type):
             samples = self._audio.samples() if self._audio else np.zeros(0, dtype=np.int16)
             self._audio = None
-            text = await asyncio.to_thread(self.service.transcribe, samples)
+            try:
+                text = await asyncio.to_thread(self.service.transcribe, samples)
+            except RuntimeError as exc:  # the engine failed; the next utterance restarts it
+                log.warning("recognition failed (%s)", exc)
+                await self.write_event(Error(text="recognition failed", code="asr").event())
+                return False
             await self.write_event(Transcript(text=text, language=LANGUAGE).event())
             return False
         else:
@@ -411,7 +416,7 @@ async def start_server(service: SkillService, uri: str) -> AsyncServer:
 async def serve(service: SkillService, uri: str, zeroconf_name: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT (or until stdin closes, for stdio://)."""
     probe = _server_for(uri)
-    if isinstance(probe, AsyncStdioServer):  # a private pipe to a parent process
+    if isinstance(probe, AsyncStdioServer):  # a private pipe to a trusting parent: no limits
         log.info("serving on stdio")
         await probe.run(partial(SkillHandler, service))
         return
