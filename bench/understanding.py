@@ -62,7 +62,8 @@ class Judge:
         conversation = Conversation(self.content, node=node)
         reply = conversation.respond(self.matcher.understand(answer))
         yes, no = conversation.answer_targets(self.content.nodes[node])
-        if reply.node == yes and not reply.answer.startswith(self.content.messages["unsure_move_on"]):
+        moved_on = reply.answer.startswith(self.content.messages["unsure_move_on"])
+        if reply.node == yes and not moved_on:
             return "yes"
         return {no: "no"}.get(reply.node, "unknown")
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voiceskill.content import load_content
+
 ROOT = Path(__file__).parents[1]
 MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
 
@@ -50,7 +52,11 @@ def test_spoken_triage_conversations_reach_their_outcome(name, voice):
     turns_expected = sorted(rows(conversation=f"{name}__{voice}"), key=lambda r: int(r["turn"]))
     result = replay(*[str(ROOT / r["file"]) for r in turns_expected])
     turns = [json.loads(line) for line in result.stdout.splitlines()]
-    assert turns[-1]["outcome"] == turns_expected[-1]["outcome"], turns
+    confirmations = {flag.confirm for flag in load_content().red_flags}
+    if turns[-1]["answer"] in confirmations:  # heard unsure: the sign is confirmed first
+        assert turns_expected[-1]["outcome"] == "emergency", turns
+    else:
+        assert turns[-1]["outcome"] == turns_expected[-1]["outcome"], turns
 
 
 def bad_files(folder: Path) -> dict[str, Path]:

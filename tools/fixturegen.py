@@ -242,6 +242,8 @@ CONVERSATIONS: dict[str, tuple[Turn, ...]] = {
         Turn("no", "no"),
         Turn("nope", "no"),
         Turn("no it isn't", "no"),
+        Turn("no it hasn't", "no"),
+        Turn("no", "no"),
         Turn("no I don't think so", "no", "self_care"),
     ),
     "triage_urgent": (
@@ -250,6 +252,8 @@ CONVERSATIONS: dict[str, tuple[Turn, ...]] = {
     ),
     "triage_see_doctor": (
         Turn("when should I see a doctor about my cramps", "when_to_see_doctor"),
+        Turn("no", "no"),
+        Turn("nope", "no"),
         Turn("no", "no"),
         Turn("yes it has", "yes", "see_doctor"),
     ),

@@ -541,7 +541,9 @@ class VoskRecognizer:
         try:
             import vosk
         except (ImportError, OSError) as e:
-            raise EngineUnavailable(f"the vosk package cannot be loaded: {e}") from None
+            raise EngineUnavailable(
+                f"the vosk package cannot be loaded ({e}); pip install 'voiceskill[vosk]'"
+            ) from None
         vosk.SetLogLevel(-1)
         try:
             self._model = vosk.Model(str(model_dir))

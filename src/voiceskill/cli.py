@@ -1,20 +1,34 @@
-"""Command line: `voiceskill ask|replay|listen|say|check|devices` (contract in DESIGN.md).
+"""Command line: `voiceskill ask|replay|listen|serve|say|check|devices` (contract in DESIGN.md).
 
-Every failure the user can cause or meet (bad YAML, bad WAV, no model, no audio device)
-ends as one line on stderr and an exit status, never a traceback.
+Every failure the user can cause or meet (bad YAML, bad WAV, bad config, no model, no audio
+device) ends as one line on stderr and an exit status, never a traceback.
 Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run at all.
+Settings come from the flags, then the config file (config.py), then the built-in defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
+from voiceskill import __version__
+from voiceskill.config import load_config
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
-from voiceskill.pipeline import DEFAULT_RATE, Skill, TurnLog, report
+from voiceskill.pipeline import DEFAULT_RATE, Skill
+from voiceskill.present import TurnLog, report
+
+DEFAULT_URI = "tcp://127.0.0.1:10600"
+BUILT_IN = {
+    "engine": "auto", "vosk_model": None, "voice": None, "rate": DEFAULT_RATE, "wake": None,
+    "uri": DEFAULT_URI,
+}
+"""Defaults of the settings the config file may also give (flags default to None)."""
+
+log = logging.getLogger("voiceskill")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _speech_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-speak", action="store_true", help="print answers, do not speak")
-    parser.add_argument("--rate", type=int, default=DEFAULT_RATE, help="words per minute")
+    parser.add_argument("--rate", type=int, help=f"words per minute (default {DEFAULT_RATE})")
     parser.add_argument("--voice", help="TTS voice id or name part, e.g. en-gb")
     parser.add_argument("--output-device", help="output device index or name part")
     parser.add_argument(
@@ -36,7 +50,7 @@ def _speech_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["auto", "pocketsphinx", "vosk"], default="auto")
+    parser.add_argument("--engine", choices=["auto", "pocketsphinx", "vosk"])
     parser.add_argument("--vosk-model", type=Path, help="Vosk model folder (or VOSK_MODEL_PATH)")
 
 
@@ -45,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="voiceskill",
         description="Offline answers about muscle twitches, spasms and when to see a doctor.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("--debug", action="store_true", help="log every step on stderr")
+    verbosity.add_argument("--quiet", action="store_true", help="log errors only")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ask = commands.add_parser("ask", help="typed turns of one conversation")
@@ -67,10 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--input-device", help="input device index or name part")
     listen.add_argument("--wake", metavar="PHRASE", help="answer only after this phrase")
 
+    serve = commands.add_parser("serve", help="Wyoming service for Home Assistant (handle + asr)")
+    serve.add_argument(
+        "--uri", help=f"tcp://HOST:PORT, unix://PATH or stdio:// (default {DEFAULT_URI})"
+    )
+    serve.add_argument(
+        "--zeroconf", nargs="?", const="voiceskill", metavar="NAME",
+        help="announce the service on the local network (tcp:// only)",
+    )
+    serve.add_argument("--intents", type=Path, help="content folder (default: the shipped one)")
+    _engine_options(serve)
+
     say = commands.add_parser("say", help="speak TEXT (or write it to a WAV)")
     say.add_argument("text", nargs="+", metavar="TEXT")
     say.add_argument("-o", "--output", type=Path, help="write a WAV instead of playing")
-    say.add_argument("--rate", type=int, default=DEFAULT_RATE)
+    say.add_argument("--rate", type=int)
     say.add_argument("--voice")
     say.add_argument("--output-device")
 
@@ -98,10 +127,10 @@ def _make_speaker(args: argparse.Namespace, play: bool):
             play=play,
         )
     except TtsUnavailable as exc:
-        print(f"voiceskill: {exc}; printing answers only", file=sys.stderr)
+        log.warning("%s; printing answers only", exc)
         return None
     if play and not speaker.can_play:
-        print(f"voiceskill: {speaker.warning}; printing answers only", file=sys.stderr)
+        log.warning("%s; printing answers only", speaker.warning)
     return speaker
 
 
@@ -157,6 +186,16 @@ def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
     microphone = Microphone(args.input_device)  # first: no microphone, nothing else to set up
     skill = _skill(args, content, _recognizer(args, content))
     return listen(skill, args, microphone)
+
+
+def _cmd_serve(args: argparse.Namespace, content: Content) -> int:
+    import asyncio
+
+    from voiceskill.server import SkillService, serve
+
+    service = SkillService(Skill(content, recognizer=_recognizer(args, content)))
+    asyncio.run(serve(service, args.uri, args.zeroconf))
+    return 0
 
 
 def _cmd_say(args: argparse.Namespace) -> int:
@@ -290,13 +329,34 @@ def _dispatch(args: argparse.Namespace) -> int:
         content = load_content(args.intents)
     except ContentError as exc:
         return _fail(f"content has problems (run `voiceskill check`):\n{exc}")
-    commands = {"ask": _cmd_ask, "replay": _cmd_replay, "listen": _cmd_listen}
+    commands = {"ask": _cmd_ask, "replay": _cmd_replay, "listen": _cmd_listen,
+                "serve": _cmd_serve}
     return commands[args.command](args, content)
+
+
+def _apply_config(args: argparse.Namespace) -> None:
+    """Fill the settings no flag gave from the config file, then from the built-in defaults."""
+    wanted = [key for key in BUILT_IN if getattr(args, key, False) is None]
+    config = load_config() if wanted else {}
+    for key in wanted:
+        setattr(args, key, config.get(key, BUILT_IN[key]))
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Warnings as one `voiceskill: ...` line each; the server also says what it is doing."""
+    if args.debug:
+        level, form = logging.DEBUG, "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    else:
+        usual = logging.INFO if args.command == "serve" else logging.WARNING
+        level, form = (logging.ERROR if args.quiet else usual), "voiceskill: %(message)s"
+    logging.basicConfig(level=level, format=form, stream=sys.stderr, force=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging(args)
     try:
+        _apply_config(args)
         return _dispatch(args)
     except UserError as exc:
         return _fail(str(exc))

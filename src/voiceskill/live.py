@@ -24,7 +24,8 @@ from voiceskill import devices
 from voiceskill.asr import Transcript
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
-from voiceskill.pipeline import Skill, TurnLog, report
+from voiceskill.pipeline import Skill
+from voiceskill.present import TurnLog, report
 
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
@@ -230,7 +231,7 @@ class _Loop:
         self.status.show(f'heard "{text}"')
         turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms)
         reply = turn.reply
-        if reply.intent == "fallback" and not self._question_pending() and not self.args.wake:
+        if not turn.understood and not self.conversation.awaiting_answer and not self.args.wake:
             self.status.show(f'ignored "{text}" (not for me)')
             return
         self.status.show("answering")
@@ -249,14 +250,10 @@ class _Loop:
         """The words meant for the skill, or None when the wake phrase is required but absent."""
         if not transcript:
             return None
-        if not self.args.wake or self.awake or self._question_pending():
+        if not self.args.wake or self.awake or self.conversation.awaiting_answer:
             return transcript
         rest = _strip_wake(transcript, self.args.wake)
         if rest == "":
             self.awake = True
             return None
         return rest
-
-    def _question_pending(self) -> bool:
-        node = self.skill.content.nodes[self.conversation.node]
-        return node.kind == "question"

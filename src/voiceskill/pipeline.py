@@ -1,22 +1,22 @@
 """One user turn through every stage: (audio -> ASR) -> NLU -> dialogue -> TTS, timed.
 
-`ask`, `replay` and `listen` all go through `Skill`, so typed and spoken turns behave the same.
+`ask`, `replay`, `listen` and `serve` all go through `Skill`, so typed and spoken turns behave
+the same. Nothing here prints: a turn comes back as a `TurnRecord` for the front-end to show,
+and a lost voice is logged (the answer itself is never lost).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceskill.content import Content
+from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
-from voiceskill.nlu import IntentMatcher
+from voiceskill.nlu import MIN_ASR_CONFIDENCE, IntentMatcher
 from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 DEFAULT_RATE = 165
 MIN_RATE = 60
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
-class Turn:
+class TurnRecord:
     """A finished turn, in the shape of the `--json` contract (see DESIGN.md)."""
 
     source: dict[str, str]
@@ -52,35 +54,10 @@ class Turn:
             record["error"] = self.error
         return record
 
-
-def report(turn: Turn, as_json: bool) -> None:
-    """Show a turn: one JSON line, or the exchange as text; its error, if any, on stderr."""
-    if turn.error:
-        print(f"voiceskill: {turn.error}", file=sys.stderr)
-    if as_json:
-        print(json.dumps(turn.to_json(), ensure_ascii=False), flush=True)
-    elif turn.reply is not None:
-        print(f"you:   {turn.transcript}")
-        if turn.reply.answer:
-            print(f"skill: {turn.reply.answer}", flush=True)
-
-
-class TurnLog:
-    """Opt-in conversation log (`--log-dir`): JSON lines, readable by the owner only."""
-
-    def __init__(self, folder: Path):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / time.strftime("voiceskill-%Y%m%d-%H%M%S.jsonl")
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.path = path
-        self._file = os.fdopen(descriptor, "a", encoding="utf-8")
-
-    def write(self, turn: Turn) -> None:
-        self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+    @property
+    def understood(self) -> bool:
+        """Whether the skill recognised what was said as something it handles."""
+        return self.reply is not None and self.reply.intent != FALLBACK
 
 
 class _Stopwatch:
@@ -120,12 +97,12 @@ class Skill:
     def conversation(self) -> Conversation:
         return Conversation(self.content)
 
-    def text_turn(self, conversation: Conversation, text: str) -> Turn:
+    def text_turn(self, conversation: Conversation, text: str) -> TurnRecord:
         clock = _Stopwatch()
         return self._answer(conversation, {"text": text}, text, clock)
 
-    def audio_turn(self, conversation: Conversation, path: Path) -> Turn:
-        """Recognise a WAV file and answer it; a bad file gives a Turn with `error`, no reply."""
+    def audio_turn(self, conversation: Conversation, path: Path) -> TurnRecord:
+        """Recognise a WAV file and answer it; a bad file gives a record with `error`, no reply."""
         from voiceskill.asr import transcribe_file
         from voiceskill.audio import AudioError
 
@@ -136,14 +113,15 @@ class Skill:
         try:
             transcript = clock.run("asr", lambda: transcribe_file(self.recognizer, path))
         except AudioError as exc:
-            return Turn(source, "", None, clock.finish(), error=str(exc))
+            return TurnRecord(source, "", None, clock.finish(), error=str(exc))
         except RuntimeError as exc:  # the engine failed mid-utterance; the next turn restarts it
             error = f"{Path(path).name}: recognition failed ({exc})"
-            return Turn(source, "", None, clock.finish(), error=error)
+            return TurnRecord(source, "", None, clock.finish(), error=error)
         return self._answer(conversation, source, transcript.text, clock,
                             asr_confidence=transcript.confidence)
 
-    def heard(self, conversation: Conversation, transcript: Transcript, asr_ms: float) -> Turn:
+    def heard(self, conversation: Conversation, transcript: Transcript,
+              asr_ms: float) -> TurnRecord:
         """Answer what the live loop recognised, keeping its ASR time; the loop speaks."""
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
@@ -151,12 +129,20 @@ class Skill:
                             asr_confidence=transcript.confidence)
 
     def _answer(self, conversation: Conversation, source: dict, text: str, clock,
-                speak: bool = True, asr_confidence: float | None = None) -> Turn:
+                speak: bool = True, asr_confidence: float | None = None) -> TurnRecord:
         understanding = clock.run("nlu", lambda: self.matcher.understand(text, asr_confidence))
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
         if speak:
             clock.run("tts", lambda: self._voice(reply))
-        return Turn(source, text, reply, clock.finish())
+        return TurnRecord(source, text, reply, clock.finish())
+
+    def screen(self, transcript: Transcript) -> str:
+        """The words to pass on from a recognition, or "" when the recogniser was unsure and
+        heard no red flag: the confidence gate, for a front-end whose next stage never sees
+        the confidence (a Home Assistant pipeline).  A red flag passes: missing one is worse."""
+        if transcript.confidence is None or transcript.confidence >= MIN_ASR_CONFIDENCE:
+            return transcript.text
+        return transcript.text if self.matcher.understand(transcript.text).flags else ""
 
     def speech_rate(self, reply: Reply) -> int:
         return max(MIN_RATE, int(self.rate * reply.rate_scale))
@@ -175,5 +161,5 @@ class Skill:
             if self.speaker.can_play:
                 self.speaker.speak(reply.answer, rate)
         except TtsUnavailable as exc:
-            print(f"voiceskill: {exc}; printing answers only", file=sys.stderr)
+            log.warning("%s; printing answers only", exc)
             self.speaker = None
