@@ -124,25 +124,32 @@ def spoken(judge: Judge, show: bool) -> dict[str, float]:
     with (SPOKEN / "manifest.csv").open(encoding="utf-8") as file:
         items = list(csv.DictReader(file))
     command = [sys.executable, "-m", "voiceskill", "replay", "--json", "--separate", "--no-speak"]
-    output = subprocess.run(command + [str(SPOKEN / item["file"]) for item in items],
+    output = subprocess.run(command + [str(ROOT / item["file"]) for item in items],
                             capture_output=True, text=True, cwd=ROOT).stdout
     turns = {Path(t["audio"]).name: t for t in map(json.loads, output.splitlines())}
+    content = judge.content
+    confirmations = {flag.confirm for flag in content.red_flags}
+
+    def answered(turn: dict) -> bool:
+        """A fresh conversation that moved off the start node was given an answer."""
+        return turn["node"] != content.start
+
     checks = {
-        "everyday.csv": ("spoken everyday, fitting intent", ">= 80%",
-                         lambda i, t: t["intent"] in i["label"].split("|")),
-        "emergency.csv": ("spoken emergencies recognised (or confirmed)", ">= 95%",
-                          lambda i, t: t["outcome"] == "emergency" or (t["node"] is None
-                          and "Did you say" in (t["answer"] or ""))),
-        "urgent.csv": ("spoken urgent escalated", "-",
-                       lambda i, t: t["outcome"] in ESCALATED),
+        "everyday.csv": ("spoken everyday, answered with a fitting intent", ">= 80%",
+                         lambda i, t: t["intent"] in i["label"].split("|") and answered(t)),
+        "emergency.csv": ("spoken emergencies escalated (or confirmed)", ">= 95%",
+                          lambda i, t: t["outcome"] == "emergency"
+                          or t["answer"] in confirmations),
+        "urgent.csv": ("spoken urgent escalated (or confirmed)", "-",
+                       lambda i, t: t["outcome"] in ESCALATED or t["answer"] in confirmations),
         "nonalarm.csv": ("spoken non-alarms NOT escalated", "escalated <= 2%",
                          lambda i, t: t["outcome"] not in ESCALATED),
-        "out_of_domain.csv": ("spoken out-of-domain rejected", "false accepts <= 5%",
-                              lambda i, t: t["intent"] == "fallback"),
+        "out_of_domain.csv": ("spoken out-of-domain not answered", "false accepts <= 5%",
+                              lambda i, t: not answered(t)),
     }
     figures = {}
     for source, (name, target, good) in checks.items():
-        subset = [(i, turns.get(i["file"])) for i in items if i["source"] == source]
+        subset = [(i, turns.get(Path(i["file"]).name)) for i in items if i["source"] == source]
         hits = [1 for i, t in subset if t and good(i, t)]
         print(f"{name:<44} {rate(len(hits), len(subset)):>18}   target {target}")
         figures[name] = round(len(hits) / len(subset), 4) if subset else 0.0

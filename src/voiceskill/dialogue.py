@@ -92,12 +92,12 @@ class Conversation:
             decided = self._triage_answer(current, heard)
             if decided:
                 return decided
+        if not heard.heard_clearly and heard.guess in content.routes:
+            return content.messages["reask"], None
         action = content.actions.get(heard.intent)
         if action:
             return ACTIONS[action](self)
         route = content.routes.get(heard.intent)
-        if route and not heard.heard_clearly:
-            return content.messages["reask"], None
         if route and self._route_allowed(route, heard):
             return self._enter(route)
         if heard.asked_flags:

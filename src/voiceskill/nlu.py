@@ -37,7 +37,9 @@ class Understanding:
     """What the user meant.
 
     `flags` are red flags said to be happening now; `mentioned_flags` were denied, are past,
-    or were only asked about.  `heard_clearly` is False when the recogniser was unsure.
+    or were only asked about.  When the recogniser was unsure (`heard_clearly` False) the
+    intent is fallback, as nothing may be answered on a guess, and `guess` keeps what the
+    classifier made of the words, so the skill can ask again instead.
     """
 
     text: str
@@ -50,6 +52,7 @@ class Understanding:
     answer: str | None = None
     days: float | None = None
     heard_clearly: bool = True
+    guess: str = FALLBACK
 
 
 class IntentMatcher:
@@ -76,9 +79,9 @@ class IntentMatcher:
         asked = tuple(f.flag for f in findings if f.status == "hypothetical")
         words = tokens(text)
         concepts = self._finder.find(words)
-        intent, confidence = self._classify(words, concepts)
-        intent = self._flag_intent(present) or intent
+        guess, confidence = self._classify(words, concepts)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
+        intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(
             text=text,
             intent=intent,
@@ -88,8 +91,9 @@ class IntentMatcher:
             asked_flags=asked,
             concepts=frozenset(concepts),
             answer=self._content.answers.get(intent),
-            days=days_in(text, self._content.lexicon) if text else None,
+            days=days_in(text, self._content.lexicon) if text and clear else None,
             heard_clearly=clear,
+            guess=guess,
         )
 
     def _flag_intent(self, present: tuple[str, ...]) -> str | None:
