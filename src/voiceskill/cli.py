@@ -8,12 +8,15 @@ Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
 
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
+from voiceskill.outputs import create_or_replace, reason
 from voiceskill.pipeline import DEFAULT_RATE, Skill, TurnLog, report
 
 
@@ -132,7 +135,7 @@ def _run_turns(skill: Skill, args: argparse.Namespace, inputs: list, take_turn) 
 
 def _cmd_ask(args: argparse.Namespace, content: Content) -> int:
     skill = _skill(args, content)
-    return _run_turns(skill, args, args.text, skill.text_turn)
+    return _run_turns(skill, args, [_as_typed(text) for text in args.text], skill.text_turn)
 
 
 def _recognizer(args: argparse.Namespace, content: Content):
@@ -141,7 +144,7 @@ def _recognizer(args: argparse.Namespace, content: Content):
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
     sentences = content.domain_sentences()
     if getattr(args, "wake", None):
-        sentences["wake"] = [normalize(args.wake)]
+        sentences["wake"] = [normalize(_as_typed(args.wake))]
     return create_recognizer(args.engine, sentences, vosk_model=model)
 
 
@@ -160,12 +163,13 @@ def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
 
 def _cmd_say(args: argparse.Namespace) -> int:
     speaker = _make_speaker(args, play=args.output is None)
-    text = " ".join(args.text)
+    text = " ".join(_as_typed(part) for part in args.text)
     if speaker is None:
         print(text)
         return 2
     if args.output is not None:
-        speaker.save(text, args.output, args.rate)
+        with create_or_replace(args.output) as file:
+            speaker.save(text, file, args.rate)
         print(f"wrote {args.output}", file=sys.stderr)
     elif not speaker.can_play:
         print(text)
@@ -220,11 +224,34 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 must not stop a batch
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        args = build_parser().parse_args(argv)
         return _dispatch(args)
     except UserError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
+        _discard_stdout()
+        return 141
+    except OSError as exc:  # only writing to stdout (a full disk) gets here: all else is handled
+        _discard_stdout()
+        where = exc.filename or "standard output"
+        return _fail(f"cannot write to {where}: {reason(exc)}")
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit cannot fail a second time."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _as_typed(text: str) -> str:
+    """An argument as the user typed it: UTF-8, or else Latin-1 (not lone surrogates)."""
+    raw = os.fsencode(text)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from voiceskill.content import Content
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import IntentMatcher
+from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
 from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RATE = 165
 MIN_RATE = 60
+MAX_TYPED_CHARS = 1000  # a spoken question is far shorter; the matcher's time grows with it
 
 
 @dataclass(frozen=True)
@@ -66,21 +69,42 @@ def report(turn: Turn, as_json: bool) -> None:
 
 
 class TurnLog:
-    """Opt-in conversation log (`--log-dir`): JSON lines, readable by the owner only."""
+    """Opt-in conversation log (`--log-dir`): JSON lines in a new file readable by the owner
+    only. A log that cannot be opened or written costs a warning line, never a turn."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / time.strftime("voiceskill-%Y%m%d-%H%M%S.jsonl")
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.path = path
-        self._file = os.fdopen(descriptor, "a", encoding="utf-8")
+        stem = time.strftime("voiceskill-%Y%m%d-%H%M%S")
+        self.path: Path | None = None
+        self._file = None
+        try:
+            prepare_folder(folder)
+            _, self.path, binary = create_new(
+                folder, lambda n: f"{stem}.jsonl" if n == 1 else f"{stem}-{n}.jsonl", 0o600
+            )
+        except OutputError as exc:
+            _warn(f"{exc}; not keeping a log")
+            return
+        self._file = io.TextIOWrapper(binary, encoding="utf-8", errors="backslashreplace")
 
     def write(self, turn: Turn) -> None:
-        self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
-        self._file.flush()
+        if self._file is None:
+            return
+        try:
+            self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            _warn(f"cannot write {self.path}: {reason(exc)}; log stopped")
+            self.close()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()
+
+
+def _warn(message: str) -> None:
+    print(f"voiceskill: {message}", file=sys.stderr)
 
 
 class _Stopwatch:
@@ -121,7 +145,13 @@ class Skill:
         return Conversation(self.content)
 
     def text_turn(self, conversation: Conversation, text: str) -> Turn:
+        """Answer typed text; longer than MAX_TYPED_CHARS, a Turn with `error` and no reply
+        (cutting it short could cut off a "no" or the sign that matters)."""
         clock = _Stopwatch()
+        if len(text) > MAX_TYPED_CHARS:
+            error = (f"typed question not answered: {len(text)} characters, "
+                     f"at most {MAX_TYPED_CHARS}")
+            return Turn({"text": text}, "", None, clock.finish(), error=error)
         return self._answer(conversation, {"text": text}, text, clock)
 
     def audio_turn(self, conversation: Conversation, path: Path) -> Turn:
@@ -168,12 +198,34 @@ class Skill:
         rate = self.speech_rate(reply)
         try:
             if self.save_audio is not None:
-                self._saved += 1
-                self.save_audio.mkdir(parents=True, exist_ok=True)
-                path = self.save_audio / f"answer-{self._saved:03d}.wav"
-                self.speaker.save(reply.answer, path, rate)
+                self._save(reply.answer, rate)
             if self.speaker.can_play:
                 self.speaker.speak(reply.answer, rate)
         except TtsUnavailable as exc:
             print(f"voiceskill: {exc}; printing answers only", file=sys.stderr)
             self.speaker = None
+
+    def _save(self, answer: str, rate: int) -> None:
+        """Write the spoken answer to the next free answer-NNN.wav; if that fails, say so once
+        and stop saving: the answer itself is still printed and spoken."""
+        try:
+            prepare_folder(self.save_audio)
+            self._saved, path, file = create_new(
+                self.save_audio, lambda n: f"answer-{n:03d}.wav", 0o644, self._saved + 1
+            )
+        except OutputError as exc:
+            self._stop_saving(str(exc))
+            return
+        try:
+            with file:
+                self.speaker.save(answer, file, rate)
+        except (OSError, RuntimeError) as exc:  # soundfile's write errors are RuntimeErrors
+            path.unlink(missing_ok=True)
+            self._stop_saving(f"cannot write {path}: {exc}")
+        except TtsUnavailable:
+            path.unlink(missing_ok=True)
+            raise
+
+    def _stop_saving(self, why: str) -> None:
+        _warn(f"{why}; not saving answers")
+        self.save_audio = None
