@@ -224,7 +224,11 @@ class _Document:
         return Problem(self.file, self.line(path), message)
 
 
-class _ContentLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it: the pure-Python one took 30 s for a 1 MB file
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ContentLoader(_SafeLoader):
     """SafeLoader where only true/false are booleans: `yes:`, `no:` and `on:` stay words, and
     dates stay text. A value that cannot be converted is an error at its line."""
 
@@ -387,7 +391,8 @@ def _schema_problems(doc: _Document, schema: dict) -> list[Problem]:
 def _schema_message(error) -> str:
     """jsonschema's message, unless it would quote a long value: a content file may point at
     something private (a symlink to a system file), and `check` must not print it."""
-    if len(repr(error.instance)) <= 60:
+    shown = repr(error.instance)
+    if len(shown) <= 60 or shown[:30] not in error.message:
         return error.message
     found = type(error.instance).__name__.replace("str", "text").replace("dict", "mapping")
     if error.validator == "type":
