@@ -317,15 +317,19 @@ def test_log_dir_that_cannot_be_used_warns_and_still_answers(tmp_path, capsys):
     assert "not keeping a log" in captured.err and "Traceback" not in captured.err
 
 
-def test_a_new_log_is_private_whatever_the_umask(tmp_path):
-    old = os.umask(0)
-    try:
-        log = TurnLog(tmp_path / "logs")
-        log.close()
-    finally:
-        os.umask(old)
+def test_a_log_never_reuses_an_existing_file(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "voiceskill-now.jsonl").write_text("someone else's\n")
+    (logs / "voiceskill-now.jsonl").chmod(0o644)
+    (logs / "voiceskill-now-2.jsonl").symlink_to(tmp_path / "victim")
+    monkeypatch.setattr("voiceskill.pipeline.time.strftime", lambda pattern: "voiceskill-now")
+    log = TurnLog(logs)
+    log.close()
+    assert log.path.name == "voiceskill-now-3.jsonl"
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
-    assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
+    assert (logs / "voiceskill-now.jsonl").read_text() == "someone else's\n"
+    assert not (tmp_path / "victim").exists()
 
 
 def test_new_files_take_the_next_free_name_and_refuse_symlinks(tmp_path):

@@ -65,7 +65,6 @@ def create_new(
             continue
         except OSError as exc:
             raise _error(path, exc) from None
-        os.fchmod(descriptor, mode)  # whatever the umask says
         return number, path, os.fdopen(descriptor, "wb")
 
 
