@@ -33,10 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
 MINIMAL = Path(__file__).parent / "content" / "minimal"
 HANG_S = 120  # a case still running after this long is a hang
+SOURCE = Path(asr.__file__).parents[1]  # the code under test, for the CLI in a subprocess
 
 
-def run_cli(*argv: str, **options) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+def run_cli(*argv: str, extra_env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SOURCE), **(extra_env or {})}
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options}
     return subprocess.run([sys.executable, "-m", "voiceskill", *argv], env=env, timeout=HANG_S,
                           **streams)
@@ -360,15 +361,16 @@ def test_latin1_argument_is_answered(capsys):
 def test_latin1_wav_name_does_not_stop_the_batch(tmp_path):
     name = os.fsdecode(b"caf\xe9.wav")
     shutil.copy(FIXTURE, tmp_path / name)
+    # a strict UTF-8 stdout, as in a en_US.UTF-8 locale (C.UTF-8 would escape surrogates)
     result = run_cli("replay", "--json", "--no-speak", name, "missing.wav", str(FIXTURE),
-                     cwd=tmp_path)
+                     cwd=tmp_path, extra_env={"PYTHONIOENCODING": "utf-8"})
     assert result.returncode == 1, result.stderr
     assert len(result.stdout.splitlines()) == 3
     assert result.stderr.decode().strip() == "voiceskill: missing.wav: no such file"
 
 
 def test_a_closed_stdout_ends_quietly():
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
     result = subprocess.run(
         f"{sys.executable} -m voiceskill ask --json --no-speak hello yes no stop | head -c 1; "
         "exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
@@ -398,7 +400,7 @@ def test_ctrl_c_while_the_libraries_load_is_one_line():
         "from voiceskill.__main__ import run\n"
         "sys.exit(run())\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
                             timeout=HANG_S)
     assert result.returncode == 130

@@ -8,8 +8,6 @@ Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import sys
 from pathlib import Path
@@ -234,18 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
-        _discard_stdout()
         return 141
     except OSError as exc:  # only writing to stdout (a full disk) gets here: all else is handled
-        _discard_stdout()
         where = exc.filename or "standard output"
         return _fail(f"cannot write to {where}: {reason(exc)}")
-
-
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so the final flush at exit cannot fail a second time."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _as_typed(text: str) -> str:
