@@ -2,7 +2,8 @@
 
 Every failure the user can cause or meet (bad YAML, bad WAV, no model, no audio device)
 ends as one line on stderr and an exit status, never a traceback.
-Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run at all.
+Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run at all,
+130 interrupted, 141 stdout closed by its reader.
 """
 
 from __future__ import annotations
