@@ -9,7 +9,9 @@ dialogue).  Prints, next to the targets of the project:
 With --spoken, the same through `replay` of audio_fixtures/realistic/ (pocketsphinx).
 Writes the figures to bench/results/latest.json for the review sheet.
 
-Run: python bench/understanding.py [--spoken] [--show-misses]
+Run: python bench/understanding.py [--set realistic|realistic_blind] [--spoken] [--show-misses]
+(bench/realistic_blind/ was written last, by someone who never saw the content, to be measured
+once at the end: do not read its misses or tune on it.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
-REALISTIC = ROOT / "bench" / "realistic"
+SETS = ("realistic", "realistic_blind")
 SPOKEN = ROOT / "audio_fixtures" / "realistic"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 ESCALATED = {"urgent", "emergency"}
@@ -38,8 +40,12 @@ TRIAGE_NODES = {"signs": "triage_weakness", "lasting": "triage_lasting",
 """Which triage question of intents/dialogue.yaml each `question` of triage.csv stands for."""
 
 
-def rows(name: str) -> list[dict]:
-    with (REALISTIC / name).open(encoding="utf-8") as file:
+def rows(folder: Path, name: str) -> list[dict]:
+    """The rows of one file of a set; a set without that file (the blind set has no triage
+    answers) gives none."""
+    if not (folder / name).is_file():
+        return []
+    with (folder / name).open(encoding="utf-8") as file:
         return list(csv.DictReader(file))
 
 
@@ -72,10 +78,12 @@ def rate(hits: int, total: int) -> str:
     return f"{hits}/{total} = {hits / total:.1%}" if total else "n/a"
 
 
-def typed(judge: Judge, show: bool) -> dict[str, float]:
+def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
     figures: dict[str, float] = {}
 
     def report(name: str, items: list, good, target: str, describe) -> None:
+        if not items:
+            return
         hits = [item for item in items if good(item)]
         print(f"{name:<44} {rate(len(hits), len(items)):>18}   target {target}")
         figures[name] = round(len(hits) / len(items), 4)
@@ -84,26 +92,26 @@ def typed(judge: Judge, show: bool) -> dict[str, float]:
                 if not good(item):
                     print(f"      miss: {describe(item)}")
 
-    everyday = [(r, judge.first_turn(r["text"])) for r in rows("everyday.csv")]
+    everyday = [(r, judge.first_turn(r["text"])) for r in rows(folder, "everyday.csv")]
     report("everyday questions, fitting intent", everyday,
            lambda p: p[1].intent in p[0]["intents"].split("|"), ">= 90%",
            lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
                      f" want {p[0]['intents']}")
     for name, target_name, wanted in (("emergency.csv", "emergencies recognised", {"emergency"}),
                                       ("urgent.csv", "urgent signs escalated", ESCALATED)):
-        replies = [(r, judge.first_turn(r["text"])) for r in rows(name)]
+        replies = [(r, judge.first_turn(r["text"])) for r in rows(folder, name)]
         report(target_name, replies, lambda p, w=wanted: p[1].outcome in w,
                "100%" if "emergency" in target_name else ">= 95%",
                lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
-    calm = [(r, judge.first_turn(r["text"])) for r in rows("nonalarm.csv")]
+    calm = [(r, judge.first_turn(r["text"])) for r in rows(folder, "nonalarm.csv")]
     report("denials/questions/past/mentions NOT escalated", calm,
            lambda p: p[1].outcome not in ESCALATED, "escalated <= 2%",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].outcome}")
-    outside = [(r, judge.first_turn(r["text"])) for r in rows("out_of_domain.csv")]
+    outside = [(r, judge.first_turn(r["text"])) for r in rows(folder, "out_of_domain.csv")]
     report("out-of-domain rejected", outside, lambda p: p[1].intent == "fallback",
            "false accepts <= 2%", lambda p: f"{p[0]['text']!r} -> {p[1].intent}")
     triage = [(r, judge.triage(TRIAGE_NODES[r["question"]], r["answer"]))
-              for r in rows("triage.csv")]
+              for r in rows(folder, "triage.csv")]
     report("triage answers read right", triage, lambda p: p[1] == p[0]["expected"], "-",
            lambda p: f"[{p[0]['question']}] {p[0]['answer']!r} -> {p[1]} want {p[0]['expected']}")
     with (ROOT / "bench" / "heldout_text.csv").open(encoding="utf-8") as file:
@@ -176,12 +184,14 @@ def ask_process_seconds(runs: int = 5) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=SETS, default=SETS[0],
+                        help="which held-out set (the blind one: measure once, never tune)")
     parser.add_argument("--spoken", action="store_true", help="also replay the spoken subset")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
     judge = Judge()
-    figures = typed(judge, args.show_misses)
-    if args.spoken:
+    figures = typed(judge, ROOT / "bench" / args.set, args.show_misses)
+    if args.spoken and args.set == SETS[0]:
         figures |= spoken(judge, args.show_misses)
     seconds = ask_process_seconds()
     print(f"{'voiceskill ask, whole process (median of 5)':<44} {seconds:.2f} s   target <= 1.0 s")
@@ -190,6 +200,7 @@ def main() -> int:
     RESULTS.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "content_hash": judge.content.fingerprint,
+        "set": args.set,
         "figures": figures,
     }, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -47,6 +47,7 @@ loading intents/), 1.6 s cold; RSS 116 MB.  Tests: 0.16 s cached, 53 MB.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -74,7 +75,7 @@ VOSK_HINT = (
     "or unpack one (e.g. vosk-model-small-en-us-0.15) into ~/.cache/vosk"
 )
 
-LM_FORMAT = 2  # bump when the LM recipe changes, to invalidate caches
+LM_FORMAT = 3  # bump when the LM recipe changes, to invalidate caches
 LM_DISCOUNT = 0.1  # ArpaBoLM's fixed back-off mass: 0.1 kept domain sentences tightest
 GENERIC_WORDS = 2000  # frequent English words added as the way out
 GENERIC_SHARE = 0.5  # their unigram mass relative to the domain tokens
@@ -130,6 +131,7 @@ def create_recognizer(
     *,
     vosk_model: str | os.PathLike[str] | None = None,
     cache_dir: Path | None = None,
+    pronunciations: Mapping[str, str] | None = None,
 ) -> Recognizer:
     """A recogniser adapted to `domain_sentences`.
 
@@ -137,7 +139,8 @@ def create_recognizer(
     finds a model, else pocketsphinx.  Give a mapping {group name: sentences}
     (e.g. intent -> sample sentences) to weigh every group the same in the LM,
     so that a template expanding to thousands of sentences does not drown the
-    short ones ("yes", "stop").  A plain sequence is one group.
+    short ones ("yes", "stop").  A plain sequence is one group.  `pronunciations` (word ->
+    CMUdict phones) teach pocketsphinx words its dictionary lacks ("tingly", "lockjaw").
     """
     if engine not in ENGINES:
         raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -148,7 +151,7 @@ def create_recognizer(
             return VoskRecognizer(model, groups)
         if engine == "vosk":
             raise EngineUnavailable(f"no Vosk model found: {VOSK_HINT}")
-    return PocketsphinxRecognizer(groups, cache_dir or default_cache_dir())
+    return PocketsphinxRecognizer(groups, cache_dir or default_cache_dir(), pronunciations or {})
 
 
 MAX_TURN_S = 30.0
@@ -209,7 +212,7 @@ def _filter_known(
         if ok:
             kept[name] = ok
     if oov:
-        log.warning("dropped domain sentences with unknown words: %s", ", ".join(sorted(oov)))
+        log.info("dropped domain sentences with unknown words: %s", ", ".join(sorted(oov)))
     return kept, sorted(oov)
 
 
@@ -221,13 +224,15 @@ class PocketsphinxRecognizer:
 
     name = "pocketsphinx"
 
-    def __init__(self, groups: dict[str, list[str]], cache_dir: Path):
+    def __init__(self, groups: dict[str, list[str]], cache_dir: Path,
+                 pronunciations: Mapping[str, str] | None = None):
+        pronunciations = dict(pronunciations or {})
         try:
-            self._decoder, self.oov_words = _load(_cached_lm(groups, cache_dir))
+            self._decoder, self.oov_words = _load_cached(groups, cache_dir, pronunciations)
         except (OSError, ValueError) as e:  # no usable cache: build in a temporary folder
             log.warning("language model cache %s unusable (%s), building without it", cache_dir, e)
             with tempfile.TemporaryDirectory() as tmp:
-                _build_lm(groups, Path(tmp))
+                _build_lm(groups, Path(tmp), pronunciations)
                 self._decoder, self.oov_words = _load(Path(tmp))
         self._prior = self._decoder.get_cmn()
         self._speech = _SpeechFinder()
@@ -370,17 +375,46 @@ def _pcm(pcm: np.ndarray) -> np.ndarray:
     return pcm
 
 
-def _cached_lm(groups: dict[str, list[str]], cache_dir: Path) -> Path:
-    """The cache folder holding the LM and dictionary for these sentences, built on first use."""
-    key = json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups])
+class CacheDamaged(ValueError):
+    """A cached language model whose files are not what was written (truncated, emptied,
+    overwritten): it must never reach pocketsphinx, which can crash on such files."""
+
+
+def _load_cached(groups: dict[str, list[str]], cache_dir: Path,
+                 pronunciations: dict[str, str]) -> tuple[Decoder, tuple[str, ...]]:
+    """The decoder for these sentences from the cache; a damaged cache is rebuilt, once."""
+    folder = _cached_lm(groups, cache_dir, pronunciations)
+    try:
+        return _load(folder)
+    except CacheDamaged as e:
+        log.warning("language model cache %s was damaged (%s); rebuilt it", folder, e)
+        shutil.rmtree(folder, ignore_errors=True)
+        return _load(_cached_lm(groups, cache_dir, pronunciations))
+
+
+def _cached_lm(groups: dict[str, list[str]], cache_dir: Path,
+               pronunciations: dict[str, str]) -> Path:
+    """The cache folder holding the LM and dictionary for these sentences, built on first use.
+
+    Built in a `build-<pid>-*` folder, flushed to disk, then renamed into place, so a folder
+    named `lm-*` is whole; leftovers of builds that were killed, and all but the
+    MAX_CACHED_MODELS most recently used models, are removed on the way.
+    """
+    key = json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups,
+                      sorted(pronunciations.items())])
     folder = cache_dir / f"lm-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
-    if (folder / "report.json").is_file():
+    if cache_dir.is_dir():
+        _tidy_cache(cache_dir, keep=folder)
+    if folder.is_dir():
+        os.utime(folder)  # most recently used: kept when older models are pruned
         return folder
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=cache_dir))
     try:
-        _build_lm(groups, tmp)
+        _build_lm(groups, tmp, pronunciations)
+        _fsync_folder(tmp)
         os.replace(tmp, folder)  # whole or not at all, even with two processes at it
+        _fsync_folder(cache_dir, files=False)
     except OSError:
         if not (folder / "report.json").is_file():
             raise
@@ -389,8 +423,79 @@ def _cached_lm(groups: dict[str, list[str]], cache_dir: Path) -> Path:
     return folder
 
 
+MAX_CACHED_MODELS = 4
+
+
+def _tidy_cache(cache_dir: Path, keep: Path) -> None:
+    """Remove build folders whose process is gone, and models not used recently."""
+    models = []
+    for entry in cache_dir.iterdir():
+        if entry.name.startswith("build-"):
+            pid = entry.name.split("-")[1]
+            if not (pid.isdigit() and _process_alive(int(pid))):
+                shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith("lm-") and entry != keep:
+            with contextlib.suppress(OSError):
+                models.append((entry.stat().st_mtime, entry))
+    for _, entry in sorted(models, reverse=True)[MAX_CACHED_MODELS - 1:]:
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _fsync_folder(folder: Path, files: bool = True) -> None:
+    """Flush a folder's files and its entries to disk (so a rename after it publishes data)."""
+    if files:
+        for path in folder.iterdir():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+MODEL_FILES = ("domain.lm", "domain.dict")
+
+
+def _fingerprint(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _verified_report(folder: Path) -> dict:
+    """report.json, after checking that the model files are exactly those it records."""
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CacheDamaged("report.json is missing or unreadable") from None
+    files = report.get("files") if isinstance(report, dict) else None
+    if not isinstance(files, dict) or not isinstance(report.get("oov_words"), list):
+        raise CacheDamaged("report.json is not a model report")
+    for name in MODEL_FILES:
+        try:
+            found = _fingerprint(folder / name)
+        except OSError:
+            raise CacheDamaged(f"{name} is missing or unreadable") from None
+        if found != files.get(name):
+            raise CacheDamaged(f"{name} is not the file that was written")
+    return report
+
+
 def _load(folder: Path) -> tuple[Decoder, tuple[str, ...]]:
-    report = json.loads((folder / "report.json").read_text())
+    report = _verified_report(folder)
     try:
         decoder = Decoder(
             lm=str(folder / "domain.lm"),
@@ -403,10 +508,13 @@ def _load(folder: Path) -> tuple[Decoder, tuple[str, ...]]:
     return decoder, tuple(report["oov_words"])
 
 
-def _build_lm(groups: dict[str, list[str]], dest: Path) -> None:
+def _build_lm(groups: dict[str, list[str]], dest: Path,
+              pronunciations: dict[str, str] | None = None) -> None:
     """Write domain.lm, domain.dict and report.json (the words left out) into `dest`."""
     model_dir = Path(get_model_path("en-us"))
     prons = _read_dict(model_dir / "cmudict-en-us.dict")
+    for word, phones in (pronunciations or {}).items():
+        prons.setdefault(word, [phones])
     vocab = {w for sentences in groups.values() for s in sentences for w in s.split()}
     derived = {w: _derive(w, prons) for w in sorted(vocab - prons.keys())}
     prons.update((w, p) for w, p in derived.items() if p)
@@ -429,7 +537,8 @@ def _build_lm(groups: dict[str, list[str]], dest: Path) -> None:
         for word in sorted(set(lm.grams_1) - {"<s>", "</s>"}):
             for i, pron in enumerate(prons[word]):
                 f.write(f"{word}{'' if i == 0 else f'({i + 1})'} {pron}\n")
-    (dest / "report.json").write_text(json.dumps({"oov_words": oov}))
+    files = {name: _fingerprint(dest / name) for name in MODEL_FILES}
+    (dest / "report.json").write_text(json.dumps({"oov_words": oov, "files": files}))
 
 
 def _frequent_words(model_dir: Path, prons: dict[str, list[str]]) -> list[str]:

@@ -18,7 +18,10 @@ MEDIUM_STRICT, unlike STRICT, still found speech peaking near -30 dBFS.
 
 from __future__ import annotations
 
+import io
 import os
+import select
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,16 +61,58 @@ def read_wav_chunks(path: str | os.PathLike[str], chunk_ms: int = 100) -> Iterat
 
 
 def _open_wav(path: Path) -> soundfile.SoundFile:
-    name = path.name
+    name = path.name or str(path)
+    source = _open_once(path, name)
     try:
-        with open(path, "rb") as f:
-            head = f.read(12)
+        _check_head(name, os.pread(source, 12, 0) if isinstance(source, int)
+                    else source.getvalue()[:12])
+    except (AudioError, OSError) as e:
+        if isinstance(source, int):
+            os.close(source)
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"{name}: cannot be read ({e.strerror})") from None
+    try:
+        wav = soundfile.SoundFile(source)  # owns a descriptor from here, closed on failure too
+    except (soundfile.SoundFileError, RuntimeError, OSError):
+        raise AudioError(f"{name}: truncated or corrupt WAV header") from None
+    problem = _format_problem(wav)
+    if problem:
+        wav.close()
+        raise AudioError(f"{name}: {problem}")
+    return wav
+
+
+def _open_once(path: Path, name: str) -> int | io.BytesIO:
+    """The file opened once: a regular file as a descriptor (libsndfile reads it from there),
+    a pipe (process substitution, standard input) read into memory, because it can be read
+    only once. Anything else (a device, a socket) is refused before reading."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise AudioError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise AudioError(f"{name}: is a directory, not a WAV file") from None
     except OSError as e:
         raise AudioError(f"{name}: cannot be read ({e.strerror})") from None
+    keep = False
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise AudioError(f"{name}: is a directory, not a WAV file")
+        if stat.S_ISFIFO(mode):
+            return io.BytesIO(_read_pipe(descriptor, name))
+        if not stat.S_ISREG(mode):
+            raise AudioError(f"{name}: not a regular file or a pipe")
+        os.set_blocking(descriptor, True)
+        keep = True
+        return descriptor
+    except OSError as e:
+        raise AudioError(f"{name}: cannot be read ({e.strerror})") from None
+    finally:
+        if not keep:
+            os.close(descriptor)
+
+
+def _check_head(name: str, head: bytes) -> None:
     if not head:
         raise AudioError(f"{name}: contains no audio")
     if head[:4] not in _WAV_MAGIC:
@@ -76,15 +121,31 @@ def _open_wav(path: Path) -> soundfile.SoundFile:
         raise AudioError(f"{name}: truncated WAV header")
     if head[8:12] != b"WAVE":
         raise AudioError(f"{name}: not a WAV file")
-    try:
-        wav = soundfile.SoundFile(path)
-    except (soundfile.SoundFileError, RuntimeError, OSError):
-        raise AudioError(f"{name}: truncated or corrupt WAV header") from None
-    problem = _format_problem(wav)
-    if problem:
-        wav.close()
-        raise AudioError(f"{name}: {problem}")
-    return wav
+
+
+MAX_PIPE_BYTES = 32 * 1024 * 1024
+"""More than any WAV layout needs for the MAX_TURN_S a turn is cut to (48 kHz stereo float:
+12 MB); what a pipe holds beyond this is not read."""
+PIPE_TIMEOUT_S = 10.0
+
+
+def _read_pipe(descriptor: int, name: str) -> bytes:
+    """Up to MAX_PIPE_BYTES from a pipe opened without blocking; a FIFO nobody writes to gives
+    nothing at once, and a writer that goes quiet for PIPE_TIMEOUT_S is given up on."""
+    chunks, size = [], 0
+    while size < MAX_PIPE_BYTES:
+        try:
+            chunk = os.read(descriptor, min(1 << 20, MAX_PIPE_BYTES - size))
+        except BlockingIOError:
+            if not select.select([descriptor], [], [], PIPE_TIMEOUT_S)[0]:
+                silent = f"{name}: no data from the pipe for {PIPE_TIMEOUT_S:g} s"
+                raise AudioError(silent) from None
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _format_problem(wav: soundfile.SoundFile) -> str | None:
@@ -116,6 +177,8 @@ def _stream(wav: soundfile.SoundFile, name: str, out_len: int) -> Iterator[np.nd
                     mono = resampler.resample_chunk(mono, last=last)
             except (soundfile.SoundFileError, RuntimeError, OSError, ValueError) as e:
                 raise AudioError(f"{name}: cannot be read ({e})") from None
+            if not np.isfinite(data).all():
+                raise AudioError(f"{name}: contains invalid samples (NaN or infinity)")
             total += len(data)
             pending = np.concatenate([pending, _to_int16(mono)])
             while len(pending) >= out_len:

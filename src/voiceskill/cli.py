@@ -2,7 +2,8 @@
 
 Every failure the user can cause or meet (bad YAML, bad WAV, bad config, no model, no audio
 device) ends as one line on stderr and an exit status, never a traceback.
-Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run at all.
+Exit status: 0 fine, 1 some input was bad (files still processed), 2 cannot run at all,
+130 interrupted, 141 stdout closed by its reader.
 Settings come from the flags, then the config file (config.py), then the built-in defaults.
 """
 
@@ -18,6 +19,7 @@ from voiceskill import __version__
 from voiceskill.config import load_config
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
+from voiceskill.outputs import create_or_replace, reason
 from voiceskill.pipeline import DEFAULT_RATE, Skill
 from voiceskill.present import TurnLog, report
 
@@ -162,7 +164,7 @@ def _run_turns(skill: Skill, args: argparse.Namespace, inputs: list, take_turn) 
 
 def _cmd_ask(args: argparse.Namespace, content: Content) -> int:
     skill = _skill(args, content)
-    return _run_turns(skill, args, args.text, skill.text_turn)
+    return _run_turns(skill, args, [_as_typed(text) for text in args.text], skill.text_turn)
 
 
 def _recognizer(args: argparse.Namespace, content: Content):
@@ -171,8 +173,9 @@ def _recognizer(args: argparse.Namespace, content: Content):
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
     sentences = content.domain_sentences()
     if getattr(args, "wake", None):
-        sentences["wake"] = [normalize(args.wake)]
-    return create_recognizer(args.engine, sentences, vosk_model=model)
+        sentences["wake"] = [normalize(_as_typed(args.wake))]
+    return create_recognizer(args.engine, sentences, vosk_model=model,
+                             pronunciations=content.lexicon.pronunciations)
 
 
 def _cmd_replay(args: argparse.Namespace, content: Content) -> int:
@@ -200,12 +203,13 @@ def _cmd_serve(args: argparse.Namespace, content: Content) -> int:
 
 def _cmd_say(args: argparse.Namespace) -> int:
     speaker = _make_speaker(args, play=args.output is None)
-    text = " ".join(args.text)
+    text = " ".join(_as_typed(part) for part in args.text)
     if speaker is None:
         print(text)
         return 2
     if args.output is not None:
-        speaker.save(text, args.output, args.rate)
+        with create_or_replace(args.output) as file:
+            speaker.save(text, file, args.rate)
         print(f"wrote {args.output}", file=sys.stderr)
     elif not speaker.can_play:
         print(text)
@@ -353,13 +357,28 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _configure_logging(args)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 must not stop a batch
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        args = build_parser().parse_args(argv)
+        _configure_logging(args)
         _apply_config(args)
         return _dispatch(args)
     except UserError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE would
+        return 141
+    except OSError as exc:  # only writing to stdout (a full disk) gets here: all else is handled
+        where = exc.filename or "standard output"
+        return _fail(f"cannot write to {where}: {reason(exc)}")
+
+
+def _as_typed(text: str) -> str:
+    """An argument as the user typed it: UTF-8, or else Latin-1 (not lone surrogates)."""
+    raw = os.fsencode(text)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")

@@ -9,10 +9,12 @@ speech recogniser's domain model (asr) both use this one expansion.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
+import math
+import os
 import re
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +31,11 @@ LEXICON_FILE = "lexicon.yaml"
 RED_FLAGS_FILE = "red_flags.yaml"
 MAX_FILE_BYTES = 1_000_000
 MAX_SENTENCES_PER_TEMPLATE = 10_000
+MAX_TOTAL_SENTENCES = 200_000  # the shipped content expands to about 50 000
+MAX_DEPTH = 32  # YAML nesting; the schema needs 6
+MAX_TEMPLATE_DEPTH = 64  # nested groups and rule references within one template
+MAX_NUMBER_CHARS = 18  # an int64; Python refuses to convert more than 4300 digits
+MAX_LOOPS_REPORTED = 20
 OUTCOMES = ("self_care", "see_doctor", "urgent", "emergency")
 ACTIONS = ("repeat", "slower", "stop", "help", "more", "back", "start_over", "goodbye")
 ANSWERS = ("yes", "no", "unknown")
@@ -96,6 +103,9 @@ LEXICON_SCHEMA = _record(["concepts"], {
     "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "under": _WORDS,
+    "pronunciations": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z']*$"},
+                       "additionalProperties": {"type": "string",
+                                                "pattern": "^[A-Z]+( [A-Z]+)*$"}},
 })
 
 _TRIGGERS = {"forward": _WORDS, "backward": _WORDS}
@@ -223,6 +233,7 @@ class Lexicon:
     quantities: Mapping[str, float] = field(default_factory=dict)
     since: Mapping[str, float] = field(default_factory=dict)
     under: tuple[str, ...] = ()
+    pronunciations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -344,71 +355,137 @@ class _Document:
         return Problem(self.file, self.line(path), message)
 
 
-class _ContentLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # C parser when built
-    """SafeLoader where only true/false are booleans: `yes:`, `no:` and `on:` stay words."""
+# libyaml's parser when PyYAML has it: the pure-Python one took 30 s for a 1 MB file
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ContentLoader(_SafeLoader):
+    """SafeLoader where only true/false are booleans: `yes:`, `no:` and `on:` stay words, and
+    dates stay text. A value that cannot be converted is an error at its line."""
 
     yaml_implicit_resolvers: ClassVar = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`, `!!float x`
+            problem = f"cannot convert this value ({_shorten(str(exc))})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 _ContentLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
 )
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+# what YAML itself calls non-printable (PyYAML's reader would stop on it with a traceback)
+_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def _read_yaml(file: Path) -> _Document:
-    """Safe-load one YAML file, refusing what could hang or mislead (aliases, duplicate keys)."""
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ContentError([Problem(file, 1, f"cannot read: {exc.strerror}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ContentError([Problem(file, 1, f"file is larger than {MAX_FILE_BYTES} bytes")])
+    """Safe-load one YAML file, refusing what could hang, blow up or mislead: files that are not
+    regular files, oversized files, control characters, deep nesting, aliases, duplicate keys,
+    keys that are not text and numbers too long to convert."""
+    raw = _read_bounded(file)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ContentError([Problem(file, line, "not valid UTF-8 text")]) from None
-    loader = _ContentLoader(text)
+    control = _NON_PRINTABLE.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        message = f"control character U+{ord(control.group()):04X} is not allowed"
+        raise ContentError([Problem(file, line, message)])
     try:
-        _refuse_anchors(file, text)
-        root = loader.get_single_node()
-        if root is None:
-            raise ContentError([Problem(file, 1, "file is empty")])
-        lines: dict[tuple, int] = {}
-        _index_lines(file, root, (), lines)
-        data = loader.construct_document(root)
+        _check_events(file, text)
+        loader = _ContentLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ContentError([Problem(file, 1, "file is empty")])
+            lines: dict[tuple, int] = {}
+            _index_lines(file, root, (), lines)
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ContentError([Problem(file, line, f"YAML syntax: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
         raise ContentError([Problem(file, 1, f"YAML syntax: {exc}")]) from None
-    finally:
-        loader.dispose()
     return _Document(file, data, lines)
 
 
-def _refuse_anchors(file: Path, text: str) -> None:
-    """Anchors and aliases can blow up exponentially ("billion laughs"); content needs none."""
+def _read_bounded(file: Path) -> bytes:
+    """At most MAX_FILE_BYTES of a regular file. The file is opened without blocking and checked
+    before anything is read, so a FIFO or a device (e.g. /dev/zero) is refused, not waited on."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(file, flags)
+    except OSError as exc:
+        raise ContentError([Problem(file, 1, f"cannot read: {exc.strerror}")]) from None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise ContentError([Problem(file, 1, "is a folder, not a YAML file")])
+        if not stat.S_ISREG(info.st_mode):
+            raise ContentError([Problem(file, 1, "not a regular file (a pipe or a device?)")])
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(descriptor, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ContentError([Problem(file, 1, f"cannot read: {exc.strerror}")]) from None
+    finally:
+        os.close(descriptor)
+    if size > MAX_FILE_BYTES:
+        raise ContentError([Problem(file, 1, f"file is larger than {MAX_FILE_BYTES} bytes")])
+    return b"".join(chunks)
+
+
+def _check_events(file: Path, text: str) -> None:
+    """Walk the YAML event stream (no recursion, nothing built) before composing: anchors and
+    aliases can blow up exponentially ("billion laughs") and content needs none; deep nesting
+    would exhaust the stack of every recursive step after this one."""
+    depth = 0
     for event in yaml.parse(text, Loader=_ContentLoader):
+        line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            line = event.start_mark.line + 1
             raise ContentError([Problem(file, line, "YAML anchors and aliases are not allowed")])
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                raise ContentError([Problem(file, line, message)])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _index_lines(file: Path, node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
-    """Record the line of each key path; refuse duplicate keys on the way."""
+    """Record the line of each key path; refuse duplicate keys, keys that are not text and
+    numbers too long to convert on the way."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: dict[object, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                message = "keys must be plain text (quote a key that is a number, date or list)"
+                raise ContentError([Problem(file, line, message)])
+            key = key_node.value
             if key in seen:
-                message = f"duplicate key '{key}' (first at line {seen[key]})"
+                message = f"duplicate key '{_shorten(key)}' (first at line {seen[key]})"
                 raise ContentError([Problem(file, line, message)])
             seen[key] = line
             _index_lines(file, value_node, (*path, key), lines)
@@ -416,6 +493,14 @@ def _index_lines(file: Path, node: yaml.Node, path: tuple, lines: dict[tuple, in
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _index_lines(file, item, (*path, index), lines)
+    elif node.tag == _INT_TAG and len(node.value) > MAX_NUMBER_CHARS:
+        message = f"number longer than {MAX_NUMBER_CHARS} characters"
+        raise ContentError([Problem(file, lines[path], message)])
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """Content echoed in a message is kept short: a file may point at something private."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _schema_problems(doc: _Document, schema: dict) -> list[Problem]:
@@ -430,8 +515,21 @@ def _schema_problems(doc: _Document, schema: dict) -> list[Problem]:
                 if key not in allowed:
                     problems.append(doc.problem((*path, key), f"{where}: unknown key '{key}'"))
             continue
-        problems.append(doc.problem(path, f"{where}: {error.message}"))
+        problems.append(doc.problem(path, f"{where}: {_schema_message(error)}"))
     return problems
+
+
+def _schema_message(error) -> str:
+    """jsonschema's message, unless it would quote a long value: a content file may point at
+    something private (a symlink to a system file), and `check` must not print it."""
+    shown = repr(error.instance)
+    if len(shown) <= 60 or shown[:30] not in error.message:
+        return error.message
+    found = type(error.instance).__name__.replace("str", "text").replace("dict", "mapping")
+    if error.validator == "type":
+        return f"should be of type {error.validator_value!r}, not {found}"
+    rule = _shorten(f"{error.validator}: {error.validator_value}")
+    return f"this {found} does not satisfy '{rule}'"
 
 
 # --- templates ------------------------------------------------------------------------------
@@ -473,19 +571,77 @@ def _parse_rules(doc: _Document, rules: Mapping[str, str]) -> tuple[dict, list]:
     return parsed, problems
 
 
-def expand_template(template: str, rules: Mapping) -> list[str]:
-    """Every sentence a template allows, normalized; raises ValueError if it cannot be used."""
-    from hassil import parse_sentence
+class ExpansionBudget:
+    """How many more sentences the content may expand to, all templates together; counted
+    before a template is expanded, so a template bomb is refused before any work is done.
+    Also remembers each rule's count, so rules referring to rules are counted once."""
+
+    def __init__(self, limit: int = MAX_TOTAL_SENTENCES):
+        self.left = limit
+        self.limit = limit
+        self.rule_counts: dict[str, int] = {}
+
+    def take(self, count: int) -> None:
+        if count > self.left:
+            self.left = 0
+            raise ValueError(f"the content allows more than {self.limit} sentences in all")
+        self.left -= count
+
+
+def sentence_count(expression, rules: Mapping,
+                   rule_counts: dict[str, int], depth: int = 0) -> int:
+    """How many sentences hassil would list for `expression` (duplicates included), computed
+    from its structure; a count above MAX_SENTENCES_PER_TEMPLATE is reported as one more than
+    that, so it stays cheap. Raises ValueError when groups or rules nest too deeply (a rule
+    that refers to itself)."""
+    from hassil.expression import Alternative, Group, Permutation, RuleReference
+
+    cap = MAX_SENTENCES_PER_TEMPLATE + 1
+    if depth > MAX_TEMPLATE_DEPTH:
+        raise ValueError(f"groups or rules nested more than {MAX_TEMPLATE_DEPTH} levels deep")
+
+    def count(item) -> int:
+        return sentence_count(item, rules, rule_counts, depth + 1)
+
+    if isinstance(expression, RuleReference):
+        name = expression.rule_name
+        if name not in rule_counts:
+            rule = rules.get(name)
+            rule_counts[name] = count(rule.expression) if rule is not None else 1
+        return rule_counts[name]
+    if isinstance(expression, Alternative):
+        return min(cap, sum(count(item) for item in expression.items))
+    if isinstance(expression, Group):  # Sequence or Permutation: every combination
+        total = 1
+        for item in expression.items:
+            total = min(cap, total * count(item))
+        if isinstance(expression, Permutation):
+            total *= math.factorial(min(len(expression.items), 13))
+        return min(cap, total)
+    return 1
+
+
+def expand_template(template: str, rules: Mapping,
+                    budget: ExpansionBudget | None = None) -> list[str]:
+    """Every sentence a template allows, normalized; raises ValueError if it cannot be used
+    (bad syntax, more than MAX_SENTENCES_PER_TEMPLATE sentences, or over the `budget`)."""
+    from hassil import parse_sentence  # only when expanding: a cached expansion needs none
     from hassil.sample import sample_sentence
 
     try:
         sentence = parse_sentence(template)
-        samples = sample_sentence(sentence, expansion_rules=dict(rules))
-        expanded = list(itertools.islice(samples, MAX_SENTENCES_PER_TEMPLATE + 1))
     except Exception as exc:  # hassil's parse errors share no base class narrower than this
         raise ValueError(f"bad template: {exc}") from None
-    if len(expanded) > MAX_SENTENCES_PER_TEMPLATE:
+    rule_counts = budget.rule_counts if budget is not None else {}
+    count = sentence_count(sentence.expression, rules, rule_counts)
+    if count > MAX_SENTENCES_PER_TEMPLATE:
         raise ValueError(f"template allows more than {MAX_SENTENCES_PER_TEMPLATE} sentences")
+    if budget is not None:
+        budget.take(count)
+    try:
+        expanded = list(sample_sentence(sentence, expansion_rules=dict(rules)))
+    except Exception as exc:  # e.g. a missing rule or list; no narrower common base class
+        raise ValueError(f"bad template: {exc}") from None
     return sorted({normalize(s) for s in expanded} - {""})
 
 
@@ -495,7 +651,7 @@ def lexicon_rules(lexicon: Lexicon) -> dict[str, str]:
             for name, concept in lexicon.concepts.items()}
 
 
-def _expand_intents(doc: _Document, lexicon: Lexicon
+def _expand_intents(doc: _Document, lexicon: Lexicon, budget: ExpansionBudget
                     ) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
     rules = {**lexicon_rules(lexicon), **(doc.data.get("expansion_rules") or {})}
     rules, problems = _parse_rules(doc, rules)
@@ -506,9 +662,11 @@ def _expand_intents(doc: _Document, lexicon: Lexicon
         for index, template in enumerate(intent["sentences"]):
             path = ("intents", name, "sentences", index)
             try:
-                expanded = expand_template(template, rules)
+                expanded = expand_template(template, rules, budget)
             except ValueError as exc:
                 problems.append(doc.problem(path, f"intent '{name}': {exc}"))
+                if budget.left == 0:
+                    return intents, problems
                 continue
             clashes: dict[tuple[str, tuple], list[str]] = {}
             for sentence in expanded:
@@ -632,52 +790,72 @@ def _reachability_problems(doc: _Document, nodes: Mapping[str, Node],
 
 
 def _triage_problems(doc: _Document, nodes: Mapping[str, Node]) -> list[Problem]:
-    """Every path through triage questions must end in advice, and must end at all."""
-    problems = []
+    """Every path through triage questions must end in advice, and must end at all.
 
-    def endings(node_id: str, trail: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...]]]:
-        node = nodes[node_id]
-        if node_id in trail:
-            yield node_id, (*trail, node_id)
-        elif node.kind != "question":
-            yield node_id, trail
-        else:
-            for target in node.on.values():
-                yield from endings(target, (*trail, node_id))
+    One depth-first walk over the questions, so linear in the size of the tree: an edge back to
+    a question still on the walk's path is a loop; each question remembers one non-advice end
+    it can reach (directly or through the questions after it).
+    """
+    questions = {node_id: None for node_id, node in nodes.items() if node.kind == "question"}
+    loops: list[Problem] = []
+    bad_end: dict[str, str] = {}
 
-    for node in nodes.values():
-        if node.kind != "question":
+    def finish(node_id: str) -> None:
+        for target in nodes[node_id].on.values():
+            end = bad_end.get(target) if target in questions else target
+            if end is not None and nodes[end].outcome is None:
+                bad_end[node_id] = end
+                return
+
+    done: set[str] = set()
+    for root in questions:
+        if root in done:
             continue
-        for end, trail in endings(node.id, ()):
-            if end in trail:
-                loop = " -> ".join(trail)
-                problems.append(
-                    doc.problem(("nodes", node.id), f"triage loops with no exit: {loop}")
-                )
-            elif nodes[end].outcome is None:
-                problems.append(
-                    doc.problem(
-                        ("nodes", node.id),
-                        f"triage from '{node.id}' can end at '{end}', which gives no advice",
-                    )
-                )
-    return list(dict.fromkeys(problems))
+        path, on_path = [root], {root}
+        pending = [iter(nodes[root].on.values())]
+        while pending:
+            target = next(pending[-1], None)
+            if target is None:
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                finish(finished)
+                pending.pop()
+            elif target in on_path:
+                if len(loops) < MAX_LOOPS_REPORTED:
+                    loop = " -> ".join([*path[path.index(target):], target])
+                    message = f"triage loops with no exit: {loop}"
+                    loops.append(doc.problem(("nodes", target), message))
+            elif target in questions and target not in done:
+                path.append(target)
+                on_path.add(target)
+                pending.append(iter(nodes[target].on.values()))
+    ends = [
+        doc.problem(("nodes", node_id),
+                    f"triage from '{node_id}' can end at '{end}', which gives no advice")
+        for node_id, end in ((q, bad_end.get(q)) for q in questions)
+        if end is not None
+    ]
+    return loops + ends
 
 
-def _phrase_list(doc: _Document, path: tuple, templates: list[str]) -> tuple[list[str], list]:
+def _phrase_list(doc: _Document, path: tuple, templates: list[str],
+                 budget: ExpansionBudget) -> tuple[list[str], list]:
     phrases, problems = [], []
     for index, template in enumerate(templates):
         try:
-            phrases += expand_template(template, {})
+            phrases += expand_template(template, {}, budget)
         except ValueError as exc:
             problems.append(doc.problem((*path, index), str(exc)))
     return phrases, problems
 
 
-def _flag_phrases(doc: _Document) -> tuple[dict[str, list[str]], list[Problem]]:
+def _flag_phrases(doc: _Document, budget: ExpansionBudget
+                  ) -> tuple[dict[str, list[str]], list[Problem]]:
     phrases, problems = {}, []
     for name, flag in doc.data["flags"].items():
-        phrases[name], found = _phrase_list(doc, ("flags", name, "phrases"), flag["phrases"])
+        path = ("flags", name, "phrases")
+        phrases[name], found = _phrase_list(doc, path, flag["phrases"], budget)
         problems += found
     return phrases, problems
 
@@ -721,7 +899,8 @@ def _lexicon(doc: _Document) -> Lexicon:
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
                for key in ("time_units", "quantities", "since")}
     return Lexicon(concepts, _words(fillers.get("before", [])), _words(fillers.get("after", [])),
-                   **numbers, under=_words(data.get("under", [])))
+                   **numbers, under=_words(data.get("under", [])),
+                   pronunciations=dict(data.get("pronunciations") or {}))
 
 
 def _intent_needs(doc: _Document, lexicon: Lexicon) -> tuple[dict, list[Problem]]:
@@ -779,8 +958,9 @@ def _expansions(folder: Path, docs: Mapping[str, _Document], lexicon: Lexicon
     cached = read_json(path)
     if cached and set(cached) == {"intents", "swapped", "flags"}:
         return cached["intents"], cached["swapped"], cached["flags"], []
-    intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon)
-    flags, flag_problems = _flag_phrases(docs[RED_FLAGS_FILE])
+    budget = ExpansionBudget()
+    intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon, budget)
+    flags, flag_problems = _flag_phrases(docs[RED_FLAGS_FILE], budget)
     problems += flag_problems
     swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
     if not problems:

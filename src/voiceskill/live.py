@@ -226,13 +226,13 @@ class _Loop:
                 wait_ms: float) -> None:
         text = self._addressed(transcript.text)
         if text is None:
-            self.status.show(f'ignored "{transcript.text}"' if transcript.text else "listening")
+            self.status.show("ignored (not addressed to me)" if transcript.text else "listening")
             return
         self.status.show(f'heard "{text}"')
         turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms)
         reply = turn.reply
         if not turn.understood and not self.conversation.awaiting_answer and not self.args.wake:
-            self.status.show(f'ignored "{text}" (not for me)')
+            self.status.show("ignored (not for me)")
             return
         self.status.show("answering")
         self.voice.say(reply.answer, self.skill.speech_rate(reply))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MIN_ASR_CONFIDENCE, IntentMatcher
+from voiceskill.outputs import OutputError, create_new, prepare_folder
 from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RATE = 165
 MIN_RATE = 60
+MAX_TYPED_CHARS = 1000  # a spoken question is far shorter; the matcher's time grows with it
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,13 @@ class Skill:
         return Conversation(self.content)
 
     def text_turn(self, conversation: Conversation, text: str) -> TurnRecord:
+        """Answer typed text; longer than MAX_TYPED_CHARS, a record with `error` and no reply
+        (cutting it short could cut off a "no" or the sign that matters)."""
         clock = _Stopwatch()
+        if len(text) > MAX_TYPED_CHARS:
+            error = (f"typed question not answered: {len(text)} characters, "
+                     f"at most {MAX_TYPED_CHARS}")
+            return TurnRecord({"text": text}, "", None, clock.finish(), error=error)
         return self._answer(conversation, {"text": text}, text, clock)
 
     def audio_turn(self, conversation: Conversation, path: Path) -> TurnRecord:
@@ -154,12 +162,34 @@ class Skill:
         rate = self.speech_rate(reply)
         try:
             if self.save_audio is not None:
-                self._saved += 1
-                self.save_audio.mkdir(parents=True, exist_ok=True)
-                path = self.save_audio / f"answer-{self._saved:03d}.wav"
-                self.speaker.save(reply.answer, path, rate)
+                self._save(reply.answer, rate)
             if self.speaker.can_play:
                 self.speaker.speak(reply.answer, rate)
         except TtsUnavailable as exc:
             log.warning("%s; printing answers only", exc)
             self.speaker = None
+
+    def _save(self, answer: str, rate: int) -> None:
+        """Write the spoken answer to the next free answer-NNN.wav; if that fails, say so once
+        and stop saving: the answer itself is still printed and spoken."""
+        try:
+            prepare_folder(self.save_audio)
+            self._saved, path, file = create_new(
+                self.save_audio, lambda n: f"answer-{n:03d}.wav", 0o644, self._saved + 1
+            )
+        except OutputError as exc:
+            self._stop_saving(str(exc))
+            return
+        try:
+            with file:
+                self.speaker.save(answer, file, rate)
+        except (OSError, RuntimeError) as exc:  # soundfile's write errors are RuntimeErrors
+            path.unlink(missing_ok=True)
+            self._stop_saving(f"cannot write {path}: {exc}")
+        except TtsUnavailable:
+            path.unlink(missing_ok=True)
+            raise
+
+    def _stop_saving(self, why: str) -> None:
+        log.warning("%s; not saving answers", why)
+        self.save_audio = None

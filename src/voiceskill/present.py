@@ -5,13 +5,18 @@ The core returns `TurnRecord`s; only this module turns them into lines on stdout
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
+import logging
 import sys
 import time
 from pathlib import Path
 
+from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
 from voiceskill.pipeline import TurnRecord
+
+log = logging.getLogger(__name__)
 
 
 def report(turn: TurnRecord, as_json: bool) -> None:
@@ -27,18 +32,35 @@ def report(turn: TurnRecord, as_json: bool) -> None:
 
 
 class TurnLog:
-    """Opt-in conversation log (`--log-dir`): JSON lines, readable by the owner only."""
+    """Opt-in conversation log (`--log-dir`): JSON lines in a new file readable by the owner
+    only. A log that cannot be opened or written costs a warning line, never a turn."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / time.strftime("voiceskill-%Y%m%d-%H%M%S.jsonl")
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.path = path
-        self._file = os.fdopen(descriptor, "a", encoding="utf-8")
+        stem = time.strftime("voiceskill-%Y%m%d-%H%M%S")
+        self.path: Path | None = None
+        self._file = None
+        try:
+            prepare_folder(folder)
+            _, self.path, binary = create_new(
+                folder, lambda n: f"{stem}.jsonl" if n == 1 else f"{stem}-{n}.jsonl", 0o600
+            )
+        except OutputError as exc:
+            log.warning("%s; not keeping a log", exc)
+            return
+        self._file = io.TextIOWrapper(binary, encoding="utf-8", errors="backslashreplace")
 
     def write(self, turn: TurnRecord) -> None:
-        self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
-        self._file.flush()
+        if self._file is None:
+            return
+        try:
+            self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            log.warning("cannot write %s: %s; log stopped", self.path, reason(exc))
+            self.close()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()

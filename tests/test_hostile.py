@@ -1,0 +1,426 @@
+"""Hostile content, damaged caches and bad paths: one clear line, no traceback, no hang, nothing
+lost. (tools/hostile_probe.py runs the same kinds of case through the installed CLI.)"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voiceskill import asr
+from voiceskill.audio import AudioError, read_wav_chunks
+from voiceskill.cli import main
+from voiceskill.content import (
+    MAX_SENTENCES_PER_TEMPLATE,
+    MAX_TOTAL_SENTENCES,
+    ContentError,
+    default_folder,
+    load_content,
+)
+from voiceskill.outputs import OutputError, create_new
+from voiceskill.pipeline import Skill
+from voiceskill.present import TurnLog
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
+MINIMAL = Path(__file__).parent / "content" / "minimal"
+HANG_S = 120  # a case still running after this long is a hang
+SOURCE = Path(asr.__file__).parents[1]  # the code under test, for the CLI in a subprocess
+
+
+def run_cli(*argv: str, extra_env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SOURCE), **(extra_env or {})}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options}
+    return subprocess.run([sys.executable, "-m", "voiceskill", *argv], env=env, timeout=HANG_S,
+                          **streams)
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> Path:
+    folder = tmp_path / "content"
+    shutil.copytree(default_folder(), folder)
+    return folder
+
+
+def add_intents(folder: Path, intents: str, rules: str = "") -> None:
+    text = (folder / "intents.yaml").read_text()
+    text = text.replace("\nintents:\n", "\nintents:\n" + intents, 1)
+    text = text.replace("\nexpansion_rules:\n", "\nexpansion_rules:\n" + rules, 1)
+    (folder / "intents.yaml").write_text(text)
+
+
+def problems_of(folder: Path) -> str:
+    with pytest.raises(ContentError) as caught:
+        load_content(folder)
+    for problem in caught.value.problems:
+        assert problem.line >= 1 and "\n" not in problem.message
+    return str(caught.value)
+
+
+# --- 1. the smallest content that passes check ---------------------------------------------
+
+
+def test_smallest_content_passes_check(capsys):
+    assert main(["check", str(MINIMAL)]) == 0
+    assert "24 sample sentences, 1 dialogue nodes" in capsys.readouterr().out
+
+
+def test_smallest_content_that_passes_check_runs():
+    skill = Skill(load_content(MINIMAL))
+    conversation = skill.conversation()
+    for text in ("how do i stop a cramp", "hello", "yes", "stop", ""):
+        turn = skill.text_turn(conversation, text)
+        assert turn.error is None and turn.reply is not None
+
+
+# --- 3 and 4. YAML that broke the loader; expansion and triage limits -----------------------
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("language: en\nintents:\x00 {}\n", "intents.yaml:2: control character U+0000"),
+    ("language: en\nintents: {a: \x1b[31m}\n", "intents.yaml:2: control character U+001B"),
+    ("a: " + "[" * 600 + "]" * 600 + "\n", "intents.yaml:1: nested more than"),
+    ("language: en\n? [a, b]\n: c\n", "intents.yaml:2: keys must be plain text"),
+    ("language: en\n1: a\n", "intents.yaml:2: keys must be plain text"),
+    ("language: en\ntrue: a\n", "intents.yaml:2: keys must be plain text"),
+    ("language: en\nnull: a\n", "intents.yaml:2: keys must be plain text"),
+    ("language: " + "9" * 5000 + "\n", "intents.yaml:1: number longer than"),
+    ("language: en\nx: !!int abc\n", "intents.yaml:2: YAML syntax: cannot convert"),
+    ("language: en\nx: !!timestamp 2020-13-45\n", "intents.yaml:2: YAML syntax: cannot convert"),
+])
+def test_yaml_that_broke_the_loader_is_one_problem_with_its_line(content, body, message):
+    (content / "intents.yaml").write_text(body)
+    assert message in problems_of(content)
+
+
+def test_dates_are_text_not_keys_of_another_type(content):
+    text = (content / "intents.yaml").read_text()
+    text = text.replace("\nintents:\n", "\n2020-01-01: x\nintents:\n")
+    (content / "intents.yaml").write_text(text)
+    assert "unknown key '2020-01-01'" in problems_of(content)
+
+
+def test_a_fifo_or_a_device_as_content_is_refused_without_reading(content):
+    (content / "intents.yaml").unlink()
+    os.mkfifo(content / "intents.yaml")
+    result = run_cli("check", str(content))
+    assert result.returncode == 1 and b"not a regular file" in result.stderr
+    (content / "intents.yaml").unlink()
+    (content / "intents.yaml").symlink_to("/dev/zero")
+    result = run_cli("check", str(content))
+    assert result.returncode == 1 and b"not a regular file" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_a_file_over_the_size_limit_is_refused(content):
+    with open(content / "intents.yaml", "a") as f:
+        f.write("# " + "x" * 1_100_000 + "\n")
+    assert "intents.yaml:1: file is larger than" in problems_of(content)
+
+
+def test_nested_groups_are_counted_not_expanded(content):
+    template = "(a|b)"
+    for _ in range(25):  # 2^26 sentences in 300 characters
+        template = f"(a|b) ({template})"
+    add_intents(content, f'  bomb:\n    sentences:\n      - "{template}"\n')
+    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(content)
+
+
+def test_rules_doubling_each_other_are_counted_once_each(content):
+    rules = '  r0: "(a|b)"\n' + "".join(f'  r{i}: "<r{i - 1}> <r{i - 1}>"\n' for i in range(1, 29))
+    add_intents(content, '  bomb:\n    sentences:\n      - "<r28>"\n', rules)
+    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(content)
+
+
+def test_a_rule_that_refers_to_itself_is_a_problem_not_a_recursion_error(content):
+    add_intents(content, '  bomb:\n    sentences:\n      - "<loop>"\n', '  loop: "a <loop>"\n')
+    assert "nested more than" in problems_of(content)
+
+
+def test_the_total_number_of_sentences_is_capped(content):
+    words = "|".join(f"w{i}" for i in range(100))
+    count = MAX_TOTAL_SENTENCES // MAX_SENTENCES_PER_TEMPLATE + 1
+    add_intents(content, "".join(
+        f'  bomb{i}:\n    sentences:\n      - "z{i} ({words}) ({words})"\n' for i in range(count)
+    ))
+    assert f"allows more than {MAX_TOTAL_SENTENCES} sentences in all" in problems_of(content)
+
+
+def test_a_long_triage_chain_is_checked_in_one_walk(content):
+    text = (content / "dialogue.yaml").read_text()
+    questions = 60  # 2^60 paths: walking every path would never end
+    nodes = "".join(
+        f"  q{i}:\n    kind: question\n    say: Question {i}.\n    ask: Is it {i}?\n"
+        f"    on: {{yes: {nxt}, no: {nxt}}}\n    sources: [{{doc: article, paragraph: 1}}]\n"
+        for i, nxt in ((i, f"q{i + 1}" if i + 1 < questions else "anything_else")
+                       for i in range(questions))
+    )
+    text = text.replace("nodes:\n", "nodes:\n" + nodes, 1)
+    text = text.replace("when_to_see_doctor: triage_nerve_signs", "when_to_see_doctor: q0", 1)
+    (content / "dialogue.yaml").write_text(text)
+    found = problems_of(content)
+    assert "triage from 'q0' can end at 'anything_else'" in found
+    assert "triage from 'q59' can end at 'anything_else'" in found
+
+
+# --- 8. privacy ----------------------------------------------------------------------------
+
+
+def test_check_does_not_print_the_file_a_symlink_points_to(content, tmp_path, capsys):
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 3)
+    (content / "intents.yaml").unlink()
+    (content / "intents.yaml").symlink_to(secret)
+    assert main(["check", str(content)]) == 1
+    captured = capsys.readouterr()
+    assert "root:" not in captured.err + captured.out
+    assert "intents.yaml:1: top level: should be of type 'object'" in captured.err
+
+
+# --- 2. damaged language-model caches ------------------------------------------------------
+
+GROUPS = {"a": ["how do i stop a cramp", "what is a twitch"], "b": ["yes", "no"]}
+
+
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+    return cache
+
+
+def _cut(name: str):
+    return lambda folder: (folder / name).write_bytes((folder / name).read_bytes()[:-500])
+
+
+@pytest.mark.parametrize("damage", [
+    _cut("domain.lm"),
+    lambda folder: (folder / "domain.lm").write_bytes(b""),
+    lambda folder: (folder / "domain.lm").write_bytes(os.urandom(2048)),
+    _cut("domain.dict"),
+    lambda folder: (folder / "report.json").write_text("[]"),
+    lambda folder: (folder / "report.json").unlink(),
+], ids=["lm-truncated", "lm-empty", "lm-random", "dict-truncated", "report-list",
+        "report-missing"])
+def test_a_damaged_cache_is_rebuilt_once_with_one_warning(built_cache, tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    shutil.copytree(built_cache, cache)
+    [folder] = cache.glob("lm-*")
+    damage(folder)
+    with caplog.at_level(logging.WARNING, logger="voiceskill.asr"):
+        recognizer = asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+    assert [r.getMessage() for r in caplog.records if "was damaged" in r.getMessage()], \
+        caplog.text
+    assert len(caplog.records) == 1
+    assert asr.transcribe_file(recognizer, FIXTURE).is_final
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="voiceskill.asr"):
+        asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+    assert not caplog.records  # repaired: the next run is quiet
+    assert [p.name for p in cache.iterdir()] == [folder.name]
+
+
+def test_dead_builds_and_old_models_are_removed(built_cache, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(built_cache, cache)
+    (cache / "build-999999999-abc").mkdir()  # killed mid-build (no such process)
+    (cache / f"build-{os.getpid()}-live").mkdir()  # a build still going on
+    for age in range(6):
+        old = cache / f"lm-old{age}"
+        old.mkdir()
+        os.utime(old, (1_000_000 + age, 1_000_000 + age))
+    asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+    left = sorted(p.name for p in cache.iterdir())
+    assert f"build-{os.getpid()}-live" in left and "build-999999999-abc" not in left
+    models = [name for name in left if name.startswith("lm-")]
+    assert len(models) == asr.MAX_CACHED_MODELS
+    assert {"lm-old5", "lm-old4", "lm-old3"} <= set(models)
+
+
+# --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------
+
+
+def test_a_wav_from_a_pipe_reads_like_the_file():
+    read, write = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(FIXTURE.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        from_pipe = np.concatenate(list(read_wav_chunks(f"/dev/fd/{read}")))
+    finally:
+        os.close(read)
+    assert np.array_equal(from_pipe, np.concatenate(list(read_wav_chunks(FIXTURE))))
+
+
+def test_a_fifo_nobody_writes_to_is_one_line_and_the_batch_goes_on(tmp_path):
+    os.mkfifo(tmp_path / "q.wav")
+    result = run_cli("replay", "--no-speak", "q.wav", str(FIXTURE), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.decode().strip().splitlines() == ["voiceskill: q.wav: contains no audio"]
+    assert b"skill:" in result.stdout
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_samples_make_a_bad_file(tmp_path, rate, bad):
+    samples = np.zeros(rate, dtype=np.float32)
+    samples[rate // 3] = bad
+    sf.write(tmp_path / "x.wav", samples, rate, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"^x\.wav: contains invalid samples"):
+        list(read_wav_chunks(tmp_path / "x.wav"))
+
+
+# --- 5. output paths -----------------------------------------------------------------------
+
+
+def test_save_audio_into_a_file_warns_once_and_still_answers(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    status = main(["ask", "--no-speak", "--save-audio", str(tmp_path / "a-file"),
+                   "how do I stop a cramp", "yes"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert captured.out.count("skill:") == 2
+    assert captured.err.strip().splitlines() == [
+        f"voiceskill: cannot write to {tmp_path / 'a-file'}: it is a file, not a folder; "
+        "not saving answers"]
+
+
+def test_saved_answers_never_overwrite_or_follow_symlinks(tmp_path, capsys):
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "answer-001.wav").write_bytes(b"an earlier run")
+    (answers / "answer-002.wav").symlink_to(tmp_path / "victim")
+    assert main(["ask", "--no-speak", "--save-audio", str(answers), "how do I stop a cramp"]) == 0
+    assert (answers / "answer-001.wav").read_bytes() == b"an earlier run"
+    assert not (tmp_path / "victim").exists()
+    assert sf.info(answers / "answer-003.wav").frames > 0
+
+
+def test_log_dir_that_cannot_be_used_warns_and_still_answers(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    status = main(["ask", "--no-speak", "--log-dir", str(tmp_path / "a-file" / "logs"), "hello"])
+    captured = capsys.readouterr()
+    assert status == 0 and "skill:" in captured.out
+    assert "not keeping a log" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_log_never_reuses_an_existing_file(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "voiceskill-now.jsonl").write_text("someone else's\n")
+    (logs / "voiceskill-now.jsonl").chmod(0o644)
+    (logs / "voiceskill-now-2.jsonl").symlink_to(tmp_path / "victim")
+    monkeypatch.setattr("voiceskill.pipeline.time.strftime", lambda pattern: "voiceskill-now")
+    log = TurnLog(logs)
+    log.close()
+    assert log.path.name == "voiceskill-now-3.jsonl"
+    assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
+    assert (logs / "voiceskill-now.jsonl").read_text() == "someone else's\n"
+    assert not (tmp_path / "victim").exists()
+
+
+def test_new_files_take_the_next_free_name_and_refuse_symlinks(tmp_path):
+    (tmp_path / "n-1").write_text("kept")
+    (tmp_path / "n-2").symlink_to(tmp_path / "victim")
+    number, path, file = create_new(tmp_path, lambda n: f"n-{n}", 0o600)
+    file.close()
+    assert (number, path.name) == (3, "n-3")
+    assert not (tmp_path / "victim").exists()
+    with pytest.raises(OutputError, match="the folder does not exist"):
+        create_new(tmp_path / "missing", lambda n: f"n-{n}", 0o600)
+
+
+def test_say_into_a_missing_folder_is_one_line(tmp_path, capsys):
+    assert main(["say", "-o", str(tmp_path / "missing" / "x.wav"), "hello"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"voiceskill: cannot write {tmp_path / 'missing' / 'x.wav'}: the folder does not exist")
+
+
+# --- 6. encodings, pipes, Ctrl-C; 7. typed input limit -------------------------------------
+
+
+def test_latin1_argument_is_answered(capsys):
+    assert main(["ask", "--no-speak", os.fsdecode(b"caf\xe9 how do I stop a cramp")]) == 0
+    assert "you:   café how do i stop a cramp" in capsys.readouterr().out.lower()
+
+
+def test_latin1_wav_name_does_not_stop_the_batch(tmp_path):
+    name = os.fsdecode(b"caf\xe9.wav")
+    shutil.copy(FIXTURE, tmp_path / name)
+    # a strict UTF-8 stdout, as in a en_US.UTF-8 locale (C.UTF-8 would escape surrogates)
+    result = run_cli("replay", "--json", "--no-speak", name, "missing.wav", str(FIXTURE),
+                     cwd=tmp_path, extra_env={"PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 1, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr.decode().strip() == "voiceskill: missing.wav: no such file"
+
+
+def test_a_closed_stdout_ends_quietly():
+    """More turns than a pipe holds (64 KiB), so the writer surely meets the closed pipe."""
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    turns = " ".join(["hello"] * 1000)
+    result = subprocess.run(
+        f"{sys.executable} -m voiceskill ask --json --no-speak {turns} | head -c 1; "
+        "exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
+        env=env, timeout=HANG_S)
+    assert result.returncode == 141
+    assert result.stderr == b""
+
+
+def test_a_full_stdout_is_one_line():
+    with open("/dev/full", "wb") as full:
+        result = run_cli("ask", "--no-speak", "hello", stdout=full)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        "voiceskill: cannot write to standard output: no space left on device")
+
+
+def test_ctrl_c_while_the_libraries_load_is_one_line():
+    # KeyboardInterrupt raised by the import of a heavy module, as Ctrl-C at start-up would
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def interrupt(name, *args, **kw):\n"
+        "    if name == 'voiceskill.pipeline':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kw)\n"
+        "builtins.__import__ = interrupt\n"
+        "from voiceskill.__main__ import run\n"
+        "sys.exit(run())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
+                            timeout=HANG_S)
+    assert result.returncode == 130
+    assert result.stderr.decode() == "voiceskill: interrupted\n"
+
+
+def test_ctrl_c_while_loading_content_is_one_line(monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("voiceskill.cli.load_content", interrupted)
+    assert main(["ask", "--no-speak", "hello"]) == 130
+    assert capsys.readouterr().err == "voiceskill: interrupted\n"
+
+
+def test_typed_input_over_the_cap_is_refused_in_one_line_and_the_rest_answered(capsys):
+    status = main(["ask", "--no-speak", "a" * 1001, "how do I stop a cramp"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.strip() == (
+        "voiceskill: typed question not answered: 1001 characters, at most 1000")
+    assert captured.out.count("skill:") == 1
+    assert main(["ask", "--no-speak", "a" * 1000]) == 0
