@@ -119,13 +119,23 @@ def ask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=work, env=env, capture_output=True, text=True, timeout=120)
 
 
+CACHE = ("home", "xdg_cache_home", "voiceskill")
+"""Where what is built from the content (never from what was said) is cached."""
+
+
 def files_under(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file())
+    """Every file under `folder` except the content cache, which holds no user data."""
+    cache = folder.joinpath(*CACHE)
+    return sorted(path for path in folder.rglob("*")
+                  if path.is_file() and cache not in path.parents)
 
 
 def test_log_dir_is_opt_in_and_private(tmp_path):
-    assert ask(tmp_path, "how do I stop a cramp").returncode == 0
-    assert files_under(tmp_path) == []  # no log, cache or transcript anywhere: cwd, HOME, XDG
+    said = "how do I stop a cramp behind my knee"
+    assert ask(tmp_path, said).returncode == 0
+    assert files_under(tmp_path) == []  # no log or transcript anywhere: cwd, HOME, XDG
+    cached = list(tmp_path.joinpath(*CACHE).iterdir())
+    assert cached and not [path for path in cached if b"behind my knee" in path.read_bytes()]
     log_dir = tmp_path / "log"
     assert ask(tmp_path, "--log-dir", str(log_dir), "hello").returncode == 0
     [log] = files_under(tmp_path)

@@ -165,7 +165,7 @@ def test_a_long_triage_chain_is_checked_in_one_walk(content):
                        for i in range(questions))
     )
     text = text.replace("nodes:\n", "nodes:\n" + nodes, 1)
-    text = text.replace("when_to_see_doctor: triage_nerve_signs", "when_to_see_doctor: q0", 1)
+    text = text.replace("when_to_see_doctor: triage_weakness", "when_to_see_doctor: q0", 1)
     (content / "dialogue.yaml").write_text(text)
     found = problems_of(content)
     assert "triage from 'q0' can end at 'anything_else'" in found

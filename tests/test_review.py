@@ -16,7 +16,7 @@ import pytest
 
 from voiceskill import review
 from voiceskill.cli import main
-from voiceskill.content import default_folder, load_content
+from voiceskill.content import RedFlag, default_folder, load_content
 from voiceskill.sources import DEFAULT_SOURCE_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -259,14 +259,6 @@ def test_every_content_string_is_escaped(tmp_path, capsys, seed_dir):
 # --- red flags, triage, benchmark -----------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class FlagWithExamples:
-    name: str
-    goto: str
-    phrases: tuple[str, ...]
-    examples: dict
-
-
 def page_for(content, benchmark=None) -> Elements:
     sign_off = review.SignOff(content.fingerprint, "2026-01-01 00:00 UTC", "test")
     return Elements(review.review_html(content, {}, benchmark, sign_off))
@@ -274,13 +266,14 @@ def page_for(content, benchmark=None) -> Elements:
 
 def test_red_flag_table_shows_phrases_and_each_kind_of_example():
     content = load_content()
-    flag = FlagWithExamples("stiff_neck", "emergency", ("stiff neck",), {
+    flag = RedFlag("stiff_neck", "emergency", "Did you say a stiff neck?", ("stiff neck",), {
         "present": ["my neck is stiff and I have a fever"], "negated": ["no stiff neck"],
-        "question": ["can a spasm give you a stiff neck?"]})
+        "question": ["can a spasm give you a stiff neck?"], "past": ["a stiff neck last year"]},
+        templates=("(stiff|rigid) neck",))
     page = page_for(dataclasses.replace(content, red_flags=(flag,)))
     table = page.text_of(page.by_id("red-flags"))
-    for text in ("stiff_neck", "stiff neck", "my neck is stiff and I have a fever",
-                 "no stiff neck", "can a spasm give you a stiff neck?"):
+    for text in ("stiff_neck", "(stiff|rigid) neck", "my neck is stiff and I have a fever",
+                 "no stiff neck", "can a spasm give you a stiff neck?", "a stiff neck last year"):
         assert text in table
 
 

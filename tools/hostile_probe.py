@@ -136,7 +136,7 @@ def triage_chain(questions: int) -> str:
             f"paragraph: 1}}]\n"
         )
     text = text.replace("nodes:\n", "nodes:\n" + "".join(nodes), 1)
-    return text.replace("when_to_see_doctor: triage_nerve_signs", "when_to_see_doctor: q0", 1)
+    return text.replace("when_to_see_doctor: triage_weakness", "when_to_see_doctor: q0", 1)
 
 
 def float_wav(path: Path, rate: int, nan: bool) -> None:

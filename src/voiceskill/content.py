@@ -196,6 +196,7 @@ class RedFlag:
     confirm: str
     phrases: tuple[str, ...]
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    templates: tuple[str, ...] = ()  # the phrases as written, before expansion
 
 
 @dataclass(frozen=True)
@@ -864,7 +865,8 @@ def _red_flags(doc: _Document, phrases: Mapping[str, list[str]]) -> tuple[RedFla
     flags = []
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
-        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples))
+        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
+                             tuple(flag["phrases"])))
     return tuple(flags)
 
 

@@ -258,16 +258,16 @@ class RedFlagRow:
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-EXAMPLE_KINDS = ("present", "negated", "question")
+EXAMPLE_KINDS = ("present", "negated", "question", "past")
 
 
 def red_flag_rows(content: Content) -> list[RedFlagRow]:
-    """The red-flag concepts as the table shows them (examples are optional in the YAML)."""
+    """The red-flag concepts as the table shows them: trigger templates as written (a reviewer
+    reads "(can't|cannot) breathe", not its every expansion) and the examples."""
     return [
         RedFlagRow(
-            flag.name, flag.goto, tuple(flag.phrases),
-            {kind: tuple((getattr(flag, "examples", None) or {}).get(kind) or ())
-             for kind in EXAMPLE_KINDS},
+            flag.name, flag.goto, flag.templates,
+            {kind: tuple(flag.examples.get(kind) or ()) for kind in EXAMPLE_KINDS},
         )
         for flag in content.red_flags
     ]
@@ -460,12 +460,14 @@ def _red_flags_section(content: Content) -> str:
         rows.append(
             f'<tr><td><b>{escape(row.name)}</b></td><td><a href="#answer-{escape(row.goto)}">'
             f"{escape(row.goto)}</a><br>{escape(outcome)}</td>"
-            f'<td class="phrases">{len(row.phrases)}: '
-            f'{", ".join(escape(p) for p in row.phrases)}</td><td>{examples}</td></tr>'
+            f'<td class="phrases">{"<br>".join(escape(p) for p in row.phrases)}</td>'
+            f"<td>{examples}</td></tr>"
         )
     return ('<section id="red-flags"><h2>4. Red flags and triage</h2><h3>Red flags</h3>'
             '<p class="muted">Spotted anywhere in what the user says, from any point of any '
-            "dialogue; a negated phrase does not count.</p>"
+            "dialogue, when said to be happening now: a denied, past or asked-about sign does "
+            "not count (ConText triggers in red_flags.yaml). Phrases are templates: "
+            "(a|b) is a choice, [a] is optional, and other words may come between.</p>"
             '<table><tr><th>concept</th><th>jumps to</th><th>trigger phrases</th>'
             f'<th>examples</th></tr>{"".join(rows)}</table></section>')
 
