@@ -97,11 +97,11 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
            lambda p: p[1].intent in p[0]["intents"].split("|"), ">= 90%",
            lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
                      f" want {p[0]['intents']}")
-    for name, target_name, wanted in (("emergency.csv", "emergencies recognised", {"emergency"}),
-                                      ("urgent.csv", "urgent signs escalated", ESCALATED)):
+    for name, target_name, wanted, target in (
+            ("emergency.csv", "emergencies recognised", {"emergency"}, "100%"),
+            ("urgent.csv", "urgent signs escalated", ESCALATED, ">= 95%")):
         replies = [(r, judge.first_turn(r["text"])) for r in rows(folder, name)]
-        report(target_name, replies, lambda p, w=wanted: p[1].outcome in w,
-               "100%" if "emergency" in target_name else ">= 95%",
+        report(target_name, replies, lambda p, w=wanted: p[1].outcome in w, target,
                lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
     calm = [(r, judge.first_turn(r["text"])) for r in rows(folder, "nonalarm.csv")]
     report("denials/questions/past/mentions NOT escalated", calm,

@@ -124,6 +124,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
     ),
     "flags": _named(_record(["goto", "confirm", "phrases"], {
         "goto": _NAME,
+        "max_gap": {"type": "integer", "minimum": 0, "maximum": 12},
         "confirm": _TEXT,
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
@@ -197,6 +198,7 @@ class RedFlag:
     phrases: tuple[str, ...]
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     templates: tuple[str, ...] = ()  # the phrases as written, before expansion
+    max_gap: int | None = None  # words allowed between two of a phrase's; None: the default
 
 
 @dataclass(frozen=True)
@@ -866,7 +868,7 @@ def _red_flags(doc: _Document, phrases: Mapping[str, list[str]]) -> tuple[RedFla
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
-                             tuple(flag["phrases"])))
+                             tuple(flag["phrases"]), flag.get("max_gap")))
     return tuple(flags)
 
 

@@ -19,7 +19,7 @@ from voiceskill.content import FALLBACK, OUTCOMES, Content, normalize, tokens
 from voiceskill.durations import days_in
 from voiceskill.redflags import PRESENT, RedFlagSpotter
 
-DEFAULT_THRESHOLD = 0.25
+DEFAULT_THRESHOLD = 0.2
 MIN_ASR_CONFIDENCE = 0.5
 """Measured on flite fixtures: keeps clean accuracy and cuts false accepts in noise
 (bench/speech_accuracy.py)."""
@@ -27,7 +27,7 @@ COMMAND_THRESHOLD = 0.5
 """Commands and yes/no answers must be clearly that: a wrong "stop" or "no" costs more than
 asking again."""
 MAX_CHARACTERS = 1000
-COMMAND_EXTRA_WORDS = 3
+COMMAND_EXTRA_WORDS = 2
 """A command may carry a few words more than its longest sample ("okay that's enough stop"),
 not a whole question ("bye, I wanted to ask why my legs cramp at night")."""
 

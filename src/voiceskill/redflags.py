@@ -41,11 +41,12 @@ class RedFlagSpotter:
 
     def __init__(self, flags: tuple[RedFlag, ...], rules: ContextRules):
         self._rules = rules
-        self._by_first_word: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        self._by_first_word: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
         for flag in flags:
+            gap = rules.max_gap if flag.max_gap is None else flag.max_gap
             for phrase in flag.phrases:
                 words = tuple(tokens(phrase))
-                self._by_first_word.setdefault(words[0], []).append((words, flag.name))
+                self._by_first_word.setdefault(words[0], []).append((words, flag.name, gap))
         self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                          for t in triggers]
         self._forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
@@ -82,8 +83,8 @@ class RedFlagSpotter:
         findings = []
         triggers = self._triggers(words)
         for start, word in enumerate(words):
-            for phrase, flag in self._by_first_word.get(word, ()):
-                matched = self._phrase_positions(words, start, phrase)
+            for phrase, flag, gap in self._by_first_word.get(word, ()):
+                matched = _phrase_positions(words, start, phrase, gap)
                 if matched:
                     end = matched[-1] + 1
                     clause = (max(s for s in starts if s <= start),
@@ -91,18 +92,6 @@ class RedFlagSpotter:
                     status = self._status(words, triggers, clause, matched)
                     findings.append(Finding(flag, status, " ".join(words[start:end])))
         return findings
-
-    def _phrase_positions(self, words: list[str], start: int, phrase: tuple[str, ...]
-                          ) -> list[int]:
-        """Where the words of `phrase` are, if they follow `start` in order, each within
-        max_gap words of the one before; else []."""
-        positions = [start]
-        for word in phrase[1:]:
-            window = words[positions[-1] + 1 : positions[-1] + 2 + self._rules.max_gap]
-            if word not in window:
-                return []
-            positions.append(positions[-1] + 1 + window.index(word))
-        return positions
 
     def _status(self, words: list[str], triggers: list[_Trigger], clause: tuple[int, int],
                 matched: list[int]) -> str:
@@ -148,6 +137,19 @@ class RedFlagSpotter:
                         triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
             index += 1
         return triggers
+
+
+def _phrase_positions(words: list[str], start: int, phrase: tuple[str, ...], gap: int
+                      ) -> list[int]:
+    """Where the words of `phrase` are, if they follow `start` in order, each within `gap`
+    words of the one before; else []."""
+    positions = [start]
+    for word in phrase[1:]:
+        window = words[positions[-1] + 1 : positions[-1] + 2 + gap]
+        if word not in window:
+            return []
+        positions.append(positions[-1] + 1 + window.index(word))
+    return positions
 
 
 def _match_at(words: list[str], index: int, phrases: list[tuple[str, ...]]) -> int:
