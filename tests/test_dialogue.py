@@ -175,3 +175,12 @@ def test_a_question_about_a_red_flag_is_not_an_alarm(skill):
     reply = talk(skill, "what if I get chest pain?")[-1]
     assert reply.outcome is None
     assert reply.answer == skill.content.messages["asked_about_red_flag"]
+
+
+@pytest.mark.parametrize(("text", "outcome"), [
+    ("please call an ambulance", "emergency"),
+    ("I don't need an ambulance, I just want to know why my calf cramps", "self_care"),
+])
+def test_only_a_red_flag_escalates_never_the_intent_alone(skill, text, outcome):
+    reply = talk(skill, text)[-1]
+    assert reply.outcome == outcome or (outcome == "self_care" and reply.outcome is None)

@@ -103,6 +103,7 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "could a spasm be mistaken for a seizure?",
     "is chest pain serious?",
     "I had my tetanus jab after the nail, all fine",
+    "I'm not having trouble breathing",    # "not ... breathing" is no "not breathing"
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)

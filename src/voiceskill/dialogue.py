@@ -98,7 +98,7 @@ class Conversation:
         if action:
             return ACTIONS[action](self)
         route = content.routes.get(heard.intent)
-        if route and self._route_allowed(route, heard):
+        if route and self._route_allowed(route):
             return self._enter(route)
         if heard.asked_flags:
             return content.messages["asked_about_red_flag"], None
@@ -152,10 +152,10 @@ class Conversation:
         outcome = self.content.nodes[node_id].outcome
         return OUTCOMES.index(outcome) if outcome else -1
 
-    def _route_allowed(self, route: str, heard: Understanding) -> bool:
-        """An emergency route needs a sign that is present: "no chest pain" matches the
-        emergency samples word for word, but is a denial."""
-        return self.content.nodes[route].outcome != MOST_SEVERE or not heard.mentioned_flags
+    def _route_allowed(self, route: str) -> bool:
+        """Only a red flag said to be happening escalates to an emergency (handled first):
+        an intent alone never does, as "I don't need an ambulance" matches its samples."""
+        return self.content.nodes[route].outcome != MOST_SEVERE
 
     def _enter(self, node_id: str, remember: bool = True) -> tuple[str, str | None]:
         if remember:

@@ -10,6 +10,7 @@ implementation of just what the skill needs, on the words the recogniser can pro
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class RedFlagSpotter:
         self._question_backward = [("hypothetical", tuple(tokens(t)))
                                    for t in rules.question_backward]
         self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
+        self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
@@ -84,7 +86,7 @@ class RedFlagSpotter:
         triggers = self._triggers(words)
         for start, word in enumerate(words):
             for phrase, flag, gap in self._by_first_word.get(word, ()):
-                matched = _phrase_positions(words, start, phrase, gap)
+                matched = self._phrase_positions(words, start, phrase, gap)
                 if matched:
                     end = matched[-1] + 1
                     clause = (max(s for s in starts if s <= start),
@@ -92,6 +94,23 @@ class RedFlagSpotter:
                     status = self._status(words, triggers, clause, matched)
                     findings.append(Finding(flag, status, " ".join(words[start:end])))
         return findings
+
+    def _phrase_positions(self, words: list[str], start: int, phrase: tuple[str, ...],
+                          gap: int) -> list[int]:
+        """Where the words of `phrase` are, if they follow `start` in order, each within `gap`
+        words of the one before; else [].  A negation in a phrase binds to the next word
+        ("not breathing", but not "not having trouble breathing")."""
+        positions = [start]
+        for before, word in itertools.pairwise(phrase):
+            allowed = 0 if self._negates(before) else gap
+            window = words[positions[-1] + 1 : positions[-1] + 2 + allowed]
+            if word not in window:
+                return []
+            positions.append(positions[-1] + 1 + window.index(word))
+        return positions
+
+    def _negates(self, word: str) -> bool:
+        return word in self._negation_words or word.endswith("n't") or word == "cannot"
 
     def _status(self, words: list[str], triggers: list[_Trigger], clause: tuple[int, int],
                 matched: list[int]) -> str:
@@ -137,19 +156,6 @@ class RedFlagSpotter:
                         triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
             index += 1
         return triggers
-
-
-def _phrase_positions(words: list[str], start: int, phrase: tuple[str, ...], gap: int
-                      ) -> list[int]:
-    """Where the words of `phrase` are, if they follow `start` in order, each within `gap`
-    words of the one before; else []."""
-    positions = [start]
-    for word in phrase[1:]:
-        window = words[positions[-1] + 1 : positions[-1] + 2 + gap]
-        if word not in window:
-            return []
-        positions.append(positions[-1] + 1 + window.index(word))
-    return positions
 
 
 def _match_at(words: list[str], index: int, phrases: list[tuple[str, ...]]) -> int:
