@@ -48,7 +48,7 @@ CONTRACT_INTENTS = (
     "start_over", "goodbye", FALLBACK,
 )
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
-CACHE_FORMAT = "2"  # bump when what is built from the content changes, to invalidate caches
+CACHE_FORMAT = "3"  # bump when what is built from the content changes, to invalidate caches
 SWAP_POOL = 400
 SWAPS_PER_TERM = 12
 """How many sample sentences are copied with each lexicon term swapped in: enough for the
@@ -98,7 +98,6 @@ LEXICON_SCHEMA = _record(["concepts"], {
         "swap": {"type": "boolean"},
         "veto": {"type": "boolean"},
     }), min_items=1),
-    "fillers": _record([], {"before": _WORDS, "after": _WORDS}),
     "time_units": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
@@ -230,8 +229,6 @@ class Lexicon:
     """Lay words grouped into concepts, and the words that say how long something lasted."""
 
     concepts: Mapping[str, Concept]
-    fillers_before: tuple[str, ...] = ()
-    fillers_after: tuple[str, ...] = ()
     time_units: Mapping[str, float] = field(default_factory=dict)
     quantities: Mapping[str, float] = field(default_factory=dict)
     since: Mapping[str, float] = field(default_factory=dict)
@@ -260,8 +257,8 @@ class Content:
     problems: tuple[Problem, ...] = ()  # only a lenient read (strict=False) keeps any
 
     def training_sentences(self) -> dict[str, tuple[str, ...]]:
-        """Sample sentences per intent, fallback included, with lexicon terms and fillers
-        swapped into copies of some of them: the classifier's training set."""
+        """Sample sentences per intent, fallback included, with lexicon terms swapped into
+        copies of some of them: the classifier's training set."""
         return {name: (*sentences, *self.swapped.get(name, ()))
                 for name, sentences in self.intents.items()}
 
@@ -296,14 +293,6 @@ def swapped_sentences(sentences: tuple[str, ...], lexicon: Lexicon) -> tuple[str
                     holders.setdefault(term_concept[gram], []).append((gram, sentence))
     known = set(sentences)
     copies: list[str] = []
-    for index, sentence in enumerate(pool):
-        if lexicon.fillers_before and lexicon.fillers_after:
-            before = lexicon.fillers_before[index % len(lexicon.fillers_before)]
-            after = lexicon.fillers_after[index // 2 % len(lexicon.fillers_after)]
-            copy = f"{before} {sentence}" if index % 2 else f"{sentence} {after}"
-            if copy not in known:
-                known.add(copy)
-                copies.append(copy)
     for name, found in holders.items():
         step = max(1, len(found) // SWAPS_PER_TERM)
         for term in lexicon.concepts[name].terms:
@@ -899,11 +888,9 @@ def _lexicon(doc: _Document) -> Lexicon:
                       spec.get("swap", True), spec.get("veto", False))
         for name, spec in data["concepts"].items()
     }
-    fillers = data.get("fillers") or {}
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
                for key in ("time_units", "quantities", "since")}
-    return Lexicon(concepts, _words(fillers.get("before", [])), _words(fillers.get("after", [])),
-                   **numbers, under=_words(data.get("under", [])),
+    return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
                    pronunciations=dict(data.get("pronunciations") or {}))
 
 
