@@ -69,3 +69,19 @@ def virtual_audio() -> Iterator[VirtualAudio]:
         pytest.skip(f"virtual audio devices unavailable: {exc}")
     yield audio
     audio.stop()
+
+
+# --- A built language-model cache (tests of damaged caches) -------------------
+
+
+CACHE_GROUPS = {"a": ["how do i stop a cramp", "what is a twitch"], "b": ["yes", "no"]}
+
+
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory) -> Path:
+    """A cache folder holding one language model built from CACHE_GROUPS."""
+    from voiceskill import asr
+
+    cache = tmp_path_factory.mktemp("cache")
+    asr.create_recognizer("pocketsphinx", CACHE_GROUPS, cache_dir=cache)
+    return cache

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import pytest
 from hassil import parse_sentence
@@ -14,6 +13,7 @@ from hassil.sample import sample_sentence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.content import (
     MAX_SENTENCES_PER_TEMPLATE,
@@ -137,14 +137,6 @@ def test_template_bombs_are_refused_before_they_are_built(parts):
             expand_template(text, RULES)
 
 
-GROUPS = {"a": ["how do i stop a cramp", "what is a twitch"], "b": ["yes", "no"]}
-
-
-@pytest.fixture(scope="module")
-def built_cache(tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("cache")
-    asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
-    return cache
 
 
 @pytest.mark.slow
@@ -165,6 +157,6 @@ def test_a_damaged_cache_file_never_reaches_pocketsphinx(built_cache, tmp_path_f
     (folder / name).write_bytes(damaged)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="voiceskill.asr"):
-        asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+        asr.create_recognizer("pocketsphinx", CACHE_GROUPS, cache_dir=cache)
     if damaged != (built_cache / folder.name / name).read_bytes():
         assert "was damaged" in caplog.text

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cli import main
@@ -188,14 +189,6 @@ def test_check_does_not_print_the_file_a_symlink_points_to(content, tmp_path, ca
 
 # --- 2. damaged language-model caches ------------------------------------------------------
 
-GROUPS = {"a": ["how do i stop a cramp", "what is a twitch"], "b": ["yes", "no"]}
-
-
-@pytest.fixture(scope="module")
-def built_cache(tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("cache")
-    asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
-    return cache
 
 
 def _cut(name: str):
@@ -217,14 +210,14 @@ def test_a_damaged_cache_is_rebuilt_once_with_one_warning(built_cache, tmp_path,
     [folder] = cache.glob("lm-*")
     damage(folder)
     with caplog.at_level(logging.WARNING, logger="voiceskill.asr"):
-        recognizer = asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+        recognizer = asr.create_recognizer("pocketsphinx", CACHE_GROUPS, cache_dir=cache)
     assert [r.getMessage() for r in caplog.records if "was damaged" in r.getMessage()], \
         caplog.text
     assert len(caplog.records) == 1
     assert asr.transcribe_file(recognizer, FIXTURE).is_final
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="voiceskill.asr"):
-        asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+        asr.create_recognizer("pocketsphinx", CACHE_GROUPS, cache_dir=cache)
     assert not caplog.records  # repaired: the next run is quiet
     assert [p.name for p in cache.iterdir()] == [folder.name]
 
@@ -238,7 +231,7 @@ def test_dead_builds_and_old_models_are_removed(built_cache, tmp_path):
         old = cache / f"lm-old{age}"
         old.mkdir()
         os.utime(old, (1_000_000 + age, 1_000_000 + age))
-    asr.create_recognizer("pocketsphinx", GROUPS, cache_dir=cache)
+    asr.create_recognizer("pocketsphinx", CACHE_GROUPS, cache_dir=cache)
     left = sorted(p.name for p in cache.iterdir())
     assert f"build-{os.getpid()}-live" in left and "build-999999999-abc" not in left
     models = [name for name in left if name.startswith("lm-")]
