@@ -62,24 +62,29 @@ class RedFlagSpotter:
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
         no mention of it is present: one "I can't breathe" outweighs any denial."""
+        words, starts = self._words_and_clauses(text)
         found: dict[str, Finding] = {}
-        for part in CLAUSE_PUNCTUATION.split(text):
-            words = tokens(part)
-            for finding in self._in_sentence(words, self._clause_starts(words)):
-                earlier = found.get(finding.flag)
-                if earlier is None or finding.status == PRESENT:
-                    found[finding.flag] = finding
+        for finding in self._in_sentence(words, starts):
+            earlier = found.get(finding.flag)
+            if earlier is None or finding.status == PRESENT:
+                found[finding.flag] = finding
         return tuple(found.values())
 
-    def _clause_starts(self, words: list[str]) -> list[int]:
-        """Where each clause begins: after punctuation (split before) and after terminator
-        words ("but", "and now"), which end a trigger's scope but not a sign's phrase."""
+    def _words_and_clauses(self, text: str) -> tuple[list[str], list[int]]:
+        """The words, and where each clause begins: after punctuation and after terminator
+        words ("but", "and now").  A clause ends a trigger's scope, not a sign's phrase:
+        "burning up, she can't bend her neck" is one sign."""
+        words: list[str] = []
         starts = [0]
-        for index in range(len(words)):
-            size = _match_at(words, index, self._terminators)
-            if size:
-                starts.append(index + size)
-        return starts
+        for part in CLAUSE_PUNCTUATION.split(text):
+            clause = tokens(part)
+            for index in range(len(clause)):
+                size = _match_at(clause, index, self._terminators)
+                if size:
+                    starts.append(len(words) + index + size)
+            words += clause
+            starts.append(len(words))
+        return words, sorted(set(starts))
 
     def _in_sentence(self, words: list[str], starts: list[int]) -> list[Finding]:
         findings = []
