@@ -111,11 +111,14 @@ class IntentMatcher:
         probabilities = self._model.probabilities(features(words, concepts))
         ranked = sorted(zip(self._model.classes, probabilities, strict=True),
                         key=lambda pair: -pair[1])
+        excluded = 0.0  # probability of intents that cannot apply to these words
         for intent, probability in ranked:
-            if probability < self.threshold:
+            given = probability / max(1e-9, 1.0 - excluded)  # given the others are ruled out
+            if given < self.threshold:
                 break
-            if self._fits(intent, words, concepts, probability):
-                return intent, float(probability)
+            if self._fits(intent, words, concepts, given):
+                return intent, float(given)
+            excluded += probability
         return FALLBACK, float(ranked[0][1])
 
     def _fits(self, intent: str, words: list[str], concepts: list[str],
