@@ -10,8 +10,9 @@ With --spoken, the same through `replay` of audio_fixtures/realistic/ (pocketsph
 Writes the figures to bench/results/latest.json for the review sheet.
 
 Run: python bench/understanding.py [--set realistic|realistic_blind] [--spoken] [--show-misses]
-(bench/realistic_blind/ was written last, by someone who never saw the content, to be measured
-once at the end: do not read its misses or tune on it.)
+(the blind sets were written by people who never saw the content; each is measured once and
+recorded before anyone reads its misses: realistic_blind was measured first, then used for
+development like realistic/; realistic_blind3 is the last, untouched measure.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = ("realistic", "realistic_blind")
+SETS = ("realistic", "realistic_blind", "realistic_blind3")
 SPOKEN = ROOT / "audio_fixtures" / "realistic"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 ESCALATED = {"urgent", "emergency"}

@@ -23,6 +23,7 @@ from voiceskill.content import load_content, normalize
 
 REALISTIC = Path(__file__).resolve().parents[1] / "bench" / "realistic"
 BLIND = REALISTIC.with_name("realistic_blind")
+BLIND3 = REALISTIC.with_name("realistic_blind3")
 NEAR_COPY = 97  # fuzz.ratio at or above this is a copy with a word ending or article changed
 
 
@@ -99,7 +100,7 @@ def test_file_shape(name):
 SHORT_ANSWER = 3
 
 
-@pytest.mark.parametrize("folder", [REALISTIC, BLIND], ids=["realistic", "blind"])
+@pytest.mark.parametrize("folder", [REALISTIC, BLIND, BLIND3], ids=["realistic", "blind", "blind3"])
 def test_nothing_is_copied_from_the_sample_sentences(content, folder):
     """Short triage answers ("maybe", "not sure") are a closed class the content must list, so
     answers of up to SHORT_ANSWER words are exempt; everything else must be unseen."""
