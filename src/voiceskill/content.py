@@ -115,7 +115,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
          "question_backward", "question_starts"],
         {
             "window": {"type": "integer", "minimum": 1, "maximum": 20},
-            "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS,
+            "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS, "decoys": _WORDS,
             "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
             "hypothetical": _record([], _TRIGGERS),
             "question_backward": _WORDS, "question_starts": _WORDS,
@@ -208,6 +208,7 @@ class ContextRules:
     max_gap: int
     terminators: tuple[str, ...]
     pseudo: tuple[str, ...]
+    decoys: tuple[str, ...]
     present: tuple[str, ...]
     forward: Mapping[str, tuple[str, ...]]
     backward: Mapping[str, tuple[str, ...]]
@@ -873,6 +874,7 @@ def _context(doc: _Document) -> ContextRules:
         max_gap=doc.data["max_gap"],
         terminators=_words(rules["terminators"]),
         pseudo=_words(rules["pseudo"]),
+        decoys=_words(rules.get("decoys", [])),
         present=_words(rules["present"]),
         forward={status: _words(rules[status].get("forward", [])) for status in statuses},
         backward={status: _words(rules[status].get("backward", [])) for status in statuses},

@@ -56,6 +56,7 @@ class RedFlagSpotter:
         self._question_backward = [("hypothetical", tuple(tokens(t)))
                                    for t in rules.question_backward]
         self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
+        self._decoys = [tuple(tokens(t)) for t in rules.decoys]
         self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
@@ -89,10 +90,12 @@ class RedFlagSpotter:
     def _in_sentence(self, words: list[str], starts: list[int]) -> list[Finding]:
         findings = []
         triggers = self._triggers(words)
+        decoyed = {position for index in range(len(words))
+                   for position in range(index, index + _match_at(words, index, self._decoys))}
         for start, word in enumerate(words):
             for phrase, flag, gap in self._by_first_word.get(word, ()):
                 matched = self._phrase_positions(words, start, phrase, gap)
-                if matched:
+                if matched and not decoyed.intersection(matched):
                     end = matched[-1] + 1
                     clause = (max(s for s in starts if s <= start),
                               min((s for s in starts if s >= end), default=len(words)))
