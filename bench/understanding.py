@@ -11,8 +11,9 @@ Writes the figures to bench/results/latest.json for the review sheet.
 
 Run: python bench/understanding.py [--set realistic|realistic_blind] [--spoken] [--show-misses]
 (the blind sets were written by people who never saw the content; each is measured once and
-recorded before anyone reads its misses: realistic_blind was measured first, then used for
-development like realistic/; realistic_blind3 is the last, untouched measure.)
+recorded before anyone reads its misses: realistic_blind, then realistic_blind3 were measured
+and afterwards used for development like realistic/; realistic_blind4 is the last, untouched
+measure.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = ("realistic", "realistic_blind", "realistic_blind3")
+SETS = ("realistic", "realistic_blind", "realistic_blind3", "realistic_blind4")
 SPOKEN = ROOT / "audio_fixtures" / "realistic"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 ESCALATED = {"urgent", "emergency"}

@@ -24,6 +24,7 @@ from voiceskill.content import load_content, normalize
 REALISTIC = Path(__file__).resolve().parents[1] / "bench" / "realistic"
 BLIND = REALISTIC.with_name("realistic_blind")
 BLIND3 = REALISTIC.with_name("realistic_blind3")
+BLIND4 = REALISTIC.with_name("realistic_blind4")
 NEAR_COPY = 97  # fuzz.ratio at or above this is a copy with a word ending or article changed
 
 
@@ -100,7 +101,8 @@ def test_file_shape(name):
 SHORT_ANSWER = 3
 
 
-@pytest.mark.parametrize("folder", [REALISTIC, BLIND, BLIND3], ids=["realistic", "blind", "blind3"])
+@pytest.mark.parametrize("folder", [REALISTIC, BLIND, BLIND3, BLIND4],
+                         ids=["realistic", "blind", "blind3", "blind4"])
 def test_nothing_is_copied_from_the_sample_sentences(content, folder):
     """Short triage answers ("maybe", "not sure") are a closed class the content must list, so
     answers of up to SHORT_ANSWER words are exempt; everything else must be unseen."""
