@@ -24,6 +24,8 @@ from voiceskill import devices
 from voiceskill.asr import Transcript
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
+from voiceskill.echo import EchoCanceller
+from voiceskill.frontend import split_frontend
 from voiceskill.pipeline import Skill, TurnLog, report
 
 BLOCK = int(SAMPLE_RATE * 0.03)
@@ -37,7 +39,9 @@ class Microphone:
     def __init__(self, device_spec: str | None):
         sd = devices.sounddevice()
         index = devices.find_device(device_spec, kind="input")
-        self._blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=1000)
+        self._blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=1000)
+        self.captured = 0  # samples recorded so far: the clock the echo canceller aligns on
+        self.block_position = 0  # where the block read() returned last starts on that clock
         try:
             self._stream = sd.InputStream(
                 samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
@@ -49,7 +53,8 @@ class Microphone:
     def _callback(self, indata, frames, time_info, status) -> None:
         # If the loop stalled, dropping audio beats growing without bound.
         with contextlib.suppress(queue.Full):
-            self._blocks.put_nowait(indata[:, 0].copy())
+            self._blocks.put_nowait((self.captured, indata[:, 0].copy()))
+        self.captured += frames
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next block, or None; raises DeviceError once the device has gone quiet for good.
@@ -57,7 +62,7 @@ class Microphone:
         A working microphone delivers blocks even in silence, so none for MIC_SILENT_LIMIT_S
         means it was unplugged or its server went away."""
         try:
-            block = self._blocks.get(timeout=timeout)
+            self.block_position, block = self._blocks.get(timeout=timeout)
         except queue.Empty:
             if time.monotonic() - self._last_block > MIC_SILENT_LIMIT_S:
                 message = "the microphone stopped sending audio (unplugged?)"
@@ -189,14 +194,18 @@ class _Loop:
         self.voice = Voice(skill)
         self.conversation = skill.conversation()
         self.detector = UtteranceDetector()
+        self.enhancer, self.recognizer = split_frontend(skill.recognizer)
         self.awake = False
 
     def run(self, microphone: Microphone) -> None:
+        echo = self._echo_canceller(microphone)
         while not self.conversation.ended:
             block = microphone.read(timeout=0.5)
             if block is None:
                 continue
-            for event in self.detector.process(block):
+            if echo is not None:
+                block = echo.process(block, microphone.block_position)
+            for event in self.detector.process(self.enhancer.process(block)):
                 self._on_event(event)
         self.voice.finish()
 
@@ -207,8 +216,18 @@ class _Loop:
         except RuntimeError as exc:
             self.status.show(f"recognition failed ({exc}); listening again")
 
+    def _echo_canceller(self, microphone: Microphone) -> EchoCanceller | None:
+        """Cancel the answers the skill plays from what the microphone hears (--no-echo-cancel
+        turns it off, e.g. with a headset)."""
+        speaker = self.skill.speaker
+        if not self.args.echo_cancel or speaker is None or not speaker.can_play:
+            return None
+        echo = EchoCanceller(lambda: microphone.captured)
+        speaker.playback_listener = echo.reference
+        return echo
+
     def _recognise(self, event) -> None:
-        recognizer = self.skill.recognizer
+        recognizer = self.recognizer
         if event.kind == "start":
             self.voice.interrupt()  # barge-in: the user talks over the answer
             recognizer.start_utterance()
