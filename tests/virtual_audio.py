@@ -19,12 +19,16 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from fixturegen import REVERB_ROOMS
 
 SAMPLE_RATE = 16_000
 """Both null sinks run at 16 kHz mono s16, so 16 kHz mono audio passes bit-exact."""
@@ -210,6 +214,26 @@ class VirtualAudio:
             time.sleep(0.01)
         return recording
 
+    def start_echo_path(self, delay_s: float = 0.05, gain_db: float = -6.0,
+                        room: str | None = "small") -> None:
+        """Feed what the speaker plays back into the microphone, as a loudspeaker in the same
+        room would: `delay_s` late, `gain_db` quieter, reverberated by sox in `room`
+        (tools/fixturegen.REVERB_ROOMS; None for none). Runs until stop().
+
+        PulseAudio's own loopback cannot reverberate, so the path is parec -> sox -> pacat.
+        """
+        raw = ["--rate=16000", "--channels=1", "--format=s16le", "--latency-msec=10"]
+        sox_raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"]
+        effects = ["gain", str(gain_db), "delay", str(delay_s)]
+        if room is not None:
+            effects += ["reverb", *(str(v) for v in REVERB_ROOMS[room])]
+        source = self._client(["parec", "-d", "vspeaker.monitor", *raw], stdout=subprocess.PIPE)
+        shaper = self._client(["sox", "--buffer", "320", *sox_raw, "-", *sox_raw, "-", *effects],
+                              stdin=source.stdout, stdout=subprocess.PIPE)
+        self._client(["pacat", "--playback", "-d", "vmic_feed", *raw], stdin=shaper.stdout)
+        source.stdout.close()  # the pipes now belong to the next process only
+        shaper.stdout.close()
+
     def pactl(self, *args: str) -> str:
         """Run pactl against the private daemon and return its output."""
         result = subprocess.run(
@@ -219,10 +243,10 @@ class VirtualAudio:
             raise VirtualAudioError(f"pactl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
-    def _client(self, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _client(self, argv: list[str], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            argv, env=self.env, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
         )
         self._clients = [client for client in self._clients if client.poll() is None]
         self._clients.append(process)

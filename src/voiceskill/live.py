@@ -42,6 +42,7 @@ class Microphone:
         self._blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=1000)
         self.captured = 0  # samples recorded so far: the clock the echo canceller aligns on
         self.block_position = 0  # where the block read() returned last starts on that clock
+        self._stamp = (0, 0.0)  # (samples captured, stream time the last block began)
         try:
             self._stream = sd.InputStream(
                 samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
@@ -54,7 +55,14 @@ class Microphone:
         # If the loop stalled, dropping audio beats growing without bound.
         with contextlib.suppress(queue.Full):
             self._blocks.put_nowait((self.captured, indata[:, 0].copy()))
+        self._stamp = (self.captured, time_info.inputBufferAdcTime)
         self.captured += frames
+
+    def position_at(self, stream_time: float) -> int:
+        """The sample the microphone records at `stream_time` (PortAudio's clock, which every
+        stream of the process shares): where the echo canceller places what is played then."""
+        captured, recorded_at = self._stamp
+        return captured + round((stream_time - recorded_at) * SAMPLE_RATE)
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next block, or None; raises DeviceError once the device has gone quiet for good.
@@ -195,16 +203,20 @@ class _Loop:
         self.conversation = skill.conversation()
         self.detector = UtteranceDetector()
         self.enhancer, self.recognizer = split_frontend(skill.recognizer)
+        self.echo: EchoCanceller | None = None
         self.awake = False
+        self.deaf = False  # skipping an utterance that may be the skill's own echo
+        self.answer_playing = False
 
     def run(self, microphone: Microphone) -> None:
-        echo = self._echo_canceller(microphone)
+        self.echo = self._echo_canceller(microphone)
         while not self.conversation.ended:
             block = microphone.read(timeout=0.5)
             if block is None:
                 continue
-            if echo is not None:
-                block = echo.process(block, microphone.block_position)
+            if self.echo is not None:
+                block = self.echo.process(block, microphone.block_position)
+                self._follow_echo()
             for event in self.detector.process(self.enhancer.process(block)):
                 self._on_event(event)
         self.voice.finish()
@@ -222,16 +234,36 @@ class _Loop:
         speaker = self.skill.speaker
         if not self.args.echo_cancel or speaker is None or not speaker.can_play:
             return None
-        echo = EchoCanceller(lambda: microphone.captured)
+        echo = EchoCanceller(microphone.position_at)
         speaker.playback_listener = echo.reference
         return echo
+
+    def _follow_echo(self) -> None:
+        """Once the canceller has learned the room, listen afresh (the echo it was skipping may
+        have run on into the user's speech); when an answer ends, show how much echo it took
+        out."""
+        if self.deaf and self.echo.settled:
+            self.deaf = False
+            self.detector = UtteranceDetector()
+        if self.voice.busy:
+            self.answer_playing = True
+        elif self.answer_playing:
+            self.answer_playing = False
+            self.status.show(f"answer played; echo reduced by {self.echo.answer_erle_db:.0f} dB")
 
     def _recognise(self, event) -> None:
         recognizer = self.recognizer
         if event.kind == "start":
+            # Over an answer, before the canceller has learned the room, speech is most
+            # likely the answer's own echo: it neither barges in nor becomes a turn.
+            self.deaf = self.voice.busy and self.echo is not None and not self.echo.settled
+            if self.deaf:
+                return
             self.voice.interrupt()  # barge-in: the user talks over the answer
             recognizer.start_utterance()
             self.status.show("hearing …")
+        elif self.deaf:
+            return
         elif event.kind == "audio":
             recognizer.feed(event.samples)
         elif event.kind == "end":

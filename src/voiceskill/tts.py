@@ -86,9 +86,11 @@ class VoiceInfo:
 class PlaybackListener(Protocol):
     """Told exactly what is played and when (the live loop's echo canceller needs it)."""
 
-    def started(self, samples: np.ndarray, rate: int, latency_s: float) -> None: ...
+    def started(self, samples: np.ndarray, rate: int, heard_at: float) -> None:
+        """`samples` at `rate` will be heard from PortAudio stream time `heard_at` on."""
 
-    def stopped(self, latency_s: float) -> None: ...
+    def stopped(self, heard_until: float) -> None:
+        """Nothing after stream time `heard_until` will be heard."""
 
 
 class TtsUnavailable(UserError):
@@ -216,12 +218,12 @@ class Speaker:
                 self._playing.set()
                 listener = self.playback_listener
                 if listener is not None:
-                    listener.started(samples, rate, stream.latency)
+                    listener.started(samples, rate, stream.time + stream.latency)
                 for start in range(0, len(samples), block):
                     if self._stop.is_set():
                         stream.abort()  # drops what is still buffered
                         if listener is not None:
-                            listener.stopped(stream.latency)
+                            listener.stopped(stream.time + stream.latency)
                         return False
                     stream.write(samples[start : start + block])
                     if start == 0 and on_first_audio is not None:
