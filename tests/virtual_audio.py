@@ -214,19 +214,30 @@ class VirtualAudio:
             time.sleep(0.01)
         return recording
 
-    def start_echo_path(self, delay_s: float = 0.05, gain_db: float = -6.0,
-                        room: str | None = "small") -> None:
+    def start_echo_path(self, delay_s: float = 0.06, gain_db: float = -6.0,
+                        room: str | None = None) -> None:
         """Feed what the speaker plays back into the microphone, as a loudspeaker in the same
-        room would: `delay_s` late, `gain_db` quieter, reverberated by sox in `room`
-        (tools/fixturegen.REVERB_ROOMS; None for none). Runs until stop().
+        room would: about `delay_s` late and `gain_db` quieter. Runs until stop().
 
-        PulseAudio's own loopback cannot reverberate, so the path is parec -> sox -> pacat.
+        Without `room`, the default speaker becomes `vspeaker_echo`, a sink feeding the
+        microphone directly (its own latency is the delay; `delay_s` is not used); record it
+        from `vspeaker_echo.monitor`. With a `room` (tools/fixturegen.REVERB_ROOMS) the path is
+        parec -> sox delay + reverb -> pacat, since PulseAudio cannot reverberate; that pipe's
+        delay jumps by a few ms now and then (measured: 3.75 -> 10 -> 12 ms within one
+        answer), which an echo canceller must re-learn each time.
         """
+        if room is None:
+            # The program's speaker becomes a filter sink on the microphone's own sink: one
+            # clock, so the echo keeps one delay (a module-loopback resamples to track two).
+            self.pactl("load-module", "module-remap-sink", "sink_name=vspeaker_echo",
+                       "master=vmic_feed", _SPEC)
+            self.pactl("set-sink-volume", "vspeaker_echo", f"{gain_db}dB")
+            self.pactl("set-default-sink", "vspeaker_echo")
+            return
         raw = ["--rate=16000", "--channels=1", "--format=s16le", "--latency-msec=10"]
         sox_raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"]
-        effects = ["gain", str(gain_db), "delay", str(delay_s)]
-        if room is not None:
-            effects += ["reverb", *(str(v) for v in REVERB_ROOMS[room])]
+        effects = ["gain", str(gain_db), "delay", str(delay_s),
+                   "reverb", *(str(v) for v in REVERB_ROOMS[room])]
         source = self._client(["parec", "-d", "vspeaker.monitor", *raw], stdout=subprocess.PIPE)
         shaper = self._client(["sox", "--buffer", "320", *sox_raw, "-", *sox_raw, "-", *effects],
                               stdin=source.stdout, stdout=subprocess.PIPE)

@@ -239,12 +239,7 @@ class _Loop:
         return echo
 
     def _follow_echo(self) -> None:
-        """Once the canceller has learned the room, listen afresh (the echo it was skipping may
-        have run on into the user's speech); when an answer ends, show how much echo it took
-        out."""
-        if self.deaf and self.echo.settled:
-            self.deaf = False
-            self.detector = UtteranceDetector()
+        """When an answer has played out, show how much of its echo the canceller took out."""
         if self.voice.busy:
             self.answer_playing = True
         elif self.answer_playing:
@@ -258,11 +253,13 @@ class _Loop:
             # likely the answer's own echo: it neither barges in nor becomes a turn.
             self.deaf = self.voice.busy and self.echo is not None and not self.echo.settled
             if self.deaf:
+                self.status.show("hearing my own voice (echo canceller still learning)")
                 return
             self.voice.interrupt()  # barge-in: the user talks over the answer
             recognizer.start_utterance()
             self.status.show("hearing …")
         elif self.deaf:
+            self.deaf = event.kind != "end"  # once the echo has been learned, it ends
             return
         elif event.kind == "audio":
             recognizer.feed(event.samples)
