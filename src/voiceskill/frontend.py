@@ -230,11 +230,19 @@ class AdaptiveEnhancer:
 
     def process(self, pcm: np.ndarray) -> np.ndarray:
         pcm = np.asarray(pcm, dtype=np.int16)
-        self._meter.add(pcm)
-        self._since_decision += len(pcm)
-        if self._since_decision >= self.DECIDE_EVERY_S * SAMPLE_RATE:
-            self._since_decision = 0
-            self.use_steady = not self._meter.speech_like()
+        every = round(self.DECIDE_EVERY_S * SAMPLE_RATE)
+        out = []
+        while len(pcm):  # decide at fixed points of the stream, whatever the block size
+            piece, pcm = pcm[: every - self._since_decision], pcm[every - self._since_decision :]
+            out.append(self._enhance(piece))
+            self._meter.add(piece)
+            self._since_decision += len(piece)
+            if self._since_decision == every:
+                self._since_decision = 0
+                self.use_steady = not self._meter.speech_like()
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+    def _enhance(self, pcm: np.ndarray) -> np.ndarray:
         steady = np.concatenate([self._lagged, self._steady.process(pcm)])
         speechlike = self._speechlike.process(pcm)
         self._lagged = steady[len(speechlike) :]
