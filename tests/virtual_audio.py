@@ -193,7 +193,7 @@ class VirtualAudio:
             _wait_or_kill(process, timeout=60.0)
         return process
 
-    def record_speaker(self, path: Path) -> Recording:
+    def record_speaker(self, path: Path, device: str = "vspeaker.monitor") -> Recording:
         """Record what is played to the virtual speaker (16 kHz mono s16 WAV).
 
         Returns once audio is actually flowing into the file, so nothing played
@@ -201,7 +201,7 @@ class VirtualAudio:
         """
         process = self._client(
             [
-                "parecord", "-d", "vspeaker.monitor", "--rate=16000", "--channels=1",
+                "parecord", "-d", device, "--rate=16000", "--channels=1",
                 "--format=s16le", "--file-format=wav", str(path),
             ]
         )
@@ -244,6 +244,10 @@ class VirtualAudio:
         self._client(["pacat", "--playback", "-d", "vmic_feed", *raw], stdin=shaper.stdout)
         source.stdout.close()  # the pipes now belong to the next process only
         shaper.stdout.close()
+
+    def record_speaker_echo(self, path: Path) -> Recording:
+        """Like record_speaker, for the speaker of start_echo_path() without a room."""
+        return self.record_speaker(path, device="vspeaker_echo.monitor")
 
     def pactl(self, *args: str) -> str:
         """Run pactl against the private daemon and return its output."""
