@@ -137,6 +137,10 @@ class EchoCanceller:
         if not self.reference.aligned and self._history_end >= self.reference.start + round(
                 ALIGN_AFTER_S * SAMPLE_RATE):
             self.reference.align(self._history, self._history_end)
+        if not self.reference.aligned:
+            # Where the echo is, is not known yet: a reference in the wrong place would teach
+            # the filter a wrong room, so it hears silence until then (and learns nothing).
+            return self.cancel(mic, np.zeros(len(mic), dtype=np.int16))
         return self.cancel(mic, self.reference.take(position, len(mic)))
 
     def cancel(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
