@@ -107,9 +107,13 @@ def main() -> int:
                 time.sleep(rng.uniform(1.0, 5.0))  # "stop" somewhere into the answer
                 stops_said += 1
                 audio.play_into_mic(stop)
+                said_at = time.monotonic()
                 heard = live.wait(lambda n=answer_turn: any(
                     t["intent"] == "stop" for t in live.turns[n:]), timeout=10)
                 stops_heard += heard
+                if not heard:
+                    since = [line for at, line in live.status if at >= said_at]
+                    print(f"answer {number + 1}: 'stop' not heard; status since: {since}")
             finished = live.wait(lambda n=played_before: live.count("answer played") > n)
             extra = live.turns[answer_turn:]
             own = [t for t in extra if not (say_stop and t["intent"] == "stop")]

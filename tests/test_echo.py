@@ -97,6 +97,19 @@ def test_the_reference_is_found_where_the_echo_really_is(answer):
     assert reference.start == late - round(ECHO_LAG_S * SAMPLE_RATE)
 
 
+def test_with_no_echo_at_all_the_microphone_is_trusted_once_that_is_known(answer):
+    """A headset: the microphone never hears the answer."""
+    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller.process(np.zeros(SAMPLE_RATE, np.int16), 0)
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=1.0)
+    room = (np.random.default_rng(0).normal(0, 30, SAMPLE_RATE)).astype(np.int16)
+    canceller.process(room[: SAMPLE_RATE // 2], SAMPLE_RATE)
+    assert not canceller.settled  # not known yet
+    canceller.process(room[SAMPLE_RATE // 2 :], SAMPLE_RATE * 3 // 2)
+    assert not canceller.reference.echo_found
+    assert canceller.settled
+
+
 def test_an_answer_cut_off_is_not_expected_in_the_echo_any_more(answer):
     now = [0.0]
     reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))

@@ -126,12 +126,14 @@ class EchoCanceller:
     def settled(self) -> bool:
         """Whether the filter has learned the room (or had ample time to): speech heard over
         an answer is then the user's, not the answer's echo."""
-        return self.reference.aligned and (self.converged or self.played_s >= SETTLE_LIMIT_S)
+        if not self.reference.aligned:
+            return False
+        return self.converged or not self.reference.echo_found or self.played_s >= SETTLE_LIMIT_S
 
     def process(self, mic: np.ndarray, position: int) -> np.ndarray:
         """`mic`, recorded from sample `position` of the microphone's clock, less the echo."""
         mic = np.asarray(mic, dtype=np.int16)
-        keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.1) * SAMPLE_RATE)
+        keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.5) * SAMPLE_RATE)
         self._history = np.concatenate([self._history, mic])[-keep:]
         self._history_end = position + len(mic)
         if not self.reference.aligned and self._history_end >= self.reference.start + round(
@@ -203,7 +205,8 @@ class PlaybackReference:
         self._lock = threading.Lock()
         self._start = 0  # where the current answer sits on the microphone's clock
         self._samples = np.zeros(0, dtype=np.int16)
-        self.aligned = True  # whether the current answer was matched with its echo
+        self.aligned = True  # whether the current answer was looked for in the microphone
+        self.echo_found = False  # and found there
         self.answers = 0  # answers played so far
 
     def started(self, samples: np.ndarray, rate: int, heard_at: float) -> None:
@@ -224,11 +227,13 @@ class PlaybackReference:
         answer to ECHO_LAG_S before it; without a clear echo (no echo path) it stays put."""
         with self._lock:
             self.aligned = True
+            self.echo_found = False
             reference = self._samples[: round(ALIGN_REFERENCE_S * SAMPLE_RATE)].astype(float)
             early = round(MAX_EARLY_S * SAMPLE_RATE)
             begin = self._start - early - (mic_end - len(mic))
             window = mic[max(0, begin) :].astype(float)
             if begin < 0 or len(reference) == 0 or not reference.any():
+                self.echo_found = True  # cannot tell: assume the worst
                 return
             size = 1 << int(np.ceil(np.log2(len(window) + len(reference))))
             xcorr = np.abs(np.fft.irfft(
@@ -238,6 +243,7 @@ class PlaybackReference:
                 return
             lag = int(np.argmax(xcorr)) - early  # echo start - expected start
             self._start += lag - round(ECHO_LAG_S * SAMPLE_RATE)
+            self.echo_found = True
 
     def stopped(self, heard_until: float) -> None:
         """The answer was cut off: nothing after stream time `heard_until` plays."""

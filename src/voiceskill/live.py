@@ -205,7 +205,8 @@ class _Loop:
         self.enhancer, self.recognizer = split_frontend(skill.recognizer)
         self.echo: EchoCanceller | None = None
         self.awake = False
-        self.deaf = False  # skipping an utterance that may be the skill's own echo
+        self.deaf = False  # holding back an utterance that may be the skill's own echo
+        self.held: list[np.ndarray] = []  # its audio
         self.answer_playing = False
 
     def run(self, microphone: Microphone) -> None:
@@ -238,8 +239,22 @@ class _Loop:
         speaker.playback_listener = echo.reference
         return echo
 
+    def _start_utterance(self) -> None:
+        self.voice.interrupt()  # barge-in: the user talks over the answer
+        self.recognizer.start_utterance()
+        self.status.show("hearing …")
+
+    def _release_if_no_echo(self) -> None:
+        """A held-back utterance is the user's if the canceller found no echo to learn."""
+        if self.deaf and self.echo.reference.aligned and not self.echo.reference.echo_found:
+            self.deaf = False
+            self._start_utterance()
+            for samples in self.held:
+                self.recognizer.feed(samples)
+
     def _follow_echo(self) -> None:
         """When an answer has played out, show how much of its echo the canceller took out."""
+        self._release_if_no_echo()
         if self.voice.busy:
             self.answer_playing = True
         elif self.answer_playing:
@@ -251,16 +266,23 @@ class _Loop:
         if event.kind == "start":
             # Over an answer, before the canceller has learned the room, speech is most
             # likely the answer's own echo: it neither barges in nor becomes a turn.
+            # It is held back until the canceller knows: no echo at all (a headset, a far
+            # speaker) makes it the user's after all.
             self.deaf = self.voice.busy and self.echo is not None and not self.echo.settled
+            self.held = []
             if self.deaf:
                 self.status.show("hearing my own voice (echo canceller still learning)")
                 return
-            self.voice.interrupt()  # barge-in: the user talks over the answer
-            recognizer.start_utterance()
-            self.status.show("hearing …")
+            self._start_utterance()
         elif self.deaf:
-            self.deaf = event.kind != "end"  # once the echo has been learned, it ends
-            return
+            if event.kind == "audio":
+                self.held.append(event.samples)
+            self._release_if_no_echo()
+            if self.deaf:
+                self.deaf = event.kind != "end"  # once the echo has been learned, it ends
+                return
+            if event.kind == "end":
+                self._recognise(event)
         elif event.kind == "audio":
             recognizer.feed(event.samples)
         elif event.kind == "end":
