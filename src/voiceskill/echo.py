@@ -50,7 +50,9 @@ ALIGN_AFTER_S = 0.8  # microphone heard into an answer before its echo is looked
 ALIGN_REFERENCE_S = 0.5  # the start of the answer that is looked for
 MAX_EARLY_S, MAX_LATE_S = 0.2, 0.6  # how far the echo may be from where it was expected
 ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is causal
-CLEAR_PEAK = 8.0  # correlation peak over its median for the echo to count as found
+# Normalised correlation of the answer with what the microphone heard at the best lag for the
+# echo to count as found: ~0.9 for a plain echo; speech of the user's is near 0.1.
+ECHO_CORRELATION = 0.3
 _POWER_SMOOTHING = 0.98  # per 10 ms frame: about half a second
 
 
@@ -239,9 +241,14 @@ class PlaybackReference:
             xcorr = np.abs(np.fft.irfft(
                 np.fft.rfft(window, size) * np.conj(np.fft.rfft(reference, size)), size))
             xcorr = xcorr[: early + round(MAX_LATE_S * SAMPLE_RATE)]
-            if len(xcorr) == 0 or xcorr.max() < CLEAR_PEAK * np.median(xcorr):
+            if len(xcorr) == 0:
                 return
-            lag = int(np.argmax(xcorr)) - early  # echo start - expected start
+            best = int(np.argmax(xcorr))
+            heard = window[best : best + len(reference)]
+            norms = np.linalg.norm(heard) * np.linalg.norm(reference[: len(heard)])
+            if not norms or xcorr[best] / norms < ECHO_CORRELATION:
+                return  # the microphone heard something else: the user, the room
+            lag = best - early  # echo start - expected start
             self._start += lag - round(ECHO_LAG_S * SAMPLE_RATE)
             self.echo_found = True
 

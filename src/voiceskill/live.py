@@ -31,6 +31,7 @@ from voiceskill.pipeline import Skill, TurnLog, report
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
 MIC_SILENT_LIMIT_S = 3.0
+ENHANCED_KEPT_S = 10  # more than any speech the detector still holds back
 
 
 class Microphone:
@@ -207,6 +208,8 @@ class _Loop:
         self.awake = False
         self.deaf = False  # holding back an utterance that may be the skill's own echo
         self.held: list[np.ndarray] = []  # its audio
+        self.enhanced = np.zeros(0, dtype=np.int16)  # the front-end's output, latest last
+        self.enhanced_from = 0  # its first sample, counted from the start of the loop
         self.answer_playing = False
 
     def run(self, microphone: Microphone) -> None:
@@ -218,7 +221,8 @@ class _Loop:
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
                 self._follow_echo()
-            for event in self.detector.process(self.enhancer.process(block)):
+            self._keep_enhanced(self.enhancer.process(block))
+            for event in self.detector.process(block):
                 self._on_event(event)
         self.voice.finish()
 
@@ -238,6 +242,21 @@ class _Loop:
         echo = EchoCanceller(microphone.position_at)
         speaker.playback_listener = echo.reference
         return echo
+
+    def _keep_enhanced(self, samples: np.ndarray) -> None:
+        """The enhanced stream, for the recogniser. Speech is detected on the signal itself:
+        after an enhancer a short "no" or "stop" (under half a second) no longer reached the
+        detector's 90 %-of-0.5 s rule on the virtual devices."""
+        self.enhanced = np.concatenate([self.enhanced, samples])
+        excess = len(self.enhanced) - ENHANCED_KEPT_S * SAMPLE_RATE
+        if excess > 0:
+            self.enhanced, self.enhanced_from = self.enhanced[excess:], self.enhanced_from + excess
+
+    def _enhanced_at(self, time_s: float, length: int) -> np.ndarray:
+        """The enhanced audio of the `length` samples the detector found at `time_s`."""
+        begin = round(time_s * SAMPLE_RATE) - self.enhanced_from
+        found = self.enhanced[max(0, begin) : max(0, begin + length)]
+        return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
 
     def _start_utterance(self) -> None:
         self.voice.interrupt()  # barge-in: the user talks over the answer
@@ -276,7 +295,7 @@ class _Loop:
             self._start_utterance()
         elif self.deaf:
             if event.kind == "audio":
-                self.held.append(event.samples)
+                self.held.append(self._enhanced_at(event.time_s, len(event.samples)))
             self._release_if_no_echo()
             if self.deaf:
                 self.deaf = event.kind != "end"  # once the echo has been learned, it ends
@@ -284,7 +303,7 @@ class _Loop:
             if event.kind == "end":
                 self._recognise(event)
         elif event.kind == "audio":
-            recognizer.feed(event.samples)
+            recognizer.feed(self._enhanced_at(event.time_s, len(event.samples)))
         elif event.kind == "end":
             speech_end = time.perf_counter()
             transcript = recognizer.end_utterance()
