@@ -272,13 +272,17 @@ class _Loop:
                 self.recognizer.feed(samples)
 
     def _follow_echo(self) -> None:
-        """When an answer has played out, show how much of its echo the canceller took out."""
+        """When an answer has played out, show how much of its echo the canceller took out,
+        and stop holding back the utterance its echo began (the user may answer at once)."""
         self._release_if_no_echo()
         if self.voice.busy:
             self.answer_playing = True
         elif self.answer_playing:
             self.answer_playing = False
             self.status.show(f"answer played; echo reduced by {self.echo.answer_erle_db:.0f} dB")
+            if self.deaf:  # the echo is over: what follows without a pause is the user
+                self.deaf = False
+                self._start_utterance()
 
     def _recognise(self, event) -> None:
         recognizer = self.recognizer
