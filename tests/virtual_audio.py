@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from fixturegen import REVERB_ROOMS
 
 SAMPLE_RATE = 16_000
 """Both null sinks run at 16 kHz mono s16, so 16 kHz mono audio passes bit-exact."""
@@ -207,7 +211,7 @@ class VirtualAudio:
             _wait_or_kill(process, timeout=60.0)
         return process
 
-    def record_speaker(self, path: Path) -> Recording:
+    def record_speaker(self, path: Path, device: str = "vspeaker.monitor") -> Recording:
         """Record what is played to the virtual speaker (16 kHz mono s16 WAV).
 
         Returns once audio is actually flowing into the file, so nothing played
@@ -215,7 +219,7 @@ class VirtualAudio:
         """
         process = self._client(
             [
-                "parecord", "-d", "vspeaker.monitor", "--rate=16000", "--channels=1",
+                "parecord", "-d", device, "--rate=16000", "--channels=1",
                 "--format=s16le", "--file-format=wav", str(path),
             ]
         )
@@ -228,6 +232,41 @@ class VirtualAudio:
             time.sleep(0.01)
         return recording
 
+    def start_echo_path(self, delay_s: float = 0.06, gain_db: float = -6.0,
+                        room: str | None = None) -> None:
+        """Feed what the speaker plays back into the microphone, as a loudspeaker in the same
+        room would: about `delay_s` late and `gain_db` quieter. Runs until stop().
+
+        Without `room`, the default speaker becomes `vspeaker_echo`, a sink feeding the
+        microphone directly (its own latency is the delay; `delay_s` is not used); record it
+        from `vspeaker_echo.monitor`. With a `room` (tools/fixturegen.REVERB_ROOMS) the path is
+        parec -> sox delay + reverb -> pacat, since PulseAudio cannot reverberate; that pipe's
+        delay jumps by a few ms now and then (measured: 3.75 -> 10 -> 12 ms within one
+        answer), which an echo canceller must re-learn each time.
+        """
+        if room is None:
+            # The program's speaker becomes a filter sink on the microphone's own sink: one
+            # clock, so the echo keeps one delay (a module-loopback resamples to track two).
+            self.pactl("load-module", "module-remap-sink", "sink_name=vspeaker_echo",
+                       "master=vmic_feed", _SPEC)
+            self.pactl("set-sink-volume", "vspeaker_echo", f"{gain_db}dB")
+            self.pactl("set-default-sink", "vspeaker_echo")
+            return
+        raw = ["--rate=16000", "--channels=1", "--format=s16le", "--latency-msec=10"]
+        sox_raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"]
+        effects = ["gain", str(gain_db), "delay", str(delay_s),
+                   "reverb", *(str(v) for v in REVERB_ROOMS[room])]
+        source = self._client(["parec", "-d", "vspeaker.monitor", *raw], stdout=subprocess.PIPE)
+        shaper = self._client(["sox", "--buffer", "320", *sox_raw, "-", *sox_raw, "-", *effects],
+                              stdin=source.stdout, stdout=subprocess.PIPE)
+        self._client(["pacat", "--playback", "-d", "vmic_feed", *raw], stdin=shaper.stdout)
+        source.stdout.close()  # the pipes now belong to the next process only
+        shaper.stdout.close()
+
+    def record_speaker_echo(self, path: Path) -> Recording:
+        """Like record_speaker, for the speaker of start_echo_path() without a room."""
+        return self.record_speaker(path, device="vspeaker_echo.monitor")
+
     def pactl(self, *args: str) -> str:
         """Run pactl against the private daemon and return its output."""
         result = subprocess.run(
@@ -237,10 +276,10 @@ class VirtualAudio:
             raise VirtualAudioError(f"pactl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
-    def _client(self, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _client(self, argv: list[str], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            argv, env=self.env, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
         )
         self._clients = [client for client in self._clients if client.poll() is None]
         self._clients.append(process)

@@ -19,6 +19,7 @@ from voiceskill import __version__
 from voiceskill.config import load_config
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
+from voiceskill.frontend import DEFAULT_FRONTEND, FRONTENDS
 from voiceskill.outputs import create_or_replace, reason
 from voiceskill.pipeline import DEFAULT_RATE, Skill
 from voiceskill.present import TurnLog, report
@@ -54,6 +55,8 @@ def _speech_options(parser: argparse.ArgumentParser) -> None:
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["auto", "pocketsphinx", "vosk"])
     parser.add_argument("--vosk-model", type=Path, help="Vosk model folder (or VOSK_MODEL_PATH)")
+    parser.add_argument("--frontend", choices=FRONTENDS, default=DEFAULT_FRONTEND,
+                        help=f"speech enhancement before recognition (default {DEFAULT_FRONTEND})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(listen)
     listen.add_argument("--input-device", help="input device index or name part")
     listen.add_argument("--wake", metavar="PHRASE", help="answer only after this phrase")
+    listen.add_argument("--no-echo-cancel", dest="echo_cancel", action="store_false",
+                        help="do not cancel the skill's own voice from the microphone")
 
     serve = commands.add_parser("serve", help="Wyoming service for Home Assistant (handle + asr)")
     serve.add_argument(
@@ -169,13 +174,15 @@ def _cmd_ask(args: argparse.Namespace, content: Content) -> int:
 
 def _recognizer(args: argparse.Namespace, content: Content):
     from voiceskill.asr import create_recognizer
+    from voiceskill.frontend import create_enhancer, with_frontend
 
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
     sentences = content.domain_sentences()
     if getattr(args, "wake", None):
         sentences["wake"] = [normalize(_as_typed(args.wake))]
-    return create_recognizer(args.engine, sentences, vosk_model=model,
-                             pronunciations=content.lexicon.pronunciations)
+    recognizer = create_recognizer(args.engine, sentences, vosk_model=model,
+                                   pronunciations=content.lexicon.pronunciations)
+    return with_frontend(recognizer, create_enhancer(args.frontend))
 
 
 def _cmd_replay(args: argparse.Namespace, content: Content) -> int:

@@ -24,12 +24,15 @@ from voiceskill import devices
 from voiceskill.asr import Transcript
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
+from voiceskill.echo import EchoCanceller
+from voiceskill.frontend import split_frontend
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog, report
 
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
 MIC_SILENT_LIMIT_S = 3.0
+ENHANCED_KEPT_S = 10  # more than any speech the detector still holds back
 
 
 class Microphone:
@@ -38,7 +41,10 @@ class Microphone:
     def __init__(self, device_spec: str | None):
         sd = devices.sounddevice()
         index = devices.find_device(device_spec, kind="input")
-        self._blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=1000)
+        self._blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=1000)
+        self.captured = 0  # samples recorded so far: the clock the echo canceller aligns on
+        self.block_position = 0  # where the block read() returned last starts on that clock
+        self._stamp = (0, 0.0)  # (samples captured, stream time the last block began)
         try:
             self._stream = sd.InputStream(
                 samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
@@ -50,7 +56,15 @@ class Microphone:
     def _callback(self, indata, frames, time_info, status) -> None:
         # If the loop stalled, dropping audio beats growing without bound.
         with contextlib.suppress(queue.Full):
-            self._blocks.put_nowait(indata[:, 0].copy())
+            self._blocks.put_nowait((self.captured, indata[:, 0].copy()))
+        self._stamp = (self.captured, time_info.inputBufferAdcTime)
+        self.captured += frames
+
+    def position_at(self, stream_time: float) -> int:
+        """The sample the microphone records at `stream_time` (PortAudio's clock, which every
+        stream of the process shares): where the echo canceller places what is played then."""
+        captured, recorded_at = self._stamp
+        return captured + round((stream_time - recorded_at) * SAMPLE_RATE)
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next block, or None; raises DeviceError once the device has gone quiet for good.
@@ -58,7 +72,7 @@ class Microphone:
         A working microphone delivers blocks even in silence, so none for MIC_SILENT_LIMIT_S
         means it was unplugged or its server went away."""
         try:
-            block = self._blocks.get(timeout=timeout)
+            self.block_position, block = self._blocks.get(timeout=timeout)
         except queue.Empty:
             if time.monotonic() - self._last_block > MIC_SILENT_LIMIT_S:
                 message = "the microphone stopped sending audio (unplugged?)"
@@ -190,13 +204,25 @@ class _Loop:
         self.voice = Voice(skill)
         self.conversation = skill.conversation()
         self.detector = UtteranceDetector()
+        self.enhancer, self.recognizer = split_frontend(skill.recognizer)
+        self.echo: EchoCanceller | None = None
         self.awake = False
+        self.deaf = False  # holding back an utterance that may be the skill's own echo
+        self.held: list[np.ndarray] = []  # its audio
+        self.enhanced = np.zeros(0, dtype=np.int16)  # the front-end's output, latest last
+        self.enhanced_from = 0  # its first sample, counted from the start of the loop
+        self.answer_playing = False
 
     def run(self, microphone: Microphone) -> None:
+        self.echo = self._echo_canceller(microphone)
         while not self.conversation.ended:
             block = microphone.read(timeout=0.5)
             if block is None:
                 continue
+            if self.echo is not None:
+                block = self.echo.process(block, microphone.block_position)
+                self._follow_echo()
+            self._keep_enhanced(self.enhancer.process(block))
             for event in self.detector.process(block):
                 self._on_event(event)
         self.voice.finish()
@@ -208,14 +234,81 @@ class _Loop:
         except RuntimeError as exc:
             self.status.show(f"recognition failed ({exc}); listening again")
 
+    def _echo_canceller(self, microphone: Microphone) -> EchoCanceller | None:
+        """Cancel the answers the skill plays from what the microphone hears (--no-echo-cancel
+        turns it off, e.g. with a headset)."""
+        speaker = self.skill.speaker
+        if not self.args.echo_cancel or speaker is None or not speaker.can_play:
+            return None
+        echo = EchoCanceller(microphone.position_at)
+        speaker.playback_listener = echo.reference
+        return echo
+
+    def _keep_enhanced(self, samples: np.ndarray) -> None:
+        """The enhanced stream, for the recogniser. Speech is detected on the signal itself:
+        after an enhancer a short "no" or "stop" (under half a second) no longer reached the
+        detector's 90 %-of-0.5 s rule on the virtual devices."""
+        self.enhanced = np.concatenate([self.enhanced, samples])
+        excess = len(self.enhanced) - ENHANCED_KEPT_S * SAMPLE_RATE
+        if excess > 0:
+            self.enhanced, self.enhanced_from = self.enhanced[excess:], self.enhanced_from + excess
+
+    def _enhanced_at(self, time_s: float, length: int) -> np.ndarray:
+        """The enhanced audio of the `length` samples the detector found at `time_s`."""
+        begin = round(time_s * SAMPLE_RATE) - self.enhanced_from
+        found = self.enhanced[max(0, begin) : max(0, begin + length)]
+        return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
+
+    def _start_utterance(self) -> None:
+        self.voice.interrupt()  # barge-in: the user talks over the answer
+        self.recognizer.start_utterance()
+        self.status.show("hearing …")
+
+    def _release_if_no_echo(self) -> None:
+        """A held-back utterance is the user's if the canceller found no echo to learn."""
+        if self.deaf and self.echo.reference.aligned and not self.echo.reference.echo_found:
+            self.deaf = False
+            self._start_utterance()
+            for samples in self.held:
+                self.recognizer.feed(samples)
+
+    def _follow_echo(self) -> None:
+        """When an answer has played out, show how much of its echo the canceller took out,
+        and stop holding back the utterance its echo began (the user may answer at once)."""
+        self._release_if_no_echo()
+        if self.voice.busy:
+            self.answer_playing = True
+        elif self.answer_playing:
+            self.answer_playing = False
+            self.status.show(f"answer played; echo reduced by {self.echo.answer_erle_db:.0f} dB")
+            if self.deaf:  # the echo is over: what follows without a pause is the user
+                self.deaf = False
+                self._start_utterance()
+
     def _recognise(self, event) -> None:
-        recognizer = self.skill.recognizer
+        recognizer = self.recognizer
         if event.kind == "start":
-            self.voice.interrupt()  # barge-in: the user talks over the answer
-            recognizer.start_utterance()
-            self.status.show("hearing …")
+            # Over an answer, before the canceller has learned the room, speech is most
+            # likely the answer's own echo: it neither barges in nor becomes a turn.
+            # It is held back until the canceller knows: no echo at all (a headset, a far
+            # speaker) makes it the user's after all.
+            self.deaf = self.voice.busy and self.echo is not None and not self.echo.settled
+            self.held = []
+            if self.deaf:
+                self.status.show("hearing my own voice (echo canceller still learning)")
+                return
+            self._start_utterance()
+        elif self.deaf:
+            if event.kind == "audio":
+                self.held.append(self._enhanced_at(event.time_s, len(event.samples)))
+            self._release_if_no_echo()
+            if self.deaf:
+                self.deaf = event.kind != "end"  # once the echo has been learned, it ends
+                return
+            if event.kind == "end":
+                self._recognise(event)
         elif event.kind == "audio":
-            recognizer.feed(event.samples)
+            recognizer.feed(self._enhanced_at(event.time_s, len(event.samples)))
         elif event.kind == "end":
             speech_end = time.perf_counter()
             transcript = recognizer.end_utterance()

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -83,6 +83,16 @@ class VoiceInfo:
     language: str
 
 
+class PlaybackListener(Protocol):
+    """Told exactly what is played and when (the live loop's echo canceller needs it)."""
+
+    def started(self, samples: np.ndarray, rate: int, heard_at: float) -> None:
+        """`samples` at `rate` will be heard from PortAudio stream time `heard_at` on."""
+
+    def stopped(self, heard_until: float) -> None:
+        """Nothing after stream time `heard_until` will be heard."""
+
+
 class TtsUnavailable(UserError):
     """Speech synthesis failed; the message is one line, fit to show the user."""
 
@@ -117,6 +127,7 @@ class Speaker:
         self._finalizer = weakref.finalize(self, self._worker.close)
         self._worker.start()
         self._voice_id: str | None = None
+        self.playback_listener: PlaybackListener | None = None
         if settings.voice:
             voices = _voices_from(self._worker.request({"op": "voices"}, timeout_s))
             self._voice_id = match_voice(voices, settings.voice).id
@@ -205,9 +216,14 @@ class Speaker:
                 samplerate=rate, channels=1, dtype="int16", device=self._device, latency=LATENCY_S
             ) as stream:
                 self._playing.set()
+                listener = self.playback_listener
+                if listener is not None:
+                    listener.started(samples, rate, stream.time + stream.latency)
                 for start in range(0, len(samples), block):
                     if self._stop.is_set():
                         stream.abort()  # drops what is still buffered
+                        if listener is not None:
+                            listener.stopped(stream.time + stream.latency)
                         return False
                     stream.write(samples[start : start + block])
                     if start == 0 and on_first_audio is not None:

@@ -1,0 +1,176 @@
+"""Echo cancellation with the real speexdsp on the skill's real spoken answers, offline and
+through `voiceskill listen` on virtual devices whose speaker is fed back into the microphone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from virtual_audio import VirtualAudio, active_span
+from voiceskill.audio import SAMPLE_RATE
+from voiceskill.echo import ECHO_LAG_S, EchoCanceller, PlaybackReference
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from fixturegen import reverberate  # noqa: E402
+
+ANSWER = ("A twitch is a small flicker in a single muscle. A spasm is a group of muscles "
+          "suddenly tightening and staying tight, which can hurt and make the muscle feel hard.")
+USER = ROOT / "audio_fixtures" / "clean" / "stop__1__flite-slt.wav"
+
+
+@pytest.fixture(scope="module")
+def answer(tmp_path_factory) -> np.ndarray:
+    """The answer as the skill says it (`voiceskill say -o`), at 16 kHz."""
+    out = tmp_path_factory.mktemp("echo") / "answer.wav"
+    subprocess.run([sys.executable, "-m", "voiceskill", "say", "-o", str(out), ANSWER],
+                   check=True, capture_output=True, timeout=60)
+    samples, rate = sf.read(out, dtype="float32")
+    return (soxr.resample(samples, rate, SAMPLE_RATE) * 32767).astype(np.int16)
+
+
+def echo_of(played: np.ndarray, delay_s: float = 0.06, gain: float = 0.5) -> np.ndarray:
+    """`played` heard back through a small room, later and quieter."""
+    room = reverberate(played, "small").astype(np.float64) * gain
+    delayed = np.concatenate([np.zeros(round(delay_s * SAMPLE_RATE)), room])[: len(played)]
+    return delayed.astype(np.int16)
+
+
+def cancel(canceller: EchoCanceller, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+    return np.concatenate([canceller.cancel(mic[i : i + 480], played[i : i + 480])
+                           for i in range(0, len(mic), 480)])
+
+
+def level_db(samples: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(samples.astype(np.float64) ** 2) + 1.0)
+
+
+def test_the_echo_is_cut_by_20_db_once_the_room_is_learned(answer):
+    played = np.concatenate([answer, answer])  # a first answer to learn the room on
+    mic = echo_of(played)
+    canceller = EchoCanceller()
+    out = cancel(canceller, mic, played)
+    second = slice(len(answer), len(out))
+    assert level_db(mic[second]) - level_db(out[second]) >= 20
+    assert canceller.converged
+
+
+def test_the_user_talking_over_the_answer_comes_through(answer):
+    played = np.concatenate([answer, answer])
+    user = sf.read(USER, dtype="int16")[0]
+    at = len(answer) + SAMPLE_RATE
+    mic = echo_of(played).astype(np.int32)
+    mic[at : at + len(user)] += user
+    out = cancel(EchoCanceller(), mic.astype(np.int16), played)
+    spoken = slice(at, at + len(user))
+    before = slice(at - len(user), at)
+    assert level_db(out[spoken]) - level_db(out[before]) >= 15  # the user stands out
+    assert level_db(user) - level_db(out[spoken]) <= 6  # and is not suppressed much
+
+
+def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):
+    canceller = EchoCanceller()
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=0.0)
+    mic = echo_of(answer)
+    canceller.process(mic[:4800], 0)
+    assert not canceller.settled  # 0.3 s in: its echo cannot be told from the user yet
+    for i in range(4800, len(mic), 480):
+        canceller.process(mic[i : i + 480], i)
+    assert canceller.settled
+
+
+def test_the_reference_is_found_where_the_echo_really_is(answer):
+    """The device said the sound would be heard at sample 0; it came 0.3 s later."""
+    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference.started(answer, SAMPLE_RATE, heard_at=0.0)
+    late, before = round(0.3 * SAMPLE_RATE), round(0.2 * SAMPLE_RATE)
+    mic = np.concatenate([np.zeros(before + late, np.int16), answer // 2])[: before + SAMPLE_RATE]
+    reference.align(mic, mic_end=SAMPLE_RATE)  # the microphone from -0.2 s to 1 s
+    assert reference.aligned
+    assert reference.start == late - round(ECHO_LAG_S * SAMPLE_RATE)
+
+
+def test_with_no_echo_at_all_the_microphone_is_trusted_once_that_is_known(answer):
+    """A headset: the microphone never hears the answer."""
+    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller.process(np.zeros(SAMPLE_RATE, np.int16), 0)
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=1.0)
+    room = (np.random.default_rng(0).normal(0, 30, SAMPLE_RATE)).astype(np.int16)
+    canceller.process(room[: SAMPLE_RATE // 2], SAMPLE_RATE)
+    assert not canceller.settled  # not known yet
+    canceller.process(room[SAMPLE_RATE // 2 :], SAMPLE_RATE * 3 // 2)
+    assert not canceller.reference.echo_found
+    assert canceller.settled
+
+
+def test_an_answer_cut_off_is_not_expected_in_the_echo_any_more(answer):
+    now = [0.0]
+    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference.started(answer, SAMPLE_RATE, heard_at=now[0])
+    reference.stopped(heard_until=0.5)
+    assert reference.take(0, SAMPLE_RATE // 2).any()
+    assert not reference.take(SAMPLE_RATE // 2, SAMPLE_RATE).any()
+
+
+def after_answer(live, timeout_s: float = 60) -> None:
+    """Until what the microphone heard as the answer ended (its echo's tail) is dealt with."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = max(i for i, line in enumerate(live.status) if "answer played" in line)
+        since = live.status[last + 1 :]
+        if not any(line.startswith("hearing") for line in since) or any(
+                line == "listening" or line.startswith(("ignored", "heard")) for line in since):
+            return
+        assert time.monotonic() < deadline, live.status
+        time.sleep(0.05)
+
+
+def wait_until_played(wav: Path, seconds: float, timeout_s: float = 60) -> None:
+    """Until `seconds` of sound have reached the WAV parecord is still writing."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        data = wav.read_bytes()[44:] if wav.exists() else b""
+        samples = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
+        if active_span(samples) >= seconds * SAMPLE_RATE:
+            return
+        assert time.monotonic() < deadline, "the answer did not play"
+        time.sleep(0.05)
+
+
+@pytest.mark.audio_devices
+def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_path):
+    """Speaker fed back into the microphone 6 dB down: two answers play out whole with no turn
+    of their own; "stop" over the third cuts it off."""
+    from test_live import TURN_TIMEOUT_S, Listener, fixture, rendered
+
+    audio = VirtualAudio().start()
+    try:
+        audio.start_echo_path(gain_db=-6.0)
+        live = Listener(audio)
+        for question in ("spasm_relief__1__flite-slt.wav", "twitch_causes__1__flite-slt.wav"):
+            played_before = sum("answer played" in line for line in live.status)
+            turn = live.ask(fixture(question))
+            deadline = time.monotonic() + TURN_TIMEOUT_S
+            while sum("answer played" in line for line in live.status) == played_before:
+                assert time.monotonic() < deadline, live.status
+                time.sleep(0.05)
+            after_answer(live)
+            assert live.turns.empty(), f"answered itself: {live.turns.get()}"
+            assert turn["answer"]
+        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
+        wait_until_played(recording.path, seconds=2.0)  # past the canceller's first second
+        audio.play_into_mic(fixture("stop__1__flite-slt.wav"))
+        live.wait_for_status("answer played")
+        heard = sf.read(recording.stop(), dtype="int16")[0]
+        assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
+    finally:
+        live.close()
+        audio.stop()
