@@ -65,6 +65,7 @@ from pocketsphinx import Config, Decoder, LogMath, NGramModel, Vad, get_model_pa
 from pocketsphinx.lm import ArpaBoLM
 
 from voiceskill.audio import SAMPLE_RATE, read_wav_chunks
+from voiceskill.cache import cache_dir as voiceskill_cache_dir
 from voiceskill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def create_recognizer(
             return VoskRecognizer(model, groups)
         if engine == "vosk":
             raise EngineUnavailable(f"no Vosk model found: {VOSK_HINT}")
-    return PocketsphinxRecognizer(groups, cache_dir or default_cache_dir(), pronunciations or {})
+    return PocketsphinxRecognizer(groups, cache_dir or voiceskill_cache_dir(), pronunciations or {})
 
 
 MAX_TURN_S = 30.0
@@ -170,11 +171,6 @@ def transcribe_file(recognizer: Recognizer, path: str | os.PathLike[str]) -> Tra
         if fed >= MAX_TURN_S * SAMPLE_RATE:
             break
     return recognizer.end_utterance()
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "voiceskill"
 
 
 def _tokens(sentence: str) -> list[str]:

@@ -270,9 +270,6 @@ class Content:
         flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
         return {**self.training_sentences(), "red_flags": flags}
 
-    def outcome_of(self, node_id: str) -> str | None:
-        return self.nodes[node_id].outcome
-
 
 def swapped_sentences(sentences: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
     """Copies of some of `sentences` with one lexicon term replaced by another of its concept.
@@ -943,11 +940,11 @@ def default_folder() -> Path:
     return Path(__file__).resolve().parents[2] / "intents"
 
 
-def _expansions(folder: Path, docs: Mapping[str, _Document], lexicon: Lexicon
+def _expansions(content_fingerprint: str, docs: Mapping[str, _Document], lexicon: Lexicon
                 ) -> tuple[dict, dict, dict, list[Problem]]:
     """Expanded sample sentences, their lexicon swaps and the red-flag phrases; cached by
     the content's fingerprint, since expanding takes longer than answering a question."""
-    path = cache_dir() / f"content-{fingerprint(folder)}.json"
+    path = cache_dir() / f"content-{content_fingerprint}.json"
     cached = read_json(path)
     if cached and set(cached) == {"intents", "swapped", "flags"}:
         return cached["intents"], cached["swapped"], cached["flags"], []
@@ -981,7 +978,8 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     if problems:
         raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
-    intents, swapped, phrases, problems = _expansions(folder, docs, lexicon)
+    content_fingerprint = fingerprint(folder)
+    intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon)
     actions, answers, kind_problems = _intent_kinds(intents_doc)
     needs, need_problems = _intent_needs(intents_doc, lexicon)
     problems += kind_problems + need_problems
@@ -1006,6 +1004,6 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
         start=data["start"],
         sources=data["sources"],
         folder=folder,
-        fingerprint=fingerprint(folder),
+        fingerprint=content_fingerprint,
         problems=tuple(problems),
     )

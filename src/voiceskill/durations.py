@@ -36,7 +36,7 @@ def _amounts(words: list[str], lexicon: Lexicon):
 
 
 def _said_under(before: list[str], lexicon: Lexicon) -> bool:
-    """ "not quite a week", "almost two weeks": an under-word within three words before."""
+    """ "not quite a week", "almost two weeks": an under-word within five words before."""
     near = f" {' '.join(before[-5:])} "
     return any(f" {phrase} " in near for phrase in lexicon.under)
 

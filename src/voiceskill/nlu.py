@@ -27,6 +27,8 @@ COMMAND_THRESHOLD = 0.5
 """Commands and yes/no answers must be clearly that: a wrong "stop" or "no" costs more than
 asking again."""
 MAX_CHARACTERS = 1000
+"""A spoken question is far shorter; longer typed text is refused, not cut (a cut could drop
+the "no" or the sign that matters)."""
 COMMAND_EXTRA_WORDS = 2
 """A command may carry a few words more than its longest sample ("okay that's enough stop"),
 not a whole question ("bye, I wanted to ask why my legs cramp at night")."""
@@ -36,17 +38,16 @@ not a whole question ("bye, I wanted to ask why my legs cramp at night")."""
 class Understanding:
     """What the user meant.
 
-    `flags` are red flags said to be happening now; `mentioned_flags` were denied, are past,
-    or were only asked about.  When the recogniser was unsure (`heard_clearly` False) the
-    intent is fallback, as nothing may be answered on a guess, and `guess` keeps what the
-    classifier made of the words, so the skill can ask again instead.
+    `flags` are red flags said to be happening now; `asked_flags` were only asked about.
+    When the recogniser was unsure (`heard_clearly` False) the intent is fallback, as
+    nothing may be answered on a guess, and `guess` keeps what the classifier made of the
+    words, so the skill can ask again instead.
     """
 
     text: str
     intent: str
     confidence: float
     flags: tuple[str, ...] = ()
-    mentioned_flags: tuple[str, ...] = ()
     asked_flags: tuple[str, ...] = ()
     concepts: frozenset[str] = field(default_factory=frozenset)
     answer: str | None = None
@@ -75,7 +76,6 @@ class IntentMatcher:
         text = normalize(transcript[:MAX_CHARACTERS])
         findings = self._spotter.spot(transcript[:MAX_CHARACTERS])
         present = tuple(f.flag for f in findings if f.status == PRESENT)
-        mentioned = tuple(f.flag for f in findings if f.status != PRESENT)
         asked = tuple(f.flag for f in findings if f.status == "hypothetical")
         words = tokens(text)
         concepts = self._finder.find(words)
@@ -87,7 +87,6 @@ class IntentMatcher:
             intent=intent,
             confidence=round(confidence, 3),
             flags=present,
-            mentioned_flags=mentioned,
             asked_flags=asked,
             concepts=frozenset(concepts),
             answer=self._content.answers.get(intent),

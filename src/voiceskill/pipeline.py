@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
-from voiceskill.nlu import MIN_ASR_CONFIDENCE, IntentMatcher
+from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher
 from voiceskill.outputs import OutputError, create_new, prepare_folder
 from voiceskill.tts import Speaker, TtsUnavailable
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_RATE = 165
 MIN_RATE = 60
-MAX_TYPED_CHARS = 1000  # a spoken question is far shorter; the matcher's time grows with it
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +99,12 @@ class Skill:
         return Conversation(self.content)
 
     def text_turn(self, conversation: Conversation, text: str) -> TurnRecord:
-        """Answer typed text; longer than MAX_TYPED_CHARS, a record with `error` and no reply
+        """Answer typed text; longer than MAX_CHARACTERS, a record with `error` and no reply
         (cutting it short could cut off a "no" or the sign that matters)."""
         clock = _Stopwatch()
-        if len(text) > MAX_TYPED_CHARS:
+        if len(text) > MAX_CHARACTERS:
             error = (f"typed question not answered: {len(text)} characters, "
-                     f"at most {MAX_TYPED_CHARS}")
+                     f"at most {MAX_CHARACTERS}")
             return TurnRecord({"text": text}, "", None, clock.finish(), error=error)
         return self._answer(conversation, {"text": text}, text, clock)
 
