@@ -51,12 +51,11 @@ from voiceskill.asr import MAX_TURN_S
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.dialogue import Conversation
 from voiceskill.errors import UserError
+from voiceskill.nlu import MAX_CHARACTERS
 from voiceskill.pipeline import Skill, TurnRecord
 
 LANGUAGE = "en"
 MAX_ID_CHARS = 128
-MAX_TEXT_CHARS = 1000
-"""30 s of speech is about 600 characters; matching a 50 kB "transcript" would take seconds."""
 ATTRIBUTION = Attribution(name="voiceskill", url="")
 ENGINE_ATTRIBUTION = {
     "pocketsphinx": Attribution(name="CMU Sphinx", url="https://github.com/cmusphinx/pocketsphinx"),
@@ -359,8 +358,8 @@ class SkillHandler(AsyncEventHandler):
         text = event.data.get("text")
         if not isinstance(text, str):
             raise ProtocolViolation("transcript event has no text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise ProtocolViolation(f"transcript longer than {MAX_TEXT_CHARS} characters")
+        if len(text) > MAX_CHARACTERS:
+            raise ProtocolViolation(f"transcript longer than {MAX_CHARACTERS} characters")
         context = event.data.get("context")
         context = dict(context) if isinstance(context, dict) else {}
         conversation_id = context.get("conversation_id")
