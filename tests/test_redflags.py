@@ -91,6 +91,10 @@ def test_without_its_triggers_each_kind_of_example_escalates(content, tmp_path, 
     ("what do I do my husband is fitting", "seizure"),
     ("can you help me I can't breathe", "breathing"),      # "can you help" is no hypothesis
     ("my urine's gone dark brown after the race", "rhabdo"),  # contraction opened
+    ("a wasp stung me on the arm this morning and now my whole leg is cramping",
+     "bite_sting"),                                            # the flag's own, wider gap
+    ("I'm burning up, and my neck is so stiff I can't look down",
+     "fever_stiff_neck"),                                      # a sign across a comma
 ])
 def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -104,6 +108,9 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "is chest pain serious?",
     "I had my tetanus jab after the nail, all fine",
     "I'm not having trouble breathing",    # "not ... breathing" is no "not breathing"
+    "we were having a fit of laughter at the film and my eye twitched",  # a decoy
+    "I was choking with laughter and my side cramped",                    # a decoy
+    "could a really nasty calf cramp ever make it hard to breathe",       # trigger 7 words back
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)
