@@ -346,3 +346,17 @@ def test_vosk_recognises_korean_speech_with_the_domain_grammar(vosk_korean, spee
 def test_vosk_refuses_a_model_that_knows_none_of_the_domain(korean_model):
     with pytest.raises(EngineUnavailable, match="knows none of the domain words"):
         create_recognizer("vosk", ["muscle spasm", "stop"], vosk_model=korean_model)
+
+
+def test_the_recogniser_the_cli_builds_knows_the_lexicon_words_cmudict_lacks(tmp_path):
+    """lexicon.yaml's pronunciations reach pocketsphinx: "tingly" is not left out."""
+    from voiceskill.cli import _recognizer, build_parser
+    from voiceskill.content import load_content
+    from voiceskill.frontend import split_frontend
+
+    content = load_content()
+    assert "tingly" in content.lexicon.pronunciations
+    args = build_parser().parse_args(
+        ["replay", "--engine", "pocketsphinx", "--frontend", "none", "x.wav"])
+    _, engine = split_frontend(_recognizer(args, content))
+    assert "tingly" not in engine.oov_words

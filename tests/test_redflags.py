@@ -110,7 +110,7 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "I'm not having trouble breathing",    # "not ... breathing" is no "not breathing"
     "we were having a fit of laughter at the film and my eye twitched",  # a decoy
     "I was choking with laughter and my side cramped",                    # a decoy
-    "could a really nasty calf cramp ever make it hard to breathe",       # trigger 7 words back
+    "could a really nasty calf cramp make it hard to breathe",            # trigger 6 words back
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)
