@@ -26,7 +26,6 @@ class Finding:
 
     flag: str
     status: str  # present | negated | historical | hypothetical
-    words: str
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class RedFlagSpotter:
                     clause = (max(s for s in starts if s <= start),
                               min((s for s in starts if s >= end), default=len(words)))
                     status = self._status(words, triggers, clause, matched)
-                    findings.append(Finding(flag, status, " ".join(words[start:end])))
+                    findings.append(Finding(flag, status))
         return findings
 
     def _phrase_positions(self, words: list[str], start: int, phrase: tuple[str, ...],
