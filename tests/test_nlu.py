@@ -125,3 +125,20 @@ def test_typed_input_is_capped(matcher):
 def test_an_unclear_turn_is_fallback_but_keeps_the_guess(matcher):
     heard = matcher.understand("how do i stop a cramp", asr_confidence=0.3)
     assert (heard.intent, heard.guess, heard.heard_clearly) == ("fallback", "spasm_relief", False)
+
+
+@pytest.mark.parametrize("text, confidence, definite", [
+    ("ow", 0.2, False),  # the residue of an echo, heard unsurely
+    ("the", 0.9, False),
+    ("hmm", 0.9, False),
+    ("stop", 0.9, True),
+    ("yes", 0.9, True),
+    ("how do i stop a cramp", 0.2, False),
+    ("how do i stop a cramp", 0.9, True),
+    ("i can't breathe", 0.2, True),  # a red flag counts however it was heard
+    ("for about ten days", 0.9, True),  # an answer to "how long?"
+    ("what if i can't breathe", 0.2, True),  # asked about, heard unsurely
+])
+def test_only_what_is_made_out_for_sure_is_definite(matcher, text, confidence, definite):
+    """What the live loop acts on when it was said over the skill's own answer."""
+    assert matcher.understand(text, confidence).definite is definite

@@ -258,6 +258,13 @@ class PlaybackReference:
             heard = self._position_at(heard_until) - self._start
             self._samples = self._samples[: max(0, heard)]
 
+    def heard_at(self, position: int) -> bool:
+        """Whether the microphone may still hear the answer at `position`: until its last
+        sample has come back through the room (a filter's length after it)."""
+        with self._lock:
+            end = self._start + len(self._samples) + round(ECHO_TAIL_S * SAMPLE_RATE)
+        return self.answers > 0 and position < end
+
     def take(self, position: int, n: int) -> np.ndarray:
         out = np.zeros(n, dtype=np.int16)
         with self._lock:

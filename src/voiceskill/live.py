@@ -211,7 +211,8 @@ class _Loop:
         self.held: list[np.ndarray] = []  # its audio
         self.enhanced = np.zeros(0, dtype=np.int16)  # the front-end's output, latest last
         self.enhanced_from = 0  # its first sample, counted from the start of the loop
-        self.answer_playing = False
+        self.answer_playing = False  # an answer, or its echo, may still reach the microphone
+        self.over_answer = False  # the current utterance began while it could
 
     def run(self, microphone: Microphone) -> None:
         self.echo = self._echo_canceller(microphone)
@@ -221,7 +222,7 @@ class _Loop:
                 continue
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
-                self._follow_echo()
+                self._follow_echo(microphone.block_position)
             self._keep_enhanced(self.enhancer.process(block))
             for event in self.detector.process(block):
                 self._on_event(event)
@@ -272,11 +273,12 @@ class _Loop:
             for samples in self.held:
                 self.recognizer.feed(samples)
 
-    def _follow_echo(self) -> None:
-        """When an answer has played out, show how much of its echo the canceller took out,
-        and stop holding back the utterance its echo began (the user may answer at once)."""
+    def _follow_echo(self, position: int) -> None:
+        """When an answer has played out and its echo died away, show how much of the echo the
+        canceller took out, and stop holding back the utterance the echo began (the user may
+        answer at once)."""
         self._release_if_no_echo()
-        if self.voice.busy:
+        if self.voice.busy or self.echo.reference.heard_at(position):
             self.answer_playing = True
         elif self.answer_playing:
             self.answer_playing = False
@@ -292,7 +294,8 @@ class _Loop:
             # likely the answer's own echo: it neither barges in nor becomes a turn.
             # It is held back until the canceller knows: no echo at all (a headset, a far
             # speaker) makes it the user's after all.
-            self.deaf = self.voice.busy and self.echo is not None and not self.echo.settled
+            self.over_answer = self.voice.busy or self.answer_playing
+            self.deaf = self.over_answer and self.echo is not None and not self.echo.settled
             self.held = []
             if self.deaf:
                 self.status.show("hearing my own voice (echo canceller still learning)")
@@ -321,8 +324,14 @@ class _Loop:
         if text is None:
             self.status.show("ignored (not addressed to me)" if transcript.text else "listening")
             return
+        addressed = replace(transcript, text=text)
+        if self.over_answer and not self.skill.makes_out(addressed):
+            # What the canceller left of the answer's echo: the user speaking over it (a
+            # barge-in, a quick "yes") is made out; a half-heard "ow" is not answered.
+            self.status.show("ignored (half heard over my own voice)")
+            return
         self.status.show(f'heard "{text}"')
-        turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms)
+        turn = self.skill.heard(self.conversation, addressed, asr_ms)
         reply = turn.reply
         if not turn.understood and not self.conversation.awaiting_answer and not self.args.wake:
             self.status.show("ignored (not for me)")

@@ -55,6 +55,14 @@ class Understanding:
     heard_clearly: bool = True
     guess: str = FALLBACK
 
+    @property
+    def definite(self) -> bool:
+        """Whether something was made out for sure: a red flag, however it was heard, or an
+        intent or a duration heard clearly. A stray sound or a half-heard word is not."""
+        # A red flag said to be happening sets the intent however it was heard; other intents
+        # and days are only taken from words heard clearly.
+        return self.intent != FALLBACK or bool(self.asked_flags) or self.days is not None
+
 
 class IntentMatcher:
     """Intent classification with rejection, red flags with ConText, yes/no answers."""

@@ -143,6 +143,11 @@ class Skill:
             clock.run("tts", lambda: self._voice(reply))
         return TurnRecord(source, text, reply, clock.finish())
 
+    def makes_out(self, transcript: Transcript) -> bool:
+        """Whether the words are definitely something the skill handles, without answering
+        them: the live loop drops what it half heard over its own voice (its echo's residue)."""
+        return self.matcher.understand(transcript.text, transcript.confidence).definite
+
     def screen(self, transcript: Transcript) -> str:
         """The words to pass on from a recognition, or "" when the recogniser was unsure and
         heard no red flag: the confidence gate, for a front-end whose next stage never sees
