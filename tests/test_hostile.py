@@ -19,6 +19,7 @@ import soundfile as sf
 from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
+from voiceskill.cache import MAX_KEPT, cache_dir
 from voiceskill.cli import main
 from voiceskill.content import (
     MAX_SENTENCES_PER_TEMPLATE,
@@ -27,6 +28,7 @@ from voiceskill.content import (
     default_folder,
     load_content,
 )
+from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import OutputError, create_new
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog
@@ -235,8 +237,23 @@ def test_dead_builds_and_old_models_are_removed(built_cache, tmp_path):
     left = sorted(p.name for p in cache.iterdir())
     assert f"build-{os.getpid()}-live" in left and "build-999999999-abc" not in left
     models = [name for name in left if name.startswith("lm-")]
-    assert len(models) == asr.MAX_CACHED_MODELS
+    assert len(models) == MAX_KEPT
     assert {"lm-old5", "lm-old4", "lm-old3"} <= set(models)
+
+
+def test_each_edit_of_the_content_does_not_leave_its_cache_behind(tmp_path, monkeypatch):
+    """Expanded sentences and trained models: only the most recently used few stay."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    cache_dir().mkdir(parents=True)
+    (cache_dir() / "build-999999999-x").write_bytes(b"half")  # its writer was killed
+    for edit in range(MAX_KEPT + 2):
+        folder = tmp_path / f"edit{edit}"
+        shutil.copytree(MINIMAL, folder)
+        with (folder / "lexicon.yaml").open("a") as file:
+            file.write(f"# edit {edit}\n")
+        IntentMatcher(load_content(folder))
+    left = sorted(p.name.split("-")[0] for p in cache_dir().iterdir())
+    assert left == ["content"] * MAX_KEPT + ["intents"] * MAX_KEPT
 
 
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------

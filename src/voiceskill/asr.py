@@ -47,7 +47,6 @@ loading intents/), 1.6 s cold; RSS 116 MB.  Tests: 0.16 s cached, 53 MB.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -66,6 +65,7 @@ from pocketsphinx.lm import ArpaBoLM
 
 from voiceskill.audio import SAMPLE_RATE, read_wav_chunks
 from voiceskill.cache import cache_dir as voiceskill_cache_dir
+from voiceskill.cache import keep_recent
 from voiceskill.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -393,17 +393,21 @@ def _cached_lm(groups: dict[str, list[str]], cache_dir: Path,
     """The cache folder holding the LM and dictionary for these sentences, built on first use.
 
     Built in a `build-<pid>-*` folder, flushed to disk, then renamed into place, so a folder
-    named `lm-*` is whole; leftovers of builds that were killed, and all but the
-    MAX_CACHED_MODELS most recently used models, are removed on the way.
+    named `lm-*` is whole; leftovers of builds that were killed, and models not used
+    recently, are removed on the way.
     """
     key = json.dumps([LM_FORMAT, LM_DISCOUNT, GENERIC_WORDS, GENERIC_SHARE, groups,
                       sorted(pronunciations.items())])
     folder = cache_dir / f"lm-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
-    if cache_dir.is_dir():
-        _tidy_cache(cache_dir, keep=folder)
-    if folder.is_dir():
-        os.utime(folder)  # most recently used: kept when older models are pruned
-        return folder
+    if not folder.is_dir():
+        _build_into(folder, groups, pronunciations)
+    keep_recent(folder, "lm")
+    return folder
+
+
+def _build_into(folder: Path, groups: dict[str, list[str]],
+                pronunciations: dict[str, str]) -> None:
+    cache_dir = folder.parent
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=cache_dir))
     try:
@@ -416,35 +420,6 @@ def _cached_lm(groups: dict[str, list[str]], cache_dir: Path,
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
-MAX_CACHED_MODELS = 4
-
-
-def _tidy_cache(cache_dir: Path, keep: Path) -> None:
-    """Remove build folders whose process is gone, and models not used recently."""
-    models = []
-    for entry in cache_dir.iterdir():
-        if entry.name.startswith("build-"):
-            pid = entry.name.split("-")[1]
-            if not (pid.isdigit() and _process_alive(int(pid))):
-                shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith("lm-") and entry != keep:
-            with contextlib.suppress(OSError):
-                models.append((entry.stat().st_mtime, entry))
-    for _, entry in sorted(models, reverse=True)[MAX_CACHED_MODELS - 1:]:
-        shutil.rmtree(entry, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _fsync_folder(folder: Path, files: bool = True) -> None:

@@ -3,17 +3,22 @@
 Everything here is keyed by the content's fingerprint, so a stale entry is never read; a
 damaged or unreadable entry is treated as missing and rebuilt; writes are atomic (fsync, then
 rename), so a reader sees a whole file or none.  Losing the cache costs time, never answers.
+Each edit of the content makes new entries: only the MAX_KEPT most recently used of each kind
+stay, and what a killed writer left behind goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+MAX_KEPT = 4  # entries per kind: the content in use, and a few edits back
 
 
 def cache_dir() -> Path:
@@ -25,7 +30,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` whole or not at all; failures are logged, not raised."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".build-")
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"build-{os.getpid()}-")
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
@@ -46,3 +51,42 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def keep_recent(entry: Path, kind: str) -> None:
+    """Mark `entry` (a file or folder named `<kind>-*`) as just used; remove all but the
+    MAX_KEPT most recently used entries of its kind, and builds whose process is gone."""
+    with contextlib.suppress(OSError):
+        os.utime(entry)
+    try:
+        entries = list(entry.parent.iterdir())
+    except OSError:
+        return
+    used = []
+    for other in entries:
+        if other.name.startswith("build-"):
+            pid = other.name.split("-")[1]
+            if not (pid.isdigit() and _process_alive(int(pid))):
+                _remove(other)
+        elif other.name.startswith(f"{kind}-") and other != entry:
+            with contextlib.suppress(OSError):
+                used.append((other.stat().st_mtime, other))
+    for _, other in sorted(used, reverse=True)[MAX_KEPT - 1 :]:
+        _remove(other)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceskill.cache import cache_dir, write_atomic
+from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content, Lexicon, tokens
 
 MAX_SAMPLES_PER_INTENT = 1500
@@ -132,9 +132,9 @@ def load_or_train(content: Content, finder: ConceptFinder) -> LinearModel:
     """The cached model for exactly this content, trained and cached on first use."""
     path = cache_dir() / f"intents-{content.fingerprint}.npz"
     try:
-        return LinearModel.load(path)
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # missing or damaged: train again
-    model = train(content, finder)
-    model.save(path)
+        model = LinearModel.load(path)
+    except (OSError, ValueError, KeyError, EOFError):  # missing or damaged: train again
+        model = train(content, finder)
+        model.save(path)
+    keep_recent(path, "intents")
     return model

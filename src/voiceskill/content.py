@@ -23,7 +23,7 @@ from typing import ClassVar
 import yaml
 from jsonschema import Draft202012Validator
 
-from voiceskill.cache import cache_dir, read_json, write_atomic
+from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
 
 INTENTS_FILE = "intents.yaml"
 DIALOGUE_FILE = "dialogue.yaml"
@@ -947,6 +947,7 @@ def _expansions(content_fingerprint: str, docs: Mapping[str, _Document], lexicon
     path = cache_dir() / f"content-{content_fingerprint}.json"
     cached = read_json(path)
     if cached and set(cached) == {"intents", "swapped", "flags"}:
+        keep_recent(path, "content")
         return cached["intents"], cached["swapped"], cached["flags"], []
     budget = ExpansionBudget()
     intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon, budget)
@@ -956,6 +957,7 @@ def _expansions(content_fingerprint: str, docs: Mapping[str, _Document], lexicon
     if not problems:
         record = {"intents": intents, "swapped": swapped, "flags": flags}
         write_atomic(path, json.dumps(record).encode())
+        keep_recent(path, "content")
     return intents, swapped, flags, problems
 
 
