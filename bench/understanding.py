@@ -9,11 +9,11 @@ dialogue).  Prints, next to the targets of the project:
 With --spoken, the same through `replay` of audio_fixtures/realistic/ (pocketsphinx).
 Writes the figures to bench/results/latest.json for the review sheet.
 
-Run: python bench/understanding.py [--set realistic|realistic_blind] [--spoken] [--show-misses]
-(the blind sets were written by people who never saw the content; each is measured once and
-recorded before anyone reads its misses: realistic_blind, then realistic_blind3 were measured
-and afterwards used for development like realistic/; realistic_blind4 is the last, untouched
-measure.)
+Run: python bench/understanding.py [--set realistic|realistic_blind…] [--spoken] [--show-misses]
+(the blind sets were written by people who never saw the content; each is measured before
+anyone reads its misses, and the first figures are kept in bench/results/blind-measures.md.
+Sets whose misses have been read are development sets from then on; bench/results/
+blind-measures.md says which set is still blind.)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = ("realistic", "realistic_blind", "realistic_blind3", "realistic_blind4")
+SETS = tuple(sorted(folder.name for folder in (ROOT / "bench").glob("realistic*/")))
 SPOKEN = ROOT / "audio_fixtures" / "realistic"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 ESCALATED = {"urgent", "emergency"}

@@ -95,6 +95,8 @@ def test_without_its_triggers_each_kind_of_example_escalates(content, tmp_path, 
      "bite_sting"),                                            # the flag's own, wider gap
     ("I'm burning up, and my neck is so stiff I can't look down",
      "fever_stiff_neck"),                                      # a sign across a comma
+    ("i cant breathe properly", "breathing"),                 # no apostrophe typed
+    ("my dad is slumped over the table and won't answer when we call him", "unresponsive"),
 ])
 def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -111,6 +113,9 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "we were having a fit of laughter at the film and my eye twitched",  # a decoy
     "I was choking with laughter and my side cramped",                    # a decoy
     "could a really nasty calf cramp make it hard to breathe",            # trigger 6 words back
+    "my arm went numb for a while after my op years ago",  # "a while" ends no clause
+    "someone on tv was having a stroke and my eye twitched",  # not happening here
+    "the school run gives me a heart attack every morning, and my eye twitches",  # a saying
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)

@@ -48,7 +48,7 @@ CONTRACT_INTENTS = (
     "start_over", "goodbye", FALLBACK,
 )
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
-CACHE_FORMAT = "3"  # bump when what is built from the content changes, to invalidate caches
+CACHE_FORMAT = "4"  # bump when what is built from the content changes, to invalidate caches
 SWAP_POOL = 400
 SWAPS_PER_TERM = 12
 """How many sample sentences are copied with each lexicon term swapped in: enough for the
@@ -533,6 +533,16 @@ def normalize(text: str) -> str:
 
 
 CONTRACTIONS = {"'s": "is", "'re": "are", "'m": "am", "'ve": "have", "'ll": "will", "'d": "would"}
+# Contractions typed or transcribed without their apostrophe; only spellings that are not
+# words of their own ("its", "ill", "well", "were" are left alone).
+UNAPOSTROPHISED = {
+    "cant": "can't", "dont": "don't", "wont": "won't", "isnt": "isn't", "arent": "aren't",
+    "wasnt": "wasn't", "werent": "weren't", "doesnt": "doesn't", "didnt": "didn't",
+    "couldnt": "couldn't", "wouldnt": "wouldn't", "shouldnt": "shouldn't", "havent": "haven't",
+    "hasnt": "hasn't", "hadnt": "hadn't", "aint": "ain't", "im": "i'm", "ive": "i've",
+    "youre": "you're", "theyre": "they're", "hes": "he's", "shes": "she's",
+    "whats": "what's", "thats": "that's", "theres": "there's",
+}
 
 
 def tokens(text: str) -> list[str]:
@@ -540,6 +550,7 @@ def tokens(text: str) -> list[str]:
     classifier, the lexicon and the red flags are matched in; "n't" words stay whole."""
     words = []
     for word in normalize(text).split():
+        word = UNAPOSTROPHISED.get(word, word)
         for ending, full in CONTRACTIONS.items():
             if word.endswith(ending) and len(word) > len(ending) and word != "let's":
                 words += [word[: -len(ending)], full]

@@ -78,9 +78,10 @@ class RedFlagSpotter:
         starts = [0]
         for part in CLAUSE_PUNCTUATION.split(text):
             clause = tokens(part)
+            hidden = _covered(clause, self._pseudo)  # "for a while" ends nothing
             for index in range(len(clause)):
                 size = _match_at(clause, index, self._terminators)
-                if size:
+                if size and index not in hidden:
                     starts.append(len(words) + index + size)
             words += clause
             starts.append(len(words))
@@ -89,8 +90,7 @@ class RedFlagSpotter:
     def _in_sentence(self, words: list[str], starts: list[int]) -> list[Finding]:
         findings = []
         triggers = self._triggers(words)
-        decoyed = {position for index in range(len(words))
-                   for position in range(index, index + _match_at(words, index, self._decoys))}
+        decoyed = _covered(words, self._decoys)
         for start, word in enumerate(words):
             for phrase, flag, gap in self._by_first_word.get(word, ()):
                 matched = self._phrase_positions(words, start, phrase, gap)
@@ -169,3 +169,9 @@ def _match_at(words: list[str], index: int, phrases: list[tuple[str, ...]]) -> i
     """Length of the longest of `phrases` starting at words[index], or 0."""
     sizes = [len(p) for p in phrases if tuple(words[index : index + len(p)]) == p]
     return max(sizes, default=0)
+
+
+def _covered(words: list[str], phrases: list[tuple[str, ...]]) -> set[int]:
+    """The positions of `words` that are part of one of `phrases`."""
+    return {position for index in range(len(words))
+            for position in range(index, index + _match_at(words, index, phrases))}
