@@ -76,6 +76,14 @@ def test_a_command_said_alone_is_the_command(matcher, content, text):
     assert matcher.understand(text).intent in content.actions
 
 
+@pytest.mark.parametrize(("text", "action"), [
+    ("would you kindly just say all of that again please", "repeat"),
+    ("can you please speak just a little bit slower", "slower"),
+])
+def test_politeness_does_not_make_a_command_too_long(matcher, content, text, action):
+    assert content.actions.get(matcher.understand(text).intent) == action
+
+
 @pytest.mark.parametrize("text", [
     "bye can hardly breathe",                       # "I ..." misheard as "bye ..."
     "stop stop it hurts so much my calf is rock hard what do i do",

@@ -38,14 +38,23 @@ class ConceptFinder:
         self._longest = max((len(t.split()) for t in self._concept_of), default=1)
         self.domain = frozenset(name for name, c in lexicon.concepts.items() if c.domain)
         self.veto = frozenset(name for name, c in lexicon.concepts.items() if c.veto)
+        self.courtesy = frozenset(name for name, c in lexicon.concepts.items() if c.courtesy)
 
     def find(self, words: list[str]) -> list[str]:
+        return [concept for concept, _ in self._spans(words)]
+
+    def courtesy_words(self, words: list[str]) -> int:
+        """How many of `words` are only politeness ("please", "could you")."""
+        return sum(size for concept, size in self._spans(words) if concept in self.courtesy)
+
+    def _spans(self, words: list[str]) -> list[tuple[str, int]]:
+        """Each term found, as (its concept, its length in words)."""
         found, index = [], 0
         while index < len(words):
             for size in range(min(self._longest, len(words) - index), 0, -1):
                 concept = self._concept_of.get(" ".join(words[index : index + size]))
                 if concept:
-                    found.append(concept)
+                    found.append((concept, size))
                     index += size
                     break
             else:

@@ -97,6 +97,7 @@ LEXICON_SCHEMA = _record(["concepts"], {
         "domain": {"type": "boolean"},
         "swap": {"type": "boolean"},
         "veto": {"type": "boolean"},
+        "courtesy": {"type": "boolean"},
     }), min_items=1),
     "time_units": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
@@ -223,6 +224,7 @@ class Concept:
     domain: bool = False
     swap: bool = True
     veto: bool = False
+    courtesy: bool = False
 
 
 @dataclass(frozen=True)
@@ -895,7 +897,8 @@ def _lexicon(doc: _Document) -> Lexicon:
     data = doc.data
     concepts = {
         name: Concept(name, _words(spec["terms"]), spec.get("domain", False),
-                      spec.get("swap", True), spec.get("veto", False))
+                      spec.get("swap", True), spec.get("veto", False),
+                      spec.get("courtesy", False))
         for name, spec in data["concepts"].items()
     }
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}

@@ -134,7 +134,8 @@ class IntentMatcher:
         subject, and nothing that says it is about something else."""
         content = self._content
         if intent in content.actions:
-            return len(words) <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
+            length = len(words) - self._finder.courtesy_words(words)
+            return length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
         if intent in content.answers:
             return probability >= COMMAND_THRESHOLD
         if intent == FALLBACK:
