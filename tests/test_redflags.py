@@ -97,6 +97,9 @@ def test_without_its_triggers_each_kind_of_example_escalates(content, tmp_path, 
      "fever_stiff_neck"),                                      # a sign across a comma
     ("i cant breathe properly", "breathing"),                 # no apostrophe typed
     ("my dad is slumped over the table and won't answer when we call him", "unresponsive"),
+    ("no chest pain, actually I can't get my breath", "breathing"),  # "actually I" ends a clause
+    ("a hornet stung me out by the bins earlier, I think, and now my whole back is cramping",
+     "bite_sting"),                                               # fifteen words apart
 ])
 def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -116,6 +119,10 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "my arm went numb for a while after my op years ago",  # "a while" ends no clause
     "someone on tv was having a stroke and my eye twitched",  # not happening here
     "the school run gives me a heart attack every morning, and my eye twitches",  # a saying
+    "what does lockjaw actually mean",   # "actually" alone ends nothing
+    "chest pain warning signs",
+    "I had a fit when I was nine and my leg twitches now",
+    "I stopped for a bite to eat and my calf started cramping",  # a decoy
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)

@@ -124,7 +124,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
     ),
     "flags": _named(_record(["goto", "confirm", "phrases"], {
         "goto": _NAME,
-        "max_gap": {"type": "integer", "minimum": 0, "maximum": 12},
+        "max_gap": {"type": "integer", "minimum": 0, "maximum": 16},
         "confirm": _TEXT,
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
