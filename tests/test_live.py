@@ -129,7 +129,9 @@ def played_through(reference: np.ndarray):
     return condition
 
 
-def test_question_is_answered_aloud(listener, virtual_audio, tmp_path):
+def test_question_is_answered_aloud_and_repeat_says_it_again(listener, virtual_audio, tmp_path):
+    """One listener for both: "repeat" is asked once the answer has been said in full, which is
+    what the first half waits for anyway."""
     live = listener()
     recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
     turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
@@ -137,8 +139,13 @@ def test_question_is_answered_aloud(listener, virtual_audio, tmp_path):
     assert turn["outcome"] == "self_care"
     answer = rendered(turn["answer"], tmp_path)
     recording.wait_until("played the whole answer", played_through(answer))
+    recording.wait_until("fell quiet", fell_quiet)
     assert find_signal(recorded(recording.stop()), answer).correlation > 0.5
     assert turn["timings_ms"]["to_first_audio"] > 0
+
+    again = live.ask(fixture("repeat__1__flite-slt.wav"))
+    assert again["intent"] == "repeat"
+    assert again["answer"] == turn["answer"]
 
 
 def test_triage_by_voice_with_yes_and_no(listener):
@@ -159,17 +166,6 @@ def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
     assert stop["intent"] == "stop"
     assert stop["answer"] == ""
     assert active_span(heard) < 0.8 * active_span(full_answer)
-
-
-def test_repeat_says_it_again(listener, virtual_audio, tmp_path):
-    live = listener()
-    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
-    first = live.ask(fixture("spasm_prevention__1__flite-slt.wav"))
-    recording.wait_until("fell quiet", fell_quiet)  # the answer has been said
-    recording.stop()
-    again = live.ask(fixture("repeat__1__flite-slt.wav"))
-    assert again["intent"] == "repeat"
-    assert again["answer"] == first["answer"]
 
 
 def test_goodbye_ends_the_loop_cleanly(listener):

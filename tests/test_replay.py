@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voiceskill.cli import _apply_config, _recognizer, build_parser
 from voiceskill.content import load_content
+from voiceskill.frontend import split_frontend
+from voiceskill.pipeline import Skill
 
 ROOT = Path(__file__).parents[1]
 MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
@@ -45,14 +48,36 @@ def test_single_questions_in_a_natural_voice_reach_their_intent():
         assert turn["timings_ms"]["total"] >= turn["timings_ms"]["asr"]
 
 
+@pytest.fixture(scope="module")
+def replay_skill() -> Skill:
+    """The skill `voiceskill replay --no-speak` assembles (same recogniser, same default
+    front-end), built once; the command itself runs as a subprocess in the other tests here."""
+    content = load_content()
+    args = build_parser().parse_args(["replay", "--no-speak", "unused.wav"])
+    _apply_config(args)
+    return Skill(content, recognizer=_recognizer(args, content))
+
+
+def replay_conversation(skill: Skill, files: list[Path]) -> list[dict]:
+    """The turns `voiceskill replay --json FILE...` prints, from a fresh front-end as in a new
+    process (the front-end otherwise keeps adapting to the room from one file to the next)."""
+    split_frontend(skill.recognizer)[0].reset()
+    conversation, turns = skill.conversation(), []
+    for path in files:
+        if conversation.ended:  # as replay does: a goodbye ends it, the next file starts anew
+            conversation = skill.conversation()
+        turns.append(skill.audio_turn(conversation, path).to_json())
+    return turns
+
+
 @pytest.mark.parametrize("voice", ["slt", "rms"])
 @pytest.mark.parametrize("name", ["triage_self_care", "triage_urgent", "triage_see_doctor",
                                   "triage_emergency"])
-def test_spoken_triage_conversations_reach_their_outcome(name, voice):
+def test_spoken_triage_conversations_reach_their_outcome(replay_skill, name, voice):
     turns_expected = sorted(rows(conversation=f"{name}__{voice}"), key=lambda r: int(r["turn"]))
-    result = replay(*[str(ROOT / r["file"]) for r in turns_expected])
-    turns = [json.loads(line) for line in result.stdout.splitlines()]
-    confirmations = {flag.confirm for flag in load_content().red_flags}
+    turns = replay_conversation(replay_skill, [ROOT / r["file"] for r in turns_expected])
+    assert len(turns) == len(turns_expected) and not any("error" in t for t in turns), turns
+    confirmations = {flag.confirm for flag in replay_skill.content.red_flags}
     if turns[-1]["answer"] in confirmations:  # heard unsure: the sign is confirmed first
         assert turns_expected[-1]["outcome"] == "emergency", turns
     else:
