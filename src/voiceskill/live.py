@@ -159,8 +159,9 @@ def _strip_wake(text: str, wake: str) -> str | None:
     return " ".join(words[len(wake_words) :])
 
 
-class _Stop(Exception):
-    """SIGTERM, turned into an orderly exit of the loop."""
+class _Stop(BaseException):
+    """SIGTERM, turned into an orderly exit of the loop; like KeyboardInterrupt, no handler
+    of ordinary errors (in a library, around a device call) may take it for one."""
 
 
 def _raise_stop(signum, frame) -> None:
