@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ from voiceskill.asr import (
     transcribe_file,
 )
 from voiceskill.audio import read_wav_chunks
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from fixturegen import add_noise  # noqa: E402
 
 
 def _expand(*parts: list[str]) -> list[str]:
@@ -175,6 +180,24 @@ def test_the_same_audio_gives_the_same_transcript_whatever_came_before(sphinx, s
     again = transcribe_file(sphinx, speech("i can't breathe"))
     assert again.text == first.text
     assert again.confidence == pytest.approx(first.confidence, abs=0.01)
+
+
+def test_noisy_audio_gives_the_same_transcript_whatever_noise_came_before(sphinx):
+    """pocketsphinx's noise removal learns from every utterance; the next one must not hear
+    through what it learned."""
+    def decode(samples: np.ndarray):
+        sphinx.start_utterance()
+        for start in range(0, len(samples), 1600):
+            sphinx.feed(samples[start : start + 1600])
+        return sphinx.end_utterance()
+
+    fixtures = ROOT / "audio_fixtures" / "clean"
+    question = np.concatenate(list(read_wav_chunks(fixtures / "spasm_relief__1__flite-slt.wav")))
+    in_babble = add_noise(question, "babble", 10, seed=1)
+    first = decode(in_babble)
+    decode(add_noise(question, "white", 5, seed=2))
+    again = decode(in_babble)
+    assert (again.text, again.confidence) == (first.text, first.confidence)
 
 
 def test_partial_results_arrive_while_streaming(sphinx, speech):

@@ -241,7 +241,10 @@ class PocketsphinxRecognizer:
     def start_utterance(self) -> None:
         if self._active:
             self._decoder.end_utt()
-        self._decoder.set_cmn(self._prior)  # the same audio always gives the same result
+        # the same audio always gives the same result: the feature stage's noise estimate
+        # (remove_noise) would otherwise carry over from the utterances before
+        self._decoder.reinit_feat()
+        self._decoder.set_cmn(self._prior)
         self._decoder.start_utt()
         self._speech = _SpeechFinder()
         self._held = []
