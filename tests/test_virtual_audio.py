@@ -76,7 +76,7 @@ def test_program_records_the_virtual_microphone(
 ) -> None:
     question, _ = sf.read(question_wav, dtype="int16")
     out = tmp_path / "heard.wav"
-    seconds = len(question) / SAMPLE_RATE + 1.0
+    seconds = len(question) / SAMPLE_RATE + 4.0  # room for paplay to start late under load
     recorder = subprocess.Popen(
         [sys.executable, "-c", RECORD_DEFAULT_INPUT, str(out), str(seconds)],
         env=virtual_audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
