@@ -19,7 +19,7 @@ import soundfile as sf
 from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
-from voiceskill.cache import MAX_KEPT, cache_dir
+from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
 from voiceskill.cli import main
 from voiceskill.content import (
     MAX_SENTENCES_PER_TEMPLATE,
@@ -239,6 +239,19 @@ def test_dead_builds_and_old_models_are_removed(built_cache, tmp_path):
     models = [name for name in left if name.startswith("lm-")]
     assert len(models) == MAX_KEPT
     assert {"lm-old5", "lm-old4", "lm-old3"} <= set(models)
+
+
+def test_a_cache_entry_that_cannot_be_removed_costs_only_disk(tmp_path, monkeypatch):
+    """Root can delete anything here, so the refusal a read-only cache gives is simulated."""
+    for n in range(MAX_KEPT + 2):
+        (tmp_path / f"content-{n}.json").write_text("{}")
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    keep_recent(tmp_path / "content-0.json", "content")  # no exception
+    assert len(list(tmp_path.iterdir())) == MAX_KEPT + 2
 
 
 def test_each_edit_of_the_content_does_not_leave_its_cache_behind(tmp_path, monkeypatch):

@@ -76,10 +76,12 @@ def keep_recent(entry: Path, kind: str) -> None:
 
 
 def _remove(entry: Path) -> None:
+    """Remove a cache entry if possible; one that cannot be removed only costs disk."""
     if entry.is_dir():
         shutil.rmtree(entry, ignore_errors=True)
     else:
-        entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            entry.unlink()
 
 
 def _process_alive(pid: int) -> bool:
