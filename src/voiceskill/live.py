@@ -325,14 +325,15 @@ class _Loop:
         if text is None:
             self.status.show("ignored (not addressed to me)" if transcript.text else "listening")
             return
-        addressed = replace(transcript, text=text)
-        if self.over_answer and not self.skill.makes_out(addressed):
-            # What the canceller left of the answer's echo: the user speaking over it (a
-            # barge-in, a quick "yes") is made out; a half-heard "ow" is not answered.
+        # Over the answer or its echo, what is not made out for sure is what the canceller
+        # left of the echo: the user speaking over it (a barge-in, a quick "yes") is made
+        # out; a half-heard "ow" is not answered.
+        turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
+                                only_definite=self.over_answer)
+        if turn is None:
             self.status.show("ignored (half heard over my own voice)")
             return
         self.status.show(f'heard "{text}"')
-        turn = self.skill.heard(self.conversation, addressed, asr_ms)
         reply = turn.reply
         if not turn.understood and not self.conversation.awaiting_answer and not self.args.wake:
             self.status.show("ignored (not for me)")

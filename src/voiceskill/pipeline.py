@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
-from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher
+from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
 from voiceskill.outputs import OutputError, create_new, prepare_folder
 from voiceskill.tts import Speaker, TtsUnavailable
 
@@ -127,26 +127,32 @@ class Skill:
         return self._answer(conversation, source, transcript.text, clock,
                             asr_confidence=transcript.confidence)
 
-    def heard(self, conversation: Conversation, transcript: Transcript,
-              asr_ms: float) -> TurnRecord:
-        """Answer what the live loop recognised, keeping its ASR time; the loop speaks."""
+    def heard(self, conversation: Conversation, transcript: Transcript, asr_ms: float,
+              only_definite: bool = False) -> TurnRecord | None:
+        """Answer what the live loop recognised, keeping its ASR time; the loop speaks.
+
+        With `only_definite`, None, and the conversation untouched, unless something was made
+        out for sure: the loop drops what it half heard over its own voice (its echo's residue).
+        """
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
-        return self._answer(conversation, {}, transcript.text, clock, speak=False,
-                            asr_confidence=transcript.confidence)
+        understanding = clock.run(
+            "nlu", lambda: self.matcher.understand(transcript.text, transcript.confidence))
+        if only_definite and not understanding.definite:
+            return None
+        return self._respond(conversation, {}, transcript.text, understanding, clock, speak=False)
 
     def _answer(self, conversation: Conversation, source: dict, text: str, clock,
-                speak: bool = True, asr_confidence: float | None = None) -> TurnRecord:
+                asr_confidence: float | None = None) -> TurnRecord:
         understanding = clock.run("nlu", lambda: self.matcher.understand(text, asr_confidence))
+        return self._respond(conversation, source, text, understanding, clock, speak=True)
+
+    def _respond(self, conversation: Conversation, source: dict, text: str,
+                 understanding: Understanding, clock, speak: bool) -> TurnRecord:
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
         if speak:
             clock.run("tts", lambda: self._voice(reply))
         return TurnRecord(source, text, reply, clock.finish())
-
-    def makes_out(self, transcript: Transcript) -> bool:
-        """Whether the words are definitely something the skill handles, without answering
-        them: the live loop drops what it half heard over its own voice (its echo's residue)."""
-        return self.matcher.understand(transcript.text, transcript.confidence).definite
 
     def screen(self, transcript: Transcript) -> str:
         """The words to pass on from a recognition, or "" when the recogniser was unsure and
