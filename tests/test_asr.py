@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixturegen import add_noise
 from voiceskill.asr import (
     EngineUnavailable,
     Transcript,
@@ -25,8 +25,6 @@ from voiceskill.asr import (
 from voiceskill.audio import read_wav_chunks
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from fixturegen import add_noise  # noqa: E402
 
 
 def _expand(*parts: list[str]) -> list[str]:

@@ -13,13 +13,12 @@ import pytest
 import soundfile as sf
 import soxr
 
+from fixturegen import reverberate
 from virtual_audio import VirtualAudio, active_span
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.echo import ECHO_LAG_S, EchoCanceller, PlaybackReference
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from fixturegen import reverberate  # noqa: E402
 
 ANSWER = ("A twitch is a small flicker in a single muscle. A spasm is a group of muscles "
           "suddenly tightening and staying tight, which can hurt and make the muscle feel hard.")

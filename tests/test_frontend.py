@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fixturegen import add_noise, make_noise
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.frontend import (
     FRONTENDS,
@@ -22,8 +23,6 @@ from voiceskill.frontend import (
 )
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from fixturegen import add_noise, make_noise  # noqa: E402
 
 SPEECH = ROOT / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
 NEURAL = [name for name in FRONTENDS if name != "none"]
