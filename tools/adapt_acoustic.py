@@ -20,7 +20,9 @@ Run: python tools/adapt_acoustic.py [--copies 3] [--audio enhanced|raw|both] [--
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
+import os
 import shutil
 import struct
 import subprocess
@@ -106,27 +108,38 @@ def degrade(speech: np.ndarray, condition: str, snr_db: float, seed: int,
 
 def render(job: tuple[str, int, str, Path, np.ndarray]) -> list[tuple[str, str]]:
     """One copy of a sentence, degraded, written raw and/or enhanced: [(utterance id, text)]."""
-    from voiceskill.frontend import create_enhancer
-
     sentence, copy, audio, wav_dir, bed = job
+    base = f"s{stable_int(sentence) % 10**8:08d}_{copy}"
+    kinds = {"raw": ["raw"], "enhanced": ["enh"], "both": ["raw", "enh"]}[audio]
+    if all((wav_dir / f"{base}_{kind}.wav").is_file() for kind in kinds):  # a run resumed
+        return [(f"{base}_{kind}", sentence) for kind in kinds]
     condition = choose(CONDITIONS, "condition", sentence, copy)
     snr_db = choose(SNRS_DB, "snr", sentence, copy)
     seed = stable_int("adaptation noise", sentence, copy) % 2**32
     stream = degrade(synthesize(sentence, voice_for(sentence, copy)), condition, snr_db, seed, bed)
     lead = round(LEAD_S * SAMPLE_RATE)
-    written = []
-    base = f"s{stable_int(sentence) % 10**8:08d}_{copy}"
-    if audio in ("raw", "both"):
-        sf.write(wav_dir / f"{base}_raw.wav", stream[lead:], SAMPLE_RATE, subtype="PCM_16")
-        written.append((f"{base}_raw", sentence))
-    if audio in ("enhanced", "both"):
-        enhancer = create_enhancer("auto")
+    heard = {}
+    if "raw" in kinds:
+        heard["raw"] = stream
+    if "enh" in kinds:
+        enhancer = front_end()
+        enhancer.reset()
         block = int(SAMPLE_RATE * 0.03)
-        enhanced = np.concatenate([enhancer.process(stream[i : i + block])
-                                   for i in range(0, len(stream), block)])
-        sf.write(wav_dir / f"{base}_enh.wav", enhanced[lead:], SAMPLE_RATE, subtype="PCM_16")
-        written.append((f"{base}_enh", sentence))
-    return written
+        heard["enh"] = np.concatenate([enhancer.process(stream[i : i + block])
+                                       for i in range(0, len(stream), block)])
+    for kind, samples in heard.items():
+        partial = wav_dir / f"{base}_{kind}.part.wav"
+        sf.write(partial, samples[lead:], SAMPLE_RATE, subtype="PCM_16")
+        os.replace(partial, wav_dir / f"{base}_{kind}.wav")  # whole, or absent when resumed
+    return [(f"{base}_{kind}", sentence) for kind in kinds]
+
+
+@functools.cache
+def front_end():
+    """The shipped front-end, loaded once per worker and reset for every utterance."""
+    from voiceskill.frontend import create_enhancer
+
+    return create_enhancer("auto")
 
 
 def mixture_weights(sendump: Path, out: Path) -> None:
@@ -166,36 +179,37 @@ def run(*args: object, cwd: Path) -> None:
         raise SystemExit(f"{Path(str(args[0])).name} failed: " + " | ".join(tail))
 
 
-def adapt(work: Path, ids: list[tuple[str, str]], out: Path, classes: int = 1) -> None:
+def adapt(work: Path, ids: list[tuple[str, str]], out: Path, name: str) -> None:
     """Features with the model's own front-end settings, Baum-Welch counts, then MLLR."""
     model = Path(get_model_path("en-us"))
     hmm = model / "en-us"
-    (work / "adapt.fileids").write_text("".join(f"wav/{uid}\n" for uid, _ in ids))
-    (work / "adapt.transcription").write_text(
+    fileids, transcription = f"{name}.fileids", f"{name}.transcription"
+    (work / fileids).write_text("".join(f"wav/{uid}\n" for uid, _ in ids))
+    (work / transcription).write_text(
         "".join(f"<s> {text} </s> ({uid})\n" for uid, text in ids))
     run("sphinx_fe", "-argfile", hmm / "feat.params", "-samprate", SAMPLE_RATE,
-        "-remove_silence", "no", "-c", "adapt.fileids", "-di", ".", "-do", ".",
+        "-remove_silence", "no", "-c", fileids, "-di", ".", "-do", ".",
         "-ei", "wav", "-eo", "mfc", "-mswav", "yes", cwd=work)
     run("pocketsphinx_mdef_convert", "-text", hmm / "mdef", "mdef.txt", cwd=work)
     mixture_weights(hmm / "sendump", work / "mixture_weights")
     parts = 2
     jobs = []
     for part in range(1, parts + 1):
-        accum = work / f"accum{part}"
+        accum = work / f"accum-{name}-{part}"
         accum.mkdir(exist_ok=True)
         jobs.append(subprocess.Popen(
             [str(SPHINXTRAIN / "bw"), "-hmmdir", str(hmm), "-moddeffn", "mdef.txt",
              "-ts2cbfn", ".ptm.", "-feat", "1s_c_d_dd", "-svspec", "0-12/13-25/26-38",
              "-cmn", "batch", "-agc", "none", "-varnorm", "no", "-mixwfn", "mixture_weights",
              "-dictfn", str(model / "cmudict-en-us.dict"), "-fdictfn", str(hmm / "noisedict"),
-             "-ctlfn", "adapt.fileids", "-lsnfn", "adapt.transcription", "-cepdir", ".",
+             "-ctlfn", fileids, "-lsnfn", transcription, "-cepdir", ".",
              "-accumdir", str(accum), "-part", str(part), "-npart", str(parts)],
-            cwd=work, stdout=subprocess.DEVNULL, stderr=(work / f"bw{part}.log").open("w")))
+            cwd=work, stdout=subprocess.DEVNULL, stderr=(work / f"bw-{name}-{part}.log").open("w")))
     if any(job.wait() for job in jobs):
-        raise SystemExit(f"bw failed; see {work}/bw*.log")
+        raise SystemExit(f"bw failed; see {work}/bw-{name}-*.log")
     run(SPHINXTRAIN / "mllr_solve", "-meanfn", hmm / "means", "-varfn", hmm / "variances",
-        "-outmllrfn", out.resolve(), "-accumdir", *(f"accum{p}" for p in range(1, parts + 1)),
-        cwd=work)
+        "-outmllrfn", out.resolve(),
+        "-accumdir", ",".join(f"accum-{name}-{p}" for p in range(1, parts + 1)), cwd=work)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     with multiprocessing.Pool(args.jobs) as pool:
         ids = [uid for written in pool.imap(render, jobs, chunksize=4) for uid in written]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    adapt(work, ids, args.out)
+    adapt(work, ids, args.out, args.audio)
     minutes = sum(sf.info(wav_dir / f"{uid}.wav").duration for uid, _ in ids) / 60
     print(f"{len(ids)} utterances, {minutes:.0f} min; wrote {args.out}")
     return 0
