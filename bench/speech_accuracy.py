@@ -16,7 +16,7 @@ clean and reverb-only), enhanced but not decoded: a live microphone has heard th
 while before the user speaks, and the enhancer keeps its state across that.
 
 Run: python bench/speech_accuracy.py [--files 34] [--frontends none,deepfilter]
-         [--conditions clean,babble_10,reverb_living+babble_10] [--adaptation none|FILE]
+         [--conditions clean,babble_10,reverb_living+babble_10]
 The default sample (--files 34) is the held-out one the README reports; tune on another
 (--offset 34 --files 70) so that a figure reported is not one a setting was chosen on.
 Targets: see the README ("Hearing through a real room").
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import resource
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from fixturegen import REVERB_ROOMS, add_noise, reverberate, stable_int  # noqa: E402
-from voiceskill.asr import ADAPTATION_ENV, Transcript, create_recognizer  # noqa: E402
+from voiceskill.asr import Transcript, create_recognizer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
 from voiceskill.content import load_content, normalize  # noqa: E402
 from voiceskill.frontend import FRONTENDS, create_enhancer  # noqa: E402
@@ -201,12 +200,7 @@ def main() -> int:
                         help="skip this many files (--offset 34: a sample to tune on, apart "
                              "from the held-out first 34)")
     parser.add_argument("--lead-s", type=float, default=2.0)
-    parser.add_argument("--adaptation", default="",
-                        help="pocketsphinx's acoustic adaptation: 'none', an MLLR file, or "
-                             "(default) the shipped one")
     args = parser.parse_args()
-    if args.adaptation:
-        os.environ[ADAPTATION_ENV] = args.adaptation  # also for the start-up subprocess
 
     content = load_content()
     matcher = IntentMatcher(content)
@@ -219,7 +213,7 @@ def main() -> int:
         loads[name] = time.perf_counter() - began
     rows = fixtures(args.files, args.offset)
     print(f"engine {args.engine}; {len(rows)} files per condition from file {args.offset}; "
-          f"lead-in {args.lead_s} s; acoustic adaptation {args.adaptation or 'shipped'}")
+          f"lead-in {args.lead_s} s")
     print(HEADER)
     for condition in args.conditions.split(","):
         by_frontend = run_condition(recognizer, matcher, enhancers, rows, condition, args.lead_s)

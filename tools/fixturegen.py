@@ -397,8 +397,6 @@ def command(text: str, voice: Voice, path: Path) -> list[str]:
     if voice.family == "espeak":
         args = ["espeak-ng", "-v", voice.name, "-s", voice.rate, "-p", voice.pitch]
         return [*args, "-w", str(path), text]
-    if voice.family == "festival":  # reads the text on stdin (tts); used for adaptation data
-        return ["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(path)]
     if voice.family != "flite":
         raise ValueError(f"unknown voice family {voice.family!r}")
     args = ["flite", "-voice", voice.name]
@@ -420,8 +418,7 @@ def tts(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     """Raw synthesiser output for `text` as float samples in [-1, 1] and its sample rate."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "out.wav"
-        subprocess.run(command(text, voice, path), check=True, capture_output=True,
-                       input=text.encode() if voice.family == "festival" else None)
+        subprocess.run(command(text, voice, path), check=True, capture_output=True)
         samples, rate = sf.read(path, dtype="float64", always_2d=True)
     return samples.mean(axis=1), rate
 
@@ -572,16 +569,11 @@ def add_noise(samples: np.ndarray, kind: str, snr_db: float, seed: int) -> np.nd
     correlated with the speech, throws measure_snr's estimate of that gain off by up to 1 dB
     at negative SNRs.
     """
-    return mix_at_snr(samples, make_noise(kind, len(samples), seed), snr_db)
-
-
-def mix_at_snr(samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """`samples` plus `noise` (float, as long) at `snr_db`, as add_noise defines it, as int16."""
     speech = as_float(samples)
     level = active_rms(speech)
     if level == 0:
         raise ValueError("cannot set an SNR against silent input")
-    noise = np.array(noise, dtype=np.float64)
+    noise = make_noise(kind, len(speech), seed)
     noise -= speech * (np.dot(noise, speech) / np.dot(speech, speech))
     mix = speech + noise * (level / (db(snr_db) * rms(noise)))
     peak = np.abs(mix).max()

@@ -90,8 +90,6 @@ CMN_MIN_FRAMES = 20  # less speech than this (10 ms frames) keeps the default me
 SPEECH_MARGIN_S = 0.25  # silence kept around the speech when the audio is decoded again
 VAD_WARMUP_S = 0.15  # a fresh WebRTC VAD's first 4-5 frames are "speech" whatever they hold
 CMN_WIN = 500  # frames of weight pocketsphinx gives the prior mean (CMN_WIN in cmn.h)
-ROOM_ADAPTATION = Path(__file__).parent / "models" / "en-us-rooms.mllr"
-ADAPTATION_ENV = "VOICESKILL_ACOUSTIC_ADAPTATION"  # "none", or another MLLR file (benchmarks)
 
 
 @dataclass(frozen=True)
@@ -154,22 +152,7 @@ def create_recognizer(
             return VoskRecognizer(model, groups)
         if engine == "vosk":
             raise EngineUnavailable(f"no Vosk model found: {VOSK_HINT}")
-    return PocketsphinxRecognizer(groups, cache_dir or voiceskill_cache_dir(), pronunciations or {},
-                                  acoustic_adaptation())
-
-
-def acoustic_adaptation() -> Path | None:
-    """The MLLR transform pocketsphinx applies to its acoustic model: the shipped one (made by
-    tools/adapt_acoustic.py from noisy and reverberant speech), another file named by
-    $VOICESKILL_ACOUSTIC_ADAPTATION, or none when that is "none"."""
-    chosen = os.environ.get(ADAPTATION_ENV, "")
-    if chosen.lower() == "none":
-        return None
-    path = Path(chosen) if chosen else ROOM_ADAPTATION
-    if not path.is_file():
-        raise EngineUnavailable(f"no acoustic adaptation file {path} (set {ADAPTATION_ENV}=none "
-                                "to decode without one)")
-    return path
+    return PocketsphinxRecognizer(groups, cache_dir or voiceskill_cache_dir(), pronunciations or {})
 
 
 MAX_TURN_S = 30.0
@@ -238,15 +221,15 @@ class PocketsphinxRecognizer:
     name = "pocketsphinx"
 
     def __init__(self, groups: dict[str, list[str]], cache_dir: Path,
-                 pronunciations: Mapping[str, str] | None = None, mllr: Path | None = None):
+                 pronunciations: Mapping[str, str] | None = None):
         pronunciations = dict(pronunciations or {})
         try:
-            self._decoder, self.oov_words = _load_cached(groups, cache_dir, pronunciations, mllr)
+            self._decoder, self.oov_words = _load_cached(groups, cache_dir, pronunciations)
         except (OSError, ValueError) as e:  # no usable cache: build in a temporary folder
             log.warning("language model cache %s unusable (%s), building without it", cache_dir, e)
             with tempfile.TemporaryDirectory() as tmp:
                 _build_lm(groups, Path(tmp), pronunciations)
-                self._decoder, self.oov_words = _load(Path(tmp), mllr)
+                self._decoder, self.oov_words = _load(Path(tmp))
         self._prior = self._decoder.get_cmn()
         self._speech = _SpeechFinder()
         self._held: list[np.ndarray] | None = None  # audio kept until the CMN is measured
@@ -396,16 +379,16 @@ class CacheDamaged(ValueError):
     overwritten): it must never reach pocketsphinx, which can crash on such files."""
 
 
-def _load_cached(groups: dict[str, list[str]], cache_dir: Path, pronunciations: dict[str, str],
-                 mllr: Path | None = None) -> tuple[Decoder, tuple[str, ...]]:
+def _load_cached(groups: dict[str, list[str]], cache_dir: Path,
+                 pronunciations: dict[str, str]) -> tuple[Decoder, tuple[str, ...]]:
     """The decoder for these sentences from the cache; a damaged cache is rebuilt, once."""
     folder = _cached_lm(groups, cache_dir, pronunciations)
     try:
-        return _load(folder, mllr)
+        return _load(folder)
     except CacheDamaged as e:
         log.warning("language model cache %s was damaged (%s); rebuilt it", folder, e)
         shutil.rmtree(folder, ignore_errors=True)
-        return _load(_cached_lm(groups, cache_dir, pronunciations), mllr)
+        return _load(_cached_lm(groups, cache_dir, pronunciations))
 
 
 def _cached_lm(groups: dict[str, list[str]], cache_dir: Path,
@@ -485,16 +468,14 @@ def _verified_report(folder: Path) -> dict:
     return report
 
 
-def _load(folder: Path, mllr: Path | None = None) -> tuple[Decoder, tuple[str, ...]]:
+def _load(folder: Path) -> tuple[Decoder, tuple[str, ...]]:
     report = _verified_report(folder)
-    adaptation = {"mllr": str(mllr)} if mllr else {}
     try:
         decoder = Decoder(
             lm=str(folder / "domain.lm"),
             dict=str(folder / "domain.dict"),
             loglevel="FATAL",
             **DECODER_OPTIONS,
-            **adaptation,
         )
     except (RuntimeError, ValueError) as e:
         raise EngineUnavailable(f"pocketsphinx could not load its model: {e}") from None
