@@ -47,9 +47,10 @@ def questions() -> list[Path]:
 
 
 class Listener:
-    def __init__(self, audio: VirtualAudio, extra: list[str]):
+    def __init__(self, audio: VirtualAudio, extra: list[str], debug: bool):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voiceskill", "listen", "--json", *extra],
+            [sys.executable, "-m", "voiceskill", *(["--debug"] if debug else []),
+             "listen", "--json", *extra],
             env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.turns: list[dict] = []
         self.status: list[tuple[float, str]] = []
@@ -82,6 +83,8 @@ def main() -> int:
     parser.add_argument("--gain-db", type=float, default=-6.0)
     parser.add_argument("--delay-s", type=float, default=0.06)
     parser.add_argument("--room", default=None, help="reverberate the echo (sox; unsteady delay)")
+    parser.add_argument("--debug", action="store_true",
+                        help="listen's debug log, printed with each miss")
     parser.add_argument("listen_args", nargs="*")
     args = parser.parse_args()
     rng = random.Random(1)
@@ -91,7 +94,7 @@ def main() -> int:
     erle: list[float] = []
     with VirtualAudio() as audio:
         audio.start_echo_path(args.delay_s, args.gain_db, args.room)
-        live = Listener(audio, args.listen_args)
+        live = Listener(audio, args.listen_args, args.debug)
         if not live.wait(lambda: live.count("listening")):
             print("listen did not start:", live.status[-3:])
             return 2
@@ -128,6 +131,8 @@ def main() -> int:
                       or "answer played" in live.status[-1][1], timeout=5)
         live.process.terminate()
         live.process.wait(timeout=30)
+    if args.debug:
+        print("\n".join(line for _, line in live.status))
     print(f"echo path: delay {args.delay_s} s, gain {args.gain_db} dB, room {args.room}; "
           f"listen {' '.join(args.listen_args) or '(defaults)'}")
     print(f"self-interruptions: {self_interruptions} of {args.answers} answers (target 0)")

@@ -279,6 +279,11 @@ class UtteranceDetector:
         return VadEvent("end", end, silence_ms=max(0.0, self._heard / SAMPLE_RATE - end) * 1000)
 
 
+def fade_out(samples: np.ndarray) -> np.ndarray:
+    """`samples` (int16) falling linearly to silence: the end of an answer cut off."""
+    return (samples * np.linspace(1, 0, len(samples))).astype(np.int16)
+
+
 def _merge_audio(events: list[VadEvent]) -> list[VadEvent]:
     merged: list[VadEvent] = []
     for event in events:

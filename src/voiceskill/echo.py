@@ -14,24 +14,29 @@ answer is placed at the microphone sample recorded at that instant; when it is c
 rest is dropped. That estimate was measured right for one answer and 0.58 s early for the next
 on the same PulseAudio device, so the echo is also found in the microphone signal by
 cross-correlation ALIGN_AFTER_S into each answer, and the answer is moved to ECHO_LAG_S
-before it. The canceller then pairs each microphone block with the reference samples of
-the same instant, however late the loop processes the block. What the
-latency estimate misses (device buffering, the distance to the microphone) the filter covers:
-it spans ECHO_TAIL_S.
+before it. The correction found is kept for the next answer, whose echo is then looked for
+sooner (VERIFY_AFTER_S in) and only near where it is expected; the filter that learned the
+room cancels it from there on (and learns it afresh if the echo has moved). The canceller
+pairs each microphone block with the reference samples of the same instant, however late the
+loop processes the block. What the latency estimate misses (device buffering, the distance to
+the microphone) the filter covers: it spans ECHO_TAIL_S.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import threading
 from collections.abc import Callable
 
 import numpy as np
 import soxr
 
-from voiceskill.audio import SAMPLE_RATE
+from voiceskill.audio import SAMPLE_RATE, fade_out
 from voiceskill.errors import UserError
+
+log = logging.getLogger(__name__)
 
 FRAME = SAMPLE_RATE // 100  # speexdsp works on 10 ms frames
 ECHO_TAIL_S = 0.5  # echo path the filter can model: unmeasured output buffering + room
@@ -47,8 +52,17 @@ NOISE_SUPPRESS_DB = -3
 SETTLED_ERLE_DB = 10.0
 SETTLE_LIMIT_S = 2.0  # no echo path to learn (a headset): trust the microphone after this
 ALIGN_AFTER_S = 0.8  # microphone heard into an answer before its echo is looked for
-ALIGN_REFERENCE_S = 0.5  # the start of the answer that is looked for
-MAX_EARLY_S, MAX_LATE_S = 0.2, 0.6  # how far the echo may be from where it was expected
+# The same, when the last answer's echo tells where to expect it: the filter, which knows the
+# room, then cancels from this point, too soon for the echo before it to start an utterance
+# (the detector wants 90 % of half a second).
+VERIFY_AFTER_S = 0.35
+# A short stretch of voiced speech also matches itself a pitch period or two away: the echo
+# where it is expected must match about as well as it did when it was found.
+VERIFY_SHARE = 0.8
+ALIGN_REFERENCE_S = 0.5  # at most this much of the answer's start is looked for
+MOVED_S = 0.02  # an echo further than this from where the last one was: the room changed
+MAX_EARLY_S, MAX_LATE_S = 0.2, 0.6  # how far the echo may be from where the device said
+NEAR_S = 0.05  # how far from where the last answer's echo says (further: looked for afresh)
 ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is causal
 # Normalised correlation of the answer with what the microphone heard at the best lag for the
 # echo to count as found: ~0.9 for a plain echo; speech of the user's is near 0.1.
@@ -112,6 +126,10 @@ class EchoCanceller:
         self.converged = False
         self._answer_energy = [1.0, 1.0]  # microphone, cleaned; over the current answer
         self._answer_seen = -1
+        self._settled_from: int | None = 0  # microphone position it settled at in this answer
+        self._settled_answer = 0
+        self._held: list[np.ndarray] = []  # microphone blocks held back until the echo is found
+        self._held_from = 0  # the position of the first
 
     @property
     def erle_db(self) -> float:
@@ -132,20 +150,50 @@ class EchoCanceller:
             return False
         return self.converged or not self.reference.echo_found or self.played_s >= SETTLE_LIMIT_S
 
+    def settled_at(self, position: int) -> bool:
+        """Whether it had settled by microphone `position` of the current answer: speech
+        that began earlier may be the answer's echo, even if the canceller has learned it since."""
+        return self._settled_from is not None and position >= self._settled_from
+
     def process(self, mic: np.ndarray, position: int) -> np.ndarray:
-        """`mic`, recorded from sample `position` of the microphone's clock, less the echo."""
+        """`mic`, recorded from sample `position` of the microphone's clock, less the echo.
+
+        At the start of an answer the microphone is held back until the answer's echo has been
+        found (VERIFY_AFTER_S or ALIGN_AFTER_S in), then given back cancelled all at once: a
+        reference even a millisecond off would teach the filter a wrong room, and the echo let
+        through meanwhile would sound like the user starting to speak."""
         mic = np.asarray(mic, dtype=np.int16)
         keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.5) * SAMPLE_RATE)
         self._history = np.concatenate([self._history, mic])[-keep:]
         self._history_end = position + len(mic)
-        if not self.reference.aligned and self._history_end >= self.reference.start + round(
-                ALIGN_AFTER_S * SAMPLE_RATE):
-            self.reference.align(self._history, self._history_end)
-        if not self.reference.aligned:
-            # Where the echo is, is not known yet: a reference in the wrong place would teach
-            # the filter a wrong room, so it hears silence until then (and learns nothing).
-            return self.cancel(mic, np.zeros(len(mic), dtype=np.int16))
-        return self.cancel(mic, self.reference.take(position, len(mic)))
+        reference = self.reference
+        if reference.aligned:
+            return self._cancel_from(position, mic)
+        if not self._held:
+            self._held_from = position
+        self._held.append(mic)
+        due = reference.start + round(reference.align_after_s * SAMPLE_RATE)
+        if self._history_end < due:
+            return np.zeros(0, dtype=np.int16)
+        if reference.align(self._history, self._history_end) > MOVED_S * SAMPLE_RATE:
+            self.converged, self.played_s = False, 0.0  # what it learned is the wrong room
+        if not reference.aligned:  # not where the last echo said: looked for again, later
+            return np.zeros(0, dtype=np.int16)
+        held, self._held = np.concatenate(self._held), []
+        return self._cancel_from(self._held_from, held)
+
+    def _cancel_from(self, position: int, mic: np.ndarray) -> np.ndarray:
+        if self._settled_answer != self.reference.answers:
+            self._settled_answer, self._settled_from = self.reference.answers, None
+        settled_before = self.settled
+        if self.reference.echo_found:
+            played = self.reference.take(position, len(mic))
+        else:  # no echo path (a headset): a filter with nothing to learn only distorts speech
+            played = np.zeros(len(mic), dtype=np.int16)
+        cleaned = self.cancel(mic, played)
+        if self._settled_from is None and (settled_before or self.settled):
+            self._settled_from = position if settled_before else position + len(mic)
+        return cleaned
 
     def cancel(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
         """`mic` less the echo of `played`, the reference samples of the same instant."""
@@ -205,8 +253,11 @@ class PlaybackReference:
     def __init__(self, position_at: Callable[[float], int]) -> None:
         self._position_at = position_at
         self._lock = threading.Lock()
-        self._start = 0  # where the current answer sits on the microphone's clock
+        self._estimate = 0  # where the device said the current answer would be heard
+        self._correction: int | None = None  # echo found - estimate, from the last echo found
+        self._found_correlation = 1.0  # how well that echo matched the answer when found
         self._samples = np.zeros(0, dtype=np.int16)
+        self._rate = SAMPLE_RATE  # the rate the answer came at
         self.aligned = True  # whether the current answer was looked for in the microphone
         self.echo_found = False  # and found there
         self.answers = 0  # answers played so far
@@ -215,60 +266,90 @@ class PlaybackReference:
         """`samples` will be heard from stream time `heard_at` on."""
         played = samples if rate == SAMPLE_RATE else soxr.resample(samples, rate, SAMPLE_RATE)
         with self._lock:
-            self._start = self._position_at(heard_at)
+            self._estimate = self._position_at(heard_at)
             self._samples = np.asarray(played, dtype=np.int16)
+            self._rate = rate
             self.aligned = False
             self.answers += 1
 
     @property
     def start(self) -> int:
-        return self._start
+        """Where the current answer sits on the microphone's clock: where the device said it
+        would be heard, moved as the last echo found says."""
+        return self._estimate + (self._correction or 0)
 
-    def align(self, mic: np.ndarray, mic_end: int) -> None:
+    @property
+    def expected(self) -> bool:
+        """Whether an earlier answer's echo tells where this one's is, before it is looked for."""
+        return self._correction is not None
+
+    @property
+    def align_after_s(self) -> float:
+        return VERIFY_AFTER_S if self.expected else ALIGN_AFTER_S
+
+    def align(self, mic: np.ndarray, mic_end: int) -> int:
         """Find the answer's echo in `mic` (raw, ending at position `mic_end`) and move the
-        answer to ECHO_LAG_S before it; without a clear echo (no echo path) it stays put."""
+        answer to ECHO_LAG_S before it; without a clear echo (no echo path) it stays put.
+        Returns how far it moved (samples)."""
         with self._lock:
             self.aligned = True
             self.echo_found = False
-            reference = self._samples[: round(ALIGN_REFERENCE_S * SAMPLE_RATE)].astype(float)
-            early = round(MAX_EARLY_S * SAMPLE_RATE)
-            begin = self._start - early - (mic_end - len(mic))
+            start = self.start
+            heard_s = (mic_end - start) / SAMPLE_RATE
+            length = round(min(ALIGN_REFERENCE_S, heard_s - 0.1) * SAMPLE_RATE)
+            reference = self._samples[:length].astype(float)
+            early_s, late_s = (NEAR_S, NEAR_S) if self.expected else (MAX_EARLY_S, MAX_LATE_S)
+            early = round(early_s * SAMPLE_RATE)
+            begin = start - early - (mic_end - len(mic))
             window = mic[max(0, begin) :].astype(float)
             if begin < 0 or len(reference) == 0 or not reference.any():
                 self.echo_found = True  # cannot tell: assume the worst
-                return
+                return 0
             size = 1 << int(np.ceil(np.log2(len(window) + len(reference))))
             xcorr = np.abs(np.fft.irfft(
                 np.fft.rfft(window, size) * np.conj(np.fft.rfft(reference, size)), size))
-            xcorr = xcorr[: early + round(MAX_LATE_S * SAMPLE_RATE)]
+            xcorr = xcorr[: early + round(late_s * SAMPLE_RATE)]
             if len(xcorr) == 0:
-                return
+                return 0
             best = int(np.argmax(xcorr))
             heard = window[best : best + len(reference)]
             norms = np.linalg.norm(heard) * np.linalg.norm(reference[: len(heard)])
-            if not norms or xcorr[best] / norms < ECHO_CORRELATION:
-                return  # the microphone heard something else: the user, the room
-            lag = best - early  # echo start - expected start
-            self._start += lag - round(ECHO_LAG_S * SAMPLE_RATE)
+            correlation = xcorr[best] / norms if norms else 0.0
+            move = best - early - round(ECHO_LAG_S * SAMPLE_RATE)
+            log.debug("answer %d at %.2f s: its echo %.0f ms from there, correlation %.2f",
+                      self.answers, start / SAMPLE_RATE, move * 1000 / SAMPLE_RATE,
+                      correlation)
+            if self.expected and correlation < VERIFY_SHARE * self._found_correlation:
+                self._correction, self.aligned = None, False  # look again, wider and later
+                return 0
+            if correlation < ECHO_CORRELATION:
+                return 0  # the microphone heard something else: the user, the room
+            if not self.expected:
+                self._found_correlation = correlation
+            self._correction = start + move - self._estimate
             self.echo_found = True
+            return abs(move)
 
-    def stopped(self, heard_until: float) -> None:
-        """The answer was cut off: nothing after stream time `heard_until` plays."""
+    def stopped(self, played: int, faded: int) -> None:
+        """The answer was cut off: only its first `played` samples (at the rate it was started
+        with) are heard, the last `faded` of them fading out."""
+        scale = SAMPLE_RATE / self._rate
         with self._lock:
-            heard = self._position_at(heard_until) - self._start
-            self._samples = self._samples[: max(0, heard)]
+            end, fade = round(played * scale), round(faded * scale)
+            self._samples = self._samples[:end].copy()
+            self._samples[end - fade : end] = fade_out(self._samples[end - fade : end])
 
     def heard_at(self, position: int) -> bool:
         """Whether the microphone may still hear the answer at `position`: until its last
         sample has come back through the room (a filter's length after it)."""
         with self._lock:
-            end = self._start + len(self._samples) + round(ECHO_TAIL_S * SAMPLE_RATE)
+            end = self.start + len(self._samples) + round(ECHO_TAIL_S * SAMPLE_RATE)
         return self.answers > 0 and position < end
 
     def take(self, position: int, n: int) -> np.ndarray:
         out = np.zeros(n, dtype=np.int16)
         with self._lock:
-            begin = position - self._start
+            begin = position - self.start
             lo, hi = max(0, begin), min(len(self._samples), begin + n)
             if hi > lo:
                 out[lo - begin : hi - begin] = self._samples[lo:hi]

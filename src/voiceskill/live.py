@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import queue
 import signal
 import sys
@@ -28,6 +29,8 @@ from voiceskill.echo import EchoCanceller
 from voiceskill.frontend import split_frontend
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog, report
+
+log = logging.getLogger(__name__)
 
 BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
@@ -261,6 +264,15 @@ class _Loop:
         found = self.enhanced[max(0, begin) : max(0, begin + length)]
         return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
 
+    def _for_recogniser(self, event) -> np.ndarray:
+        """What the recogniser hears of an audio event: the enhanced signal, except over an
+        answer whose echo the microphone hears. There the enhancers, given a signal whose echo
+        was just taken out, smeared a short "stop" into words the recogniser was unsure of
+        (bench/echo_path.py)."""
+        if self.over_answer and self.echo is not None and self.echo.reference.echo_found:
+            return event.samples
+        return self._enhanced_at(event.time_s, len(event.samples))
+
     def _start_utterance(self) -> None:
         self.voice.interrupt()  # barge-in: the user talks over the answer
         self.recognizer.start_utterance()
@@ -291,28 +303,35 @@ class _Loop:
     def _recognise(self, event) -> None:
         recognizer = self.recognizer
         if event.kind == "start":
-            # Over an answer, before the canceller has learned the room, speech is most
+            # Over an answer, speech begun before the canceller had learned the room is most
             # likely the answer's own echo: it neither barges in nor becomes a turn.
             # It is held back until the canceller knows: no echo at all (a headset, a far
             # speaker) makes it the user's after all.
             self.over_answer = self.voice.busy or self.answer_playing
-            self.deaf = self.over_answer and self.echo is not None and not self.echo.settled
+            self.deaf = self.over_answer and self.echo is not None and not self.echo.settled_at(
+                round(event.time_s * SAMPLE_RATE))
             self.held = []
+            if self.echo is not None and self.over_answer:
+                log.debug("speech over an answer at %.2f s: echo canceller %s, %.0f dB",
+                          event.time_s, "learning" if self.deaf else "settled",
+                          self.echo.erle_db)
             if self.deaf:
                 self.status.show("hearing my own voice (echo canceller still learning)")
                 return
             self._start_utterance()
         elif self.deaf:
             if event.kind == "audio":
-                self.held.append(self._enhanced_at(event.time_s, len(event.samples)))
+                self.held.append(self._for_recogniser(event))
             self._release_if_no_echo()
             if self.deaf:
                 self.deaf = event.kind != "end"  # once the echo has been learned, it ends
+                if not self.deaf:
+                    log.debug("dropped %.2f s held back as echo", event.time_s)
                 return
             if event.kind == "end":
                 self._recognise(event)
         elif event.kind == "audio":
-            recognizer.feed(self._enhanced_at(event.time_s, len(event.samples)))
+            recognizer.feed(self._for_recogniser(event))
         elif event.kind == "end":
             speech_end = time.perf_counter()
             transcript = recognizer.end_utterance()
@@ -331,6 +350,8 @@ class _Loop:
         turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
                                 only_definite=self.over_answer)
         if turn is None:
+            log.debug('half heard over the answer: "%s" (confidence %.2f)', text,
+                      transcript.confidence or 0.0)
             self.status.show("ignored (half heard over my own voice)")
             return
         self.status.show(f'heard "{text}"')

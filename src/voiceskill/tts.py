@@ -38,9 +38,11 @@ import soundfile as sf
 import soxr
 
 from voiceskill import devices
+from voiceskill.audio import fade_out
 from voiceskill.errors import UserError
 
 BLOCK_S = 0.03
+FADE_S = 0.03  # an answer cut off fades out over this
 """Playback block length: stop() takes effect within about one block."""
 LATENCY_S = 0.2
 """Output buffer: generous, so a busy CPU (speech recognition) causes no dropouts.
@@ -89,8 +91,9 @@ class PlaybackListener(Protocol):
     def started(self, samples: np.ndarray, rate: int, heard_at: float) -> None:
         """`samples` at `rate` will be heard from PortAudio stream time `heard_at` on."""
 
-    def stopped(self, heard_until: float) -> None:
-        """Nothing after stream time `heard_until` will be heard."""
+    def stopped(self, played: int, faded: int) -> None:
+        """The answer was cut off: only its first `played` samples are heard, the last
+        `faded` of them fading out (audio.fade_out)."""
 
 
 class TtsUnavailable(UserError):
@@ -221,9 +224,15 @@ class Speaker:
                     listener.started(samples, rate, stream.time + stream.latency)
                 for start in range(0, len(samples), block):
                     if self._stop.is_set():
-                        stream.abort()  # drops what is still buffered
-                        if listener is not None:
-                            listener.stopped(stream.time + stream.latency)
+                        # Faded out and followed by silence, not dropped: an answer cut off
+                        # in the middle of a sound clicks, and where the sound ends must be
+                        # known to the sample for the echo canceller. Whatever the device
+                        # buffers (LATENCY_S) and drops on closing is then only silence.
+                        fade = fade_out(samples[start : start + round(rate * FADE_S)])
+                        if listener is not None:  # before the microphone hears the end
+                            listener.stopped(start + len(fade), len(fade))
+                        stream.write(fade)
+                        stream.write(np.zeros(round(rate * 2 * LATENCY_S), dtype=np.int16))
                         return False
                     stream.write(samples[start : start + block])
                     if start == 0 and on_first_audio is not None:
