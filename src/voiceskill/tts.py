@@ -42,8 +42,9 @@ from voiceskill.audio import fade_out
 from voiceskill.errors import UserError
 
 BLOCK_S = 0.03
-FADE_S = 0.03  # an answer cut off fades out over this
 """Playback block length: stop() takes effect within about one block."""
+FADE_S = 0.03
+"""An answer cut off fades out over this, rather than stopping with a click."""
 LATENCY_S = 0.2
 """Output buffer: generous, so a busy CPU (speech recognition) causes no dropouts.
 stop() is still immediate: abort() discards whatever is buffered."""
