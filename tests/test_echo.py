@@ -101,27 +101,39 @@ def test_the_reference_is_found_where_the_echo_really_is(answer):
     assert reference.start == late - round(ECHO_LAG_S * SAMPLE_RATE)
 
 
+def play_until_looked_for(canceller: EchoCanceller, answer: np.ndarray, heard_at: float,
+                          late_s: float) -> tuple[np.ndarray, int]:
+    """Silence until the device says `answer` is heard (`heard_at`), then its echo `late_s`
+    later, in 50 ms blocks until the canceller has looked for it. Returns the rest of the
+    microphone signal and the position it starts at."""
+    start = round(heard_at * SAMPLE_RATE)
+    canceller.process(np.zeros(start - canceller._history_end, np.int16),
+                      canceller._history_end)
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=heard_at)
+    mic = np.concatenate([np.zeros(round(late_s * SAMPLE_RATE), np.int16), echo_of(answer)])
+    step = round(0.05 * SAMPLE_RATE)
+    for i in range(0, len(mic), step):
+        canceller.process(mic[i : i + step], start + i)
+        if canceller.reference.aligned:
+            return mic[i + step :], start + i + step
+    raise AssertionError("the echo was never looked for")
+
+
+def echo_start(heard_at: float, late_s: float) -> int:
+    """Where the reference goes for an answer heard `late_s` after `heard_at` in echo_of's room."""
+    return round((heard_at + late_s + 0.06) * SAMPLE_RATE) - round(ECHO_LAG_S * SAMPLE_RATE)
+
+
 def test_the_next_answer_is_looked_for_sooner_where_the_last_echo_was(answer):
     """The device says each answer is heard at once; it is heard 0.1 s later every time. The
     first answer's echo is found 0.8 s in; the second's already 0.35 s in, where expected."""
     canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
-    late = round(0.1 * SAMPLE_RATE)
     found_after_s = []  # after the echo began
     for heard_at in (1.0, 15.0):
-        start = round(heard_at * SAMPLE_RATE)
-        canceller.process(np.zeros(start - canceller._history_end, np.int16),
-                          canceller._history_end)
-        canceller.reference.started(answer, SAMPLE_RATE, heard_at=heard_at)
-        mic = np.concatenate([np.zeros(late, np.int16), echo_of(answer)])
-        step = round(0.05 * SAMPLE_RATE)
-        for i in range(0, round(1.2 * SAMPLE_RATE), step):
-            canceller.process(mic[i : i + step], start + i)
-            if canceller.reference.aligned:
-                break
-        found_after_s.append((i + step - late) / SAMPLE_RATE - 0.06)
-        assert canceller.reference.start == start + late + round(0.06 * SAMPLE_RATE) - round(
-            ECHO_LAG_S * SAMPLE_RATE), heard_at
-        canceller.process(mic[i + step :], start + i + step)
+        rest, position = play_until_looked_for(canceller, answer, heard_at, 0.1)
+        found_after_s.append(position / SAMPLE_RATE - (heard_at + 0.1 + 0.06))
+        assert canceller.reference.start == echo_start(heard_at, 0.1), heard_at
+        canceller.process(rest, position)
     assert found_after_s[0] >= ALIGN_AFTER_S - 0.2
     assert found_after_s[1] <= found_after_s[0] - 0.25
 
@@ -154,20 +166,12 @@ def test_an_echo_that_moved_is_looked_for_afresh(answer):
     """The second answer is heard 0.2 s later than the first: not where expected, so it is
     looked for again over the whole range, found, and the room learned anew."""
     canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
-    for heard_at, late_s in ((1.0, 0.0), (16.0, 0.2)):
-        start = round(heard_at * SAMPLE_RATE)
-        canceller.process(np.zeros(start - canceller._history_end, np.int16),
-                          canceller._history_end)
-        canceller.reference.started(answer, SAMPLE_RATE, heard_at=heard_at)
-        late = round(late_s * SAMPLE_RATE)
-        mic = np.concatenate([np.zeros(late, np.int16), echo_of(answer)])
-        for i in range(0, len(mic), 480):
-            canceller.process(mic[i : i + 480], start + i)
-            if heard_at > 1 and canceller.reference.aligned:
-                assert not canceller.converged  # the room it knew is not this one
-                break
-    assert canceller.reference.start == start + late + round(0.06 * SAMPLE_RATE) - round(
-        ECHO_LAG_S * SAMPLE_RATE)
+    rest, position = play_until_looked_for(canceller, answer, 1.0, 0.0)
+    canceller.process(rest, position)
+    assert canceller.converged
+    play_until_looked_for(canceller, answer, 16.0, 0.2)
+    assert not canceller.converged  # the room it knew is not this one
+    assert canceller.reference.start == echo_start(16.0, 0.2)
 
 
 def test_speech_begun_before_the_canceller_settled_stays_suspect(answer):

@@ -124,10 +124,9 @@ class EchoCanceller:
         self._history_end = 0  # microphone position just after them
         self.played_s = 0.0  # playback heard so far: what the filter has had to learn from
         self.converged = False
-        self._answer_energy = [1.0, 1.0]  # microphone, cleaned; over the current answer
-        self._answer_seen = -1
-        self._settled_from: int | None = 0  # microphone position it settled at in this answer
-        self._settled_answer = 0
+        self._answer_seen = 0  # the answer the two below are about
+        self._answer_energy = [1.0, 1.0]  # microphone, cleaned; over that answer
+        self._settled_from: int | None = 0  # microphone position it settled at in that answer
         self._held: list[np.ndarray] = []  # microphone blocks held back until the echo is found
         self._held_from = 0  # the position of the first
 
@@ -183,8 +182,9 @@ class EchoCanceller:
         return self._cancel_from(self._held_from, held)
 
     def _cancel_from(self, position: int, mic: np.ndarray) -> np.ndarray:
-        if self._settled_answer != self.reference.answers:
-            self._settled_answer, self._settled_from = self.reference.answers, None
+        if self._answer_seen != self.reference.answers:
+            self._answer_seen = self.reference.answers
+            self._answer_energy, self._settled_from = [1.0, 1.0], None
         settled_before = self.settled
         if self.reference.echo_found:
             played = self.reference.take(position, len(mic))
@@ -220,8 +220,6 @@ class EchoCanceller:
         mic_power, out_power = _power(mic), _power(out)
         self._mic_power = keep * self._mic_power + (1 - keep) * mic_power
         self._out_power = keep * self._out_power + (1 - keep) * out_power
-        if self._answer_seen != self.reference.answers:
-            self._answer_seen, self._answer_energy = self.reference.answers, [1.0, 1.0]
         self._answer_energy[0] += mic_power
         self._answer_energy[1] += out_power
         self.played_s += FRAME / SAMPLE_RATE
