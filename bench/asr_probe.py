@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]  # test_asr imports fixturegen
 
 from test_asr import DOMAIN  # noqa: E402
 from voiceskill import asr  # noqa: E402
@@ -124,7 +124,7 @@ def startup(domain: str, cache: Path, settings: list[str]) -> tuple[float, float
         [
             "import time; began = time.perf_counter()",
             "import resource, sys",
-            f"sys.path.insert(0, {str(ROOT / 'tests')!r})",
+            f"sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT / 'tools')!r}]",
             "from pathlib import Path",
             "from voiceskill import asr",
             *settings,
