@@ -37,6 +37,12 @@ def conversation(name: str) -> list[Path]:
     return [ROOT / r["file"] for r in sorted(rows, key=lambda r: int(r["turn"]))]
 
 
+def _hear_ctrl_c() -> None:
+    """A shell starts background jobs with Ctrl-C ignored, and the program inherits that;
+    the tests send it SIGINT wherever they are run from."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Listener:
     """`voiceskill listen --json` as a subprocess on the virtual devices."""
 
@@ -45,6 +51,7 @@ class Listener:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
             env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_hear_ctrl_c,
         )
         self.turns: queue.Queue[dict] = queue.Queue()
         self.status: list[str] = []

@@ -112,13 +112,18 @@ class Recording:
         return np.frombuffer(raw[start : start + (len(raw) - start) // 2 * 2], dtype="<i2")
 
     def wait_until(
-        self, what: str, condition: Callable[[np.ndarray], bool], timeout_s: float = 60.0
+        self, what: str, condition: Callable[[np.ndarray], bool], timeout_s: float = 60.0,
+        context: Callable[[], str] = str,
     ) -> np.ndarray:
-        """Poll what has been heard until `condition` holds; only a real hang hits the deadline."""
+        """Poll what has been heard until `condition` holds; only a real hang hits the deadline,
+        and then says what was recorded and `context()`."""
         deadline = time.monotonic() + timeout_s
         while not condition(samples := self.heard()):
             if time.monotonic() > deadline:
-                raise AssertionError(f"the speaker never {what} within {timeout_s:.0f} s")
+                raise AssertionError(
+                    f"the speaker never {what} within {timeout_s:.0f} s (recorded "
+                    f"{len(samples) / SAMPLE_RATE:.1f} s, {active_span(samples) / SAMPLE_RATE:.1f}"
+                    f" s of it sound, parecord exit {self.process.poll()}) {context()}")
             time.sleep(0.05)
         return samples
 
