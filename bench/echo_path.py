@@ -100,6 +100,7 @@ def main() -> int:
             return 2
         for number in range(args.answers):
             turns_before, played_before = len(live.turns), live.count("answer played")
+            status_before = len(live.status)
             audio.play_into_mic(asked[number % len(asked)])
             if not live.wait(lambda n=turns_before: len(live.turns) > n):
                 print(f"answer {number + 1}: the question got no answer")
@@ -109,8 +110,8 @@ def main() -> int:
             if say_stop:
                 time.sleep(rng.uniform(1.0, 5.0))  # "stop" somewhere into the answer
                 stops_said += 1
-                audio.play_into_mic(stop)
                 said_at = time.monotonic()
+                audio.play_into_mic(stop)
                 heard = live.wait(lambda n=answer_turn: any(
                     t["intent"] == "stop" for t in live.turns[n:]), timeout=10)
                 stops_heard += heard
@@ -120,10 +121,12 @@ def main() -> int:
             finished = live.wait(lambda n=played_before: live.count("answer played") > n)
             extra = live.turns[answer_turn:]
             own = [t for t in extra if not (say_stop and t["intent"] == "stop")]
-            if own or not finished:
+            cut_off = [at for at, line in live.status[status_before:]
+                       if "answer stopped" in line and not (say_stop and at >= said_at)]
+            if own or cut_off or not finished:
                 self_interruptions += 1
                 print(f"answer {number + 1}: interrupted by its own voice: "
-                      f"{[t['transcript'] for t in own]}")
+                      f"{[t['transcript'] for t in own]}{' and cut off' if cut_off else ''}")
             reported = [line for _, line in live.status if "answer played" in line]
             if reported and not say_stop:
                 erle.append(float(re.search(r"by (-?\d+) dB", reported[-1]).group(1)))

@@ -68,6 +68,12 @@ ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is c
 # echo to count as found: ~0.9 for a plain echo; speech of the user's is near 0.1.
 ECHO_CORRELATION = 0.3
 _POWER_SMOOTHING = 0.98  # per 10 ms frame: about half a second
+# What the filter and suppressor leave of the echo is quiet but still speech, and the voice
+# detector, which listens for the shape of speech more than its level, took it for the user
+# and cut answers off (about 3 s into the second answer on the virtual echo path, the residue
+# 30-35 dB under what the microphone heard). A frame this far under the microphone's level
+# over the last half second is silenced: the user talking over the answer is far louder.
+RESIDUAL_GATE_DB = 20.0
 
 
 class EchoCancellerUnavailable(UserError):
@@ -212,6 +218,8 @@ class EchoCanceller:
             cleaned[i : i + FRAME] = self._out
             if ref.any():
                 self._track(rec, self._out)
+                if _power(self._out) * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
+                    cleaned[i : i + FRAME] = 0  # after _track: the figures are the filter's
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
 

@@ -274,7 +274,9 @@ class _Loop:
         return self._enhanced_at(event.time_s, len(event.samples))
 
     def _start_utterance(self) -> None:
-        self.voice.interrupt()  # barge-in: the user talks over the answer
+        if self.voice.busy:  # barge-in: the user talks over the answer
+            self.voice.interrupt()
+            self.status.show("answer stopped to listen")
         self.recognizer.start_utterance()
         self.status.show("hearing …")
 
