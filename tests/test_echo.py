@@ -196,6 +196,77 @@ def test_an_echo_that_moved_is_looked_for_afresh(answer):
     assert canceller.reference.start == echo_start(16.0, 0.2)
 
 
+def test_an_echo_that_slips_mid_answer_is_followed(answer):
+    """Two answers back to back; 2 s into the second the echo comes 10 samples (0.6 ms)
+    later, as when a buffer slips: the answer is moved with it, and the room the filter
+    learned still cancels the echo."""
+    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    played = np.concatenate([answer, answer])
+    echo = echo_of(played)
+    slip = len(answer) + 2 * SAMPLE_RATE
+    mic = np.concatenate([np.zeros(SAMPLE_RATE, np.int16), echo[:slip],
+                          np.zeros(10, np.int16), echo[slip:]])
+    canceller.reference.started(played, SAMPLE_RATE, heard_at=1.0)
+    before = None
+    out = []
+    for i in range(0, len(mic) - 480, 480):
+        out.append(canceller.process(mic[i : i + 480], i))
+        if i + 480 <= SAMPLE_RATE + slip:
+            before = canceller.reference.start
+    cleaned = np.concatenate(out)
+    assert canceller.reference.start == before + 10
+    after = slice(SAMPLE_RATE + slip + SAMPLE_RATE // 2, SAMPLE_RATE + slip + 3 * SAMPLE_RATE // 2)
+    assert level_db(mic[after]) - level_db(cleaned[after]) >= 20
+
+
+def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer):
+    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    played = np.concatenate([answer, answer])
+    user = sf.read(USER, dtype="int16")[0]
+    mic = np.concatenate([np.zeros(SAMPLE_RATE, np.int16), echo_of(played)]).astype(np.int32)
+    for at in range(2 * SAMPLE_RATE, len(mic) - len(user), 3 * SAMPLE_RATE):
+        mic[at : at + len(user)] += user
+    mic = np.clip(mic, -32768, 32767).astype(np.int16)
+    canceller.reference.started(played, SAMPLE_RATE, heard_at=1.0)
+    starts = set()
+    for i in range(0, len(mic) - 480, 480):
+        canceller.process(mic[i : i + 480], i)
+        if canceller.reference.aligned:
+            starts.add(canceller.reference.start)
+    assert starts == {echo_start(1.0, 0.0)}
+
+
+def found_at_zero(answer: np.ndarray) -> PlaybackReference:
+    """`answer`, its echo already found where the device said (ECHO_LAG_S after sample 0)."""
+    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference.started(answer, SAMPLE_RATE, heard_at=0.0)
+    reference.aligned = reference.echo_found = True
+    return reference
+
+
+def slipped_echo(answer: np.ndarray, slip: int, noise_power: float = 0.0) -> np.ndarray:
+    """What the microphone hears: the answer's echo `slip` samples later than it was found,
+    with white noise (the user, the room) `noise_power` times as strong."""
+    echo = np.concatenate([np.zeros(round(ECHO_LAG_S * SAMPLE_RATE) + slip), answer / 2])
+    power = np.mean(echo[: len(answer)] ** 2) * noise_power
+    noise = np.random.default_rng(0).normal(0, np.sqrt(power), len(echo))
+    return (echo + noise)[: len(answer)].astype(np.int16)
+
+
+def test_a_slip_is_followed_only_while_the_echo_is_clear_and_not_at_the_end(answer):
+    answer = answer[: np.flatnonzero(np.abs(answer) > 300)[-1]]  # ending in speech
+    mic = slipped_echo(answer, 10)
+    middle = len(answer) // 2
+    assert found_at_zero(answer).follow(mic[:middle], middle) == 10
+    end = len(answer) - round(0.1 * SAMPLE_RATE)  # the device may drop the end
+    assert found_at_zero(answer).follow(mic[:end], end) == 0
+    noisy = slipped_echo(answer, 10, noise_power=2.0)  # the echo matches ~0.55 at best
+    assert found_at_zero(answer).follow(noisy[:middle], middle) == 0
+    cut_off = found_at_zero(answer)
+    cut_off.stopped(played=len(answer) - SAMPLE_RATE, faded=480)
+    assert cut_off.follow(mic[:middle], middle) == 0
+
+
 def test_speech_begun_before_the_canceller_settled_stays_suspect(answer):
     canceller = EchoCanceller()
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=0.0)
@@ -266,7 +337,8 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
                 time.sleep(0.05)
             after_answer(live)
             assert live.turns.empty(), f"answered itself: {live.turns.get()}"
-            assert not [line for line in live.status if "answer stopped" in line], live.status
+            assert not [line for line in live.status if "answer stopped" in line], " | ".join(
+                live.status)
             assert turn["answer"]
         recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
         first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
