@@ -261,6 +261,22 @@ class EchoCanceller:
         self.close()
 
 
+def _match(longer: np.ndarray, shorter: np.ndarray,
+           offsets: int) -> tuple[np.ndarray, int, float]:
+    """Where `shorter` best matches `longer`, among its first `offsets` offsets into it: the
+    absolute cross-correlation at each offset, the best one, and the normalised correlation
+    there (1.0 for an exact, scaled copy)."""
+    size = 1 << int(np.ceil(np.log2(len(longer) + len(shorter))))
+    scores = np.abs(np.fft.irfft(
+        np.fft.rfft(longer, size) * np.conj(np.fft.rfft(shorter, size)), size))[:offsets]
+    if len(scores) == 0:
+        return scores, 0, 0.0
+    best = int(np.argmax(scores))
+    part = longer[best : best + len(shorter)]
+    norms = np.linalg.norm(part) * np.linalg.norm(shorter[: len(part)])
+    return scores, best, float(scores[best] / norms) if norms else 0.0
+
+
 def _power(samples: np.ndarray) -> float:
     return float(np.mean(samples.astype(np.float64) ** 2)) + 1.0
 
@@ -330,16 +346,10 @@ class PlaybackReference:
             if begin < 0 or len(reference) == 0 or not reference.any():
                 self.echo_found = True  # cannot tell: assume the worst
                 return 0
-            size = 1 << int(np.ceil(np.log2(len(window) + len(reference))))
-            xcorr = np.abs(np.fft.irfft(
-                np.fft.rfft(window, size) * np.conj(np.fft.rfft(reference, size)), size))
-            xcorr = xcorr[: early + round(late_s * SAMPLE_RATE)]
-            if len(xcorr) == 0:
+            offsets = early + round(late_s * SAMPLE_RATE)
+            scores, best, correlation = _match(window, reference, offsets)
+            if len(scores) == 0:
                 return 0
-            best = int(np.argmax(xcorr))
-            heard = window[best : best + len(reference)]
-            norms = np.linalg.norm(heard) * np.linalg.norm(reference[: len(heard)])
-            correlation = xcorr[best] / norms if norms else 0.0
             move = best - early - round(ECHO_LAG_S * SAMPLE_RATE)
             log.debug("answer %d at %.2f s: its echo %.0f ms from there, correlation %.2f",
                       self.answers, start / SAMPLE_RATE, move * 1000 / SAMPLE_RATE,
@@ -368,11 +378,9 @@ class PlaybackReference:
                     or first + length + 2 * reach > end):
                 return 0
             reference = self._samples[first : first + length + 2 * reach].astype(float)
-            heard = mic[-length:].astype(float)
-            scores = np.abs(np.correlate(reference, heard, "valid"))  # lag 0 at `reach`
-            best = int(np.argmax(scores))
-            norms = np.linalg.norm(heard) * np.linalg.norm(reference[best : best + length])
-            if not norms or scores[best] / norms < FOLLOW_SHARE * self._found_correlation:
+            scores, best, correlation = _match(reference, mic[-length:].astype(float),
+                                               2 * reach + 1)  # lag 0 at `reach`
+            if correlation < FOLLOW_SHARE * self._found_correlation:
                 return 0  # the user talking over it, or a pause in the answer
             if best in (0, 2 * reach) or scores[best] < FOLLOW_BETTER * scores[reach]:
                 return 0  # no clear peak inside the range: a stray match, not a slip
@@ -381,7 +389,7 @@ class PlaybackReference:
             if move:
                 log.debug("answer %d: its echo slipped %+d samples at %.2f s (correlation %.2f,"
                           " %.2f where it was)", self.answers, move, mic_end / SAMPLE_RATE,
-                          scores[best] / norms, scores[reach] / norms)
+                          correlation, correlation * scores[reach] / scores[best])
             return move
 
     def stopped(self, played: int, faded: int) -> None:
