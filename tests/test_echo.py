@@ -19,6 +19,7 @@ from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
 from voiceskill.echo import (
     ALIGN_AFTER_S,
     ECHO_LAG_S,
+    FOLLOW_RANGE_S,
     EchoCanceller,
     PlaybackReference,
 )
@@ -265,6 +266,19 @@ def test_a_slip_is_followed_only_while_the_echo_is_clear_and_not_at_the_end(answ
     cut_off = found_at_zero(answer)
     cut_off.stopped(played=len(answer) - SAMPLE_RATE, faded=480)
     assert cut_off.follow(mic[:middle], middle) == 0
+
+
+def test_a_slip_is_followed_only_to_a_clear_peak_inside_the_range(answer):
+    """Slipped just beyond the 2 ms looked through, the echo's best match is at the range's
+    edge: not followed there. Slipped half a sample, it matches two lags about equally: the
+    answer stays put."""
+    answer = answer[: np.flatnonzero(np.abs(answer) > 300)[-1]]
+    middle = len(answer) // 2
+    beyond = slipped_echo(answer, round(FOLLOW_RANGE_S * SAMPLE_RATE) + 2)
+    assert found_at_zero(answer).follow(beyond[:middle], middle) == 0
+    between = (answer.astype(float) + np.concatenate([[0.0], answer[:-1]])) / 2
+    half = slipped_echo(between.astype(np.int16), 0)
+    assert found_at_zero(answer).follow(half[:middle], middle) == 0
 
 
 def test_speech_begun_before_the_canceller_settled_stays_suspect(answer):
