@@ -234,13 +234,14 @@ class EchoCanceller:
             self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
             cleaned[i : i + FRAME] = self._out
             if ref.any():
-                self._track(rec, self._out)
-                if _power(self._out) * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
+                out_power = self._track(rec, self._out)
+                if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
                     cleaned[i : i + FRAME] = 0  # after _track: the figures are the filter's
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
 
-    def _track(self, mic: np.ndarray, out: np.ndarray) -> None:
+    def _track(self, mic: np.ndarray, out: np.ndarray) -> float:
+        """Add one frame to the ERLE figures; returns the cleaned frame's power."""
         keep = _POWER_SMOOTHING
         mic_power, out_power = _power(mic), _power(out)
         self._mic_power = keep * self._mic_power + (1 - keep) * mic_power
@@ -250,6 +251,7 @@ class EchoCanceller:
         self.played_s += FRAME / SAMPLE_RATE
         if self.played_s >= 0.5 and self.erle_db >= SETTLED_ERLE_DB:
             self.converged = True
+        return out_power
 
     def close(self) -> None:
         if self._echo:

@@ -47,7 +47,8 @@ FADE_S = 0.03
 """An answer cut off fades out over this, rather than stopping with a click."""
 LATENCY_S = 0.2
 """Output buffer: generous, so a busy CPU (speech recognition) causes no dropouts.
-stop() is still immediate: abort() discards whatever is buffered."""
+stop() still takes effect within a block: the answer fades out (FADE_S) and what is buffered
+after it is silence."""
 
 SAMPLE_RATE = 22_050
 """What pyttsx3's espeak driver writes."""
