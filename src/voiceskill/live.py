@@ -144,9 +144,12 @@ class Voice:
             time.sleep(0.002)
         return self.first_audio_at
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> bool:
+        """Cut the answer off; whether one was being spoken."""
         if self.busy and self.skill.speaker is not None:
             self.skill.speaker.stop()
+            return True
+        return False
 
     def finish(self) -> None:
         if self.thread is not None:
@@ -274,8 +277,7 @@ class _Loop:
         return self._enhanced_at(event.time_s, len(event.samples))
 
     def _start_utterance(self) -> None:
-        if self.voice.busy:  # barge-in: the user talks over the answer
-            self.voice.interrupt()
+        if self.voice.interrupt():  # barge-in: the user talks over the answer
             self.status.show("answer stopped to listen")
         self.recognizer.start_utterance()
         self.status.show("hearing …")
