@@ -57,7 +57,7 @@ language model to know the term in a few contexts, few enough to keep the model 
 MESSAGE_KEYS = (
     "fallback", "help", "nothing_to_repeat", "nothing_more", "no_context",
     "slower", "stopped", "goodbye", "at_start", "reask", "unsure_reask", "unsure_move_on",
-    "asked_about_red_flag", "not_confirmed",
+    "asked_about_red_flag", "asked_about_urgent_sign", "not_confirmed",
 )
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 64}
