@@ -199,3 +199,26 @@ def test_over_its_own_voice_the_skill_answers_only_what_it_made_out_for_sure(ski
     assert skill.heard(conversation, half_heard, 0.0) is not None  # otherwise it is answered
     stop = skill.heard(conversation, Transcript("stop", (), 0.9, True), 0.0, only_definite=True)
     assert stop is not None and stop.reply.intent == "stop"
+
+
+def test_a_question_about_a_sign_is_answered_before_any_route(skill):
+    """"is a fever with a stiff neck serious?" names an intent's words too ("serious"): the
+    question about the sign wins, so it is not answered with reassurance about twitches."""
+    reply = talk(skill, "is a fever with a stiff neck serious?")[-1]
+    assert reply.outcome is None
+    assert reply.answer == skill.content.messages["asked_about_red_flag"]
+
+
+def test_a_triage_answer_never_leaves_for_self_care(skill):
+    """An answer the matcher takes for a self-care question is asked again, then the careful
+    branch; it never gets stretching tips while weakness is being asked about."""
+    first, second = talk(skill, "should I see a doctor", "how do I ease a cramp",
+                         "how do I ease a cramp")[1:]
+    assert first.node == "triage_weakness" and first.outcome is None
+    assert second.outcome == "urgent"
+
+
+def test_after_an_emergency_an_unclear_turn_repeats_the_instruction(skill):
+    emergency, after = talk(skill, "I can't breathe", "what's the weather like")
+    assert emergency.outcome == "emergency"
+    assert after.outcome == "emergency" and after.answer == emergency.answer

@@ -119,6 +119,8 @@ def test_answers_to_a_yes_no_question(matcher, text, answer):
     ("a week and a half", 10.5), ("2 months", 60), ("a fortnight", 14),
     ("since last month", 30), ("since yesterday", 1), ("not quite a week", 6.5),
     ("it started on monday", None), ("no idea", None),
+    ("they wake me up every night", None), ("most days", None),  # how often, not how long
+    ("twice a week for three weeks", 21),
 ])
 def test_durations_in_words_and_digits(content, text, days):
     assert days_in(normalize(text), content.lexicon) == days

@@ -103,6 +103,7 @@ LEXICON_SCHEMA = _record(["concepts"], {
     "quantities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "under": _WORDS,
+    "frequency": _WORDS,
     "pronunciations": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z']*$"},
                        "additionalProperties": {"type": "string",
                                                 "pattern": "^[A-Z]+( [A-Z]+)*$"}},
@@ -236,6 +237,7 @@ class Lexicon:
     quantities: Mapping[str, float] = field(default_factory=dict)
     since: Mapping[str, float] = field(default_factory=dict)
     under: tuple[str, ...] = ()
+    frequency: tuple[str, ...] = ()
     pronunciations: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -904,6 +906,7 @@ def _lexicon(doc: _Document) -> Lexicon:
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
                for key in ("time_units", "quantities", "since")}
     return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
+                   frequency=_words(data.get("frequency", [])),
                    pronunciations=dict(data.get("pronunciations") or {}))
 
 

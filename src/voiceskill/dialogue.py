@@ -6,8 +6,10 @@ Order of precedence for each turn, safest first:
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
 3. control actions (repeat, slower, stop, help, more, back, start over, goodbye);
-4. a domain intent's route; an unclear question is asked again, never answered;
-5. otherwise the skill says what it can help with.
+4. a question about a red flag is answered with what to do if it happens, before any route;
+5. a domain intent's route (not to self-care while a triage question waits); an unclear
+   question is asked again, never answered;
+6. otherwise the skill says what it can help with; after an emergency, the instruction again.
 """
 
 from __future__ import annotations
@@ -97,11 +99,11 @@ class Conversation:
         action = content.actions.get(heard.intent)
         if action:
             return ACTIONS[action](self)
-        route = content.routes.get(heard.intent)
-        if route and self._route_allowed(route):
-            return self._enter(route)
         if heard.asked_flags:
-            return content.messages["asked_about_red_flag"], None
+            return self._asked_about(heard.asked_flags), None
+        route = content.routes.get(heard.intent)
+        if route and self._route_allowed(route, current):
+            return self._enter(route)
         if heard.intent in current.on:
             return self._enter(current.on[heard.intent])
         if heard.answer == "yes" and current.more and not self.more_given:
@@ -110,6 +112,8 @@ class Conversation:
             return content.messages["no_context"], None
         if current.kind == "question":
             return self._unclear(current, content.messages["reask"])
+        if current.outcome == MOST_SEVERE:
+            return self._speak(current)  # after an emergency, the instruction stands
         return content.messages["fallback"], None
 
     # --- triage -------------------------------------------------------------------------
@@ -152,10 +156,23 @@ class Conversation:
         outcome = self.content.nodes[node_id].outcome
         return OUTCOMES.index(outcome) if outcome else -1
 
-    def _route_allowed(self, route: str) -> bool:
+    def _route_allowed(self, route: str, current: Node) -> bool:
         """Only a red flag said to be happening escalates to an emergency (handled first):
-        an intent alone never does, as "I don't need an ambulance" matches its samples."""
-        return self.content.nodes[route].outcome != MOST_SEVERE
+        an intent alone never does, as "I don't need an ambulance" matches its samples.
+        While a triage question waits, a reply is never taken for a self-care question
+        ("my arm feels heavy" is an answer, not a request for stretching tips)."""
+        outcome = self.content.nodes[route].outcome
+        if current.kind == "question" and outcome == OUTCOMES[0]:
+            return False
+        return outcome != MOST_SEVERE
+
+    def _asked_about(self, names: tuple[str, ...]) -> str:
+        """A question about a sign is answered with what to do if it happens, at the
+        urgency that sign carries."""
+        flag = self._most_severe(names)
+        if flag and self._severity(flag.goto) == OUTCOMES.index(MOST_SEVERE):
+            return self.content.messages["asked_about_red_flag"]
+        return self.content.messages["asked_about_urgent_sign"]
 
     def _enter(self, node_id: str, remember: bool = True) -> tuple[str, str | None]:
         if remember:

@@ -29,10 +29,16 @@ def _amounts(words: list[str], lexicon: Lexicon):
     """"<quantity> <unit> [and a half]" anywhere in the words."""
     for index, word in enumerate(words):
         unit = lexicon.time_units.get(word)
-        if unit is not None:
+        if unit is not None and not _said_as_frequency(words[:index], lexicon):
             half = 0.5 if words[index + 1 : index + 4] == ["and", "a", "half"] else 0.0
             days = (_quantity(words[:index], lexicon) + half) * unit
             yield days - JUST_UNDER if _said_under(words[:index], lexicon) else days
+
+
+def _said_as_frequency(before: list[str], lexicon: Lexicon) -> bool:
+    """ "every night", "twice a week", "most days": how often, not how long."""
+    phrases = (phrase.split() for phrase in lexicon.frequency)
+    return any(before[-len(phrase):] == phrase for phrase in phrases)
 
 
 def _said_under(before: list[str], lexicon: Lexicon) -> bool:
