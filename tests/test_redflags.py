@@ -133,3 +133,16 @@ def test_an_unsure_recogniser_marks_the_turn_unclear(content):
     heard = matcher.understand("i can't breathe", asr_confidence=0.2)
     assert heard.flags == ("breathing",) and not heard.heard_clearly
     assert matcher.understand("i can't breathe", asr_confidence=0.9).heard_clearly
+
+
+@pytest.mark.parametrize("text", [
+    "it is like something squeezed my chest",   # the phrase says "squeezing"
+    "he is gasped for air",                           # "gasping"
+])
+def test_phrases_match_any_inflection_of_their_words(spotter, text):
+    assert escalated(spotter, text)
+
+
+def test_a_word_inside_a_trigger_is_not_stemmed_into_a_sign(spotter):
+    """"last year" is a historical trigger, not "lasted for years"."""
+    assert "lasting" not in {f.flag for f in spotter.spot("my chest hurt last year")}

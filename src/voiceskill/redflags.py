@@ -10,13 +10,16 @@ implementation of just what the skill needs, on the words the recogniser can pro
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
+
+import snowballstemmer
 
 from voiceskill.content import ContextRules, RedFlag, tokens
 
 PRESENT = "present"
+STEMMER = snowballstemmer.stemmer("english")
+Forms = frozenset[tuple[str, str]]
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
 
@@ -41,12 +44,18 @@ class RedFlagSpotter:
 
     def __init__(self, flags: tuple[RedFlag, ...], rules: ContextRules):
         self._rules = rules
-        self._by_first_word: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
+        self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
+        self._by_first_stem: dict[str, list[tuple[tuple[Forms, ...], str, tuple[int, ...]]]] = {}
         for flag in flags:
             gap = rules.max_gap if flag.max_gap is None else flag.max_gap
             for phrase in flag.phrases:
-                words = tuple(tokens(phrase))
-                self._by_first_word.setdefault(words[0], []).append((words, flag.name, gap))
+                words = tokens(phrase)
+                # A negation in a phrase binds to the next word ("not breathing", but not
+                # "not having trouble breathing").
+                gaps = tuple(0 if self._negates(word) else gap for word in words[:-1])
+                forms = tuple(_forms(word, stemmed=True) for word in words)
+                self._by_first_stem.setdefault(STEMMER.stemWord(words[0]), []).append(
+                    (forms, flag.name, gaps))
         self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                          for t in triggers]
         self._forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
@@ -56,7 +65,6 @@ class RedFlagSpotter:
                                    for t in rules.question_backward]
         self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
         self._decoys = [tuple(tokens(t)) for t in rules.decoys]
-        self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
@@ -88,12 +96,17 @@ class RedFlagSpotter:
         return words, sorted(set(starts))
 
     def _in_sentence(self, words: list[str], starts: list[int]) -> list[Finding]:
+        """Phrases are matched on word stems ("squeezed" = "squeezing"), except on words
+        that are part of a trigger ("last year" is not "lasted for years"); triggers and
+        decoys on the words as said."""
         findings = []
         triggers = self._triggers(words)
         decoyed = _covered(words, self._decoys)
+        in_trigger = {i for t in triggers for i in range(t.start, t.end)}
+        forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         for start, word in enumerate(words):
-            for phrase, flag, gap in self._by_first_word.get(word, ()):
-                matched = self._phrase_positions(words, start, phrase, gap)
+            for phrase, flag, gaps in self._by_first_stem.get(STEMMER.stemWord(word), ()):
+                matched = _phrase_positions(forms, start, phrase, gaps)
                 if matched and not decoyed.intersection(matched):
                     end = matched[-1] + 1
                     clause = (max(s for s in starts if s <= start),
@@ -101,20 +114,6 @@ class RedFlagSpotter:
                     status = self._status(words, triggers, clause, matched)
                     findings.append(Finding(flag, status))
         return findings
-
-    def _phrase_positions(self, words: list[str], start: int, phrase: tuple[str, ...],
-                          gap: int) -> list[int]:
-        """Where the words of `phrase` are, if they follow `start` in order, each within `gap`
-        words of the one before; else [].  A negation in a phrase binds to the next word
-        ("not breathing", but not "not having trouble breathing")."""
-        positions = [start]
-        for before, word in itertools.pairwise(phrase):
-            allowed = 0 if self._negates(before) else gap
-            window = words[positions[-1] + 1 : positions[-1] + 2 + allowed]
-            if word not in window:
-                return []
-            positions.append(positions[-1] + 1 + window.index(word))
-        return positions
 
     def _negates(self, word: str) -> bool:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
@@ -163,6 +162,28 @@ class RedFlagSpotter:
                         triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
             index += 1
         return triggers
+
+
+def _forms(word: str, stemmed: bool) -> Forms:
+    """What a word can match: itself, and, where stems count, any word of the same stem."""
+    return frozenset({("word", word), ("stem", STEMMER.stemWord(word))} if stemmed
+                     else {("word", word)})
+
+
+def _phrase_positions(forms: list[Forms], start: int, phrase: tuple[Forms, ...],
+                      gaps: tuple[int, ...]) -> list[int]:
+    """Where the words of `phrase` are, if they follow `start` in order, each at most its gap
+    of other words after the one before; else []."""
+    if not forms[start] & phrase[0]:
+        return []
+    positions = [start]
+    for wanted, gap in zip(phrase[1:], gaps, strict=True):
+        window = range(positions[-1] + 1, min(len(forms), positions[-1] + 2 + gap))
+        found = next((i for i in window if forms[i] & wanted), None)
+        if found is None:
+            return []
+        positions.append(found)
+    return positions
 
 
 def _match_at(words: list[str], index: int, phrases: list[tuple[str, ...]]) -> int:
