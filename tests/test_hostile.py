@@ -255,7 +255,8 @@ def test_a_cache_entry_that_cannot_be_removed_costs_only_disk(tmp_path, monkeypa
 
 
 def test_each_edit_of_the_content_does_not_leave_its_cache_behind(tmp_path, monkeypatch):
-    """Expanded sentences and trained models: only the most recently used few stay."""
+    """Expanded sentences, trained models and sign indexes: only the most recently used few
+    stay."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     cache_dir().mkdir(parents=True)
     (cache_dir() / "build-999999999-x").write_bytes(b"half")  # its writer was killed
@@ -266,7 +267,7 @@ def test_each_edit_of_the_content_does_not_leave_its_cache_behind(tmp_path, monk
             file.write(f"# edit {edit}\n")
         IntentMatcher(load_content(folder))
     left = sorted(p.name.split("-")[0] for p in cache_dir().iterdir())
-    assert left == ["content"] * MAX_KEPT + ["intents"] * MAX_KEPT
+    assert left == ["content"] * MAX_KEPT + ["intents"] * MAX_KEPT + ["signs"] * MAX_KEPT
 
 
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------

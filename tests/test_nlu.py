@@ -152,3 +152,19 @@ def test_an_unclear_turn_is_fallback_but_keeps_the_guess(matcher):
 def test_only_what_is_made_out_for_sure_is_definite(matcher, text, confidence, definite):
     """What the live loop acts on when it was said over the skill's own answer."""
     assert matcher.understand(text, confidence).definite is definite
+
+
+def test_answering_imports_neither_scikit_learn_nor_torch(matcher):
+    """The trained weights are cached as arrays (the `matcher` fixture has built them), so a
+    question is answered with numpy alone: importing scikit-learn or torch would cost most of
+    `voiceskill ask`'s start-up budget."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.argv = ['voiceskill', 'ask', '--no-speak', 'why do my legs cramp']\n"
+            "from voiceskill.cli import main\nmain()\n"
+            "heavy = ('sklearn', 'torch', 'sentence_transformers', 'transformers')\n"
+            "print([name for name in heavy if name in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -105,11 +105,14 @@ SHORT_ANSWER = 3
 
 
 class Samples:
-    """The content's expanded sample sentences, normalised; also in order of length."""
+    """Everything the matcher, the recogniser's language model and the sign index are built
+    from: the expanded sample sentences, the red-flag phrases and the flags' examples,
+    normalised; also in order of length."""
 
     def __init__(self, content):
-        self.all = {normalize(s) for sentences in content.training_sentences().values()
-                    for s in sentences}
+        built_from = [*content.domain_sentences().values(),
+                      *(texts for flag in content.red_flags for texts in flag.examples.values())]
+        self.all = {normalize(s) for sentences in built_from for s in sentences}
         self._by_length = sorted(self.all, key=len)
         self._lengths = [len(sample) for sample in self._by_length]
 

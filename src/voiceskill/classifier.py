@@ -1,14 +1,18 @@
 """Intent classification that generalises beyond the nearest sample sentence.
 
-A linear model (scikit-learn's logistic regression over TF-IDF features) is trained on the
-expanded sample sentences of `intents/`, with lexicon terms swapped in.  Features are words,
-word pairs (with a start marker, so "why ..." and "... why" differ) and the lexicon concepts
-found in the sentence: "my calf locked up" shares the concepts `body_part` and `spasm` with
-"my leg has a cramp", so it is classified like it although no sample contains "locked up".
+A linear model (scikit-learn's logistic regression) is trained on the expanded sample
+sentences of `intents/`, with lexicon terms swapped in.  It sees each sentence two ways:
 
-Training takes seconds, so the model is cached by the content's fingerprint, as plain arrays:
-answering a question needs only numpy (importing scikit-learn alone would cost most of the
-start-up budget of `voiceskill ask`).
+- its words: words, word pairs (with a start marker, so "why ..." and "... why" differ) and
+  the lexicon concepts found in it, as TF-IDF features: "my calf locked up" shares the
+  concepts `body_part` and `spasm` with "my leg has a cramp";
+- its meaning: the sentence embedding (`embedding.py`), so "me leg's gone solid" is near
+  "my leg has a cramp" although they share no word.  This is what carries phrasing nobody
+  wrote a template for (docs/understanding.md has the measurements).
+
+Training takes a minute, so the model is cached by the content's fingerprint and the
+embedding model's, as plain arrays: answering a question needs only numpy (importing
+scikit-learn alone would cost most of the start-up budget of `voiceskill ask`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content, Lexicon, tokens
+from voiceskill.embedding import SentenceEncoder
 
 MAX_SAMPLES_PER_INTENT = 1500
 REGULARISATION_C = 4.0
@@ -72,22 +77,24 @@ def features(words: list[str], concepts: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Multinomial logistic regression weights over a fixed feature vocabulary."""
+    """Multinomial logistic regression weights over word features and the embedding."""
 
     classes: tuple[str, ...]
     vocabulary: dict[str, int]
     idf: np.ndarray
-    coef: np.ndarray  # classes x features
+    coef: np.ndarray  # classes x word features
+    meaning_coef: np.ndarray  # classes x embedding dimensions
     intercept: np.ndarray
 
-    def probabilities(self, feats: list[str]) -> np.ndarray:
-        """TF-IDF with sublinear tf and l2 norm, as scikit-learn computed it in training."""
+    def probabilities(self, feats: list[str], meaning: np.ndarray) -> np.ndarray:
+        """TF-IDF with sublinear tf and l2 norm, as scikit-learn computed it in training,
+        beside the (unit-length) sentence embedding."""
         counts: dict[int, int] = {}
         for feat in feats:
             column = self.vocabulary.get(feat)
             if column is not None:
                 counts[column] = counts.get(column, 0) + 1
-        scores = self.intercept.copy()
+        scores = self.intercept + self.meaning_coef @ meaning
         if counts:
             columns = np.fromiter(counts, dtype=np.int64)
             values = np.array([1.0 + math.log(n) for n in counts.values()]) * self.idf[columns]
@@ -99,20 +106,25 @@ class LinearModel:
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, classes=np.array(self.classes), idf=self.idf, coef=self.coef,
-                 intercept=self.intercept,
+                 meaning_coef=self.meaning_coef, intercept=self.intercept,
                  vocabulary=np.array(json.dumps(self.vocabulary, sort_keys=True)))
         write_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
         with np.load(path, allow_pickle=False) as data:
-            return cls(tuple(str(c) for c in data["classes"]),
-                       json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
-                       data["intercept"])
+            model = cls(tuple(str(c) for c in data["classes"]),
+                        json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
+                        data["meaning_coef"], data["intercept"])
+        shapes = (len(model.classes), len(model.vocabulary))
+        if model.coef.shape != shapes or model.meaning_coef.shape[0] != shapes[0]:
+            raise ValueError(f"{path} holds a model of the wrong shape")
+        return model
 
 
-def train(content: Content, finder: ConceptFinder) -> LinearModel:
+def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> LinearModel:
     """Fit on the sample sentences (evenly thinned to MAX_SAMPLES_PER_INTENT per intent)."""
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -128,22 +140,28 @@ def train(content: Content, finder: ConceptFinder) -> LinearModel:
         return features(words, finder.find(words))
 
     vectorizer = TfidfVectorizer(analyzer=analyse, sublinear_tf=True)
-    matrix = vectorizer.fit_transform(texts)
-    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000, class_weight="balanced")
-    model.fit(matrix, labels)
+    words = vectorizer.fit_transform(texts)
+    meanings = encoder.encode(texts)
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=3000, class_weight="balanced")
+    model.fit(hstack([words, csr_matrix(meanings)]).tocsr(), labels)
+    width = words.shape[1]
     return LinearModel(tuple(str(c) for c in model.classes_),
                        {feat: int(col) for feat, col in vectorizer.vocabulary_.items()},
-                       vectorizer.idf_.astype(np.float32), model.coef_.astype(np.float32),
+                       vectorizer.idf_.astype(np.float32),
+                       model.coef_[:, :width].astype(np.float32),
+                       model.coef_[:, width:].astype(np.float32),
                        model.intercept_.astype(np.float32))
 
 
-def load_or_train(content: Content, finder: ConceptFinder) -> LinearModel:
-    """The cached model for exactly this content, trained and cached on first use."""
-    path = cache_dir() / f"intents-{content.fingerprint}.npz"
+def load_or_train(content: Content, finder: ConceptFinder,
+                  encoder: SentenceEncoder) -> LinearModel:
+    """The cached model for exactly this content and embedding model, trained and cached on
+    first use."""
+    path = cache_dir() / f"intents-{content.fingerprint}-{encoder.fingerprint}.npz"
     try:
         model = LinearModel.load(path)
-    except (OSError, ValueError, KeyError, EOFError):  # missing or damaged: train again
-        model = train(content, finder)
+    except (OSError, ValueError, KeyError, EOFError):  # missing, damaged or old: train again
+        model = train(content, finder, encoder)
         model.save(path)
     keep_recent(path, "intents")
     return model

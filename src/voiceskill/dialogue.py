@@ -2,7 +2,8 @@
 
 Order of precedence for each turn, safest first:
 1. a red flag said to be happening jumps to its node (the most severe one wins); heard
-   unclearly, it is first confirmed ("Did you say you can't breathe?");
+   unclearly, or found by meaning alone, it is first confirmed ("Did you say you can't
+   breathe?");
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
 3. control actions (repeat, slower, stop, help, more, back, start over, goodbye);
@@ -83,6 +84,7 @@ class Conversation:
         flag = self._most_severe(heard.flags)
         if flag and heard.heard_clearly:
             return self._enter(flag.goto)
+        flag = flag or self._most_severe(heard.possible_flags)
         if flag:
             self.confirming = flag
             return flag.confirm, None

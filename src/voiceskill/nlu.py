@@ -1,12 +1,13 @@
 """Understanding one utterance: its intent, the red flags in it, and what it answers.
 
-- The intent comes from a linear classifier over words and lexicon concepts
-  (`classifier.py`), with rejection: below `threshold`, or a medical question that names
+- The intent comes from a linear classifier over words, lexicon concepts and the sentence's
+  embedding (`classifier.py`), with rejection: below `threshold`, or a medical question that names
   nothing of this skill's subject (no `domain` concept), is fallback.
 - Control commands ("stop", "goodbye") count only when the utterance is essentially the
   command, so "bye" misheard at the start of "I can hardly breathe" does not end the call.
 - Red flags are found with their assertion status (`redflags.py`): present ones escalate,
-  denied, past and asked-about ones do not.
+  denied, past and asked-about ones do not.  A sign no phrase names but a clause means
+  (`similar_signs.py`) is only *possible*: the dialogue asks before escalating.
 - For yes/no questions: the answer (yes, no, unknown) and any duration in days.
 """
 
@@ -14,10 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from voiceskill.classifier import ConceptFinder, features, load_or_train
 from voiceskill.content import FALLBACK, OUTCOMES, Content, normalize, tokens
 from voiceskill.durations import days_in
+from voiceskill.embedding import SentenceEncoder, shared_encoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter
+from voiceskill.similar_signs import SimilarSigns
 
 DEFAULT_THRESHOLD = 0.2
 MIN_ASR_CONFIDENCE = 0.5
@@ -38,7 +43,8 @@ not a whole question ("bye, I wanted to ask why my legs cramp at night")."""
 class Understanding:
     """What the user meant.
 
-    `flags` are red flags said to be happening now; `asked_flags` were only asked about.
+    `flags` are red flags said to be happening now; `asked_flags` were only asked about;
+    `possible_flags` were found by meaning alone, to be confirmed before escalating.
     When the recogniser was unsure (`heard_clearly` False) the intent is fallback, as
     nothing may be answered on a guess, and `guess` keeps what the classifier made of the
     words, so the skill can ask again instead.
@@ -49,6 +55,7 @@ class Understanding:
     confidence: float
     flags: tuple[str, ...] = ()
     asked_flags: tuple[str, ...] = ()
+    possible_flags: tuple[str, ...] = ()
     concepts: frozenset[str] = field(default_factory=frozenset)
     answer: str | None = None
     days: float | None = None
@@ -61,18 +68,22 @@ class Understanding:
         intent or a duration heard clearly. A stray sound or a half-heard word is not."""
         # A red flag said to be happening sets the intent however it was heard; other intents
         # and days are only taken from words heard clearly.
-        return self.intent != FALLBACK or bool(self.asked_flags) or self.days is not None
+        return (self.intent != FALLBACK or bool(self.asked_flags) or bool(self.possible_flags)
+                or self.days is not None)
 
 
 class IntentMatcher:
     """Intent classification with rejection, red flags with ConText, yes/no answers."""
 
-    def __init__(self, content: Content, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, content: Content, threshold: float = DEFAULT_THRESHOLD,
+                 encoder: SentenceEncoder | None = None):
         self.threshold = threshold
         self._content = content
+        self._encoder = encoder or shared_encoder()
         self._finder = ConceptFinder(content.lexicon)
-        self._model = load_or_train(content, self._finder)
+        self._model = load_or_train(content, self._finder, self._encoder)
         self._spotter = RedFlagSpotter(content.red_flags, content.context)
+        self._similar = SimilarSigns(content, self._spotter, self._encoder)
         self._command_length = {
             name: max(len(tokens(s)) for s in content.intents[name]) + COMMAND_EXTRA_WORDS
             for name in content.actions
@@ -81,13 +92,21 @@ class IntentMatcher:
     def understand(self, transcript: str, asr_confidence: float | None = None) -> Understanding:
         """`asr_confidence` (0..1, from the recogniser) below MIN_ASR_CONFIDENCE marks the
         turn as not heard clearly: the dialogue then asks instead of answering."""
-        text = normalize(transcript[:MAX_CHARACTERS])
-        findings = self._spotter.spot(transcript[:MAX_CHARACTERS])
+        said = transcript[:MAX_CHARACTERS]
+        text = normalize(said)
+        findings = self._spotter.spot(said)
         present = tuple(f.flag for f in findings if f.status == PRESENT)
         asked = tuple(f.flag for f in findings if f.status == "hypothetical")
         words = tokens(text)
         concepts = self._finder.find(words)
-        guess, confidence = self._classify(words, concepts)
+        guess, confidence, possible = FALLBACK, 0.0, ()
+        if words:  # one batch: the whole sentence (for the intent too), then its clauses
+            vectors = self._encoder.encode([text, *self._similar.clauses(said)])
+            guess, confidence = self._classify(words, concepts, vectors[0])
+            if not present:  # a sign the rules found keeps the status they gave it
+                ruled = {f.flag for f in findings}
+                possible = tuple(flag for flag in self._similar.find(said, vectors)
+                                 if flag not in ruled)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(
@@ -96,6 +115,7 @@ class IntentMatcher:
             confidence=round(confidence, 3),
             flags=present,
             asked_flags=asked,
+            possible_flags=possible,
             concepts=frozenset(concepts),
             answer=self._content.answers.get(intent),
             days=days_in(text, self._content.lexicon) if text and clear else None,
@@ -112,10 +132,9 @@ class IntentMatcher:
                   for intent, node in content.routes.items() if node in targets]
         return max(routed, default=(0, None))[1]
 
-    def _classify(self, words: list[str], concepts: list[str]) -> tuple[str, float]:
-        if not words:
-            return FALLBACK, 0.0
-        probabilities = self._model.probabilities(features(words, concepts))
+    def _classify(self, words: list[str], concepts: list[str],
+                  meaning: np.ndarray) -> tuple[str, float]:
+        probabilities = self._model.probabilities(features(words, concepts), meaning)
         ranked = sorted(zip(self._model.classes, probabilities, strict=True),
                         key=lambda pair: -pair[1])
         excluded = 0.0  # probability of intents that cannot apply to these words
@@ -138,8 +157,8 @@ class IntentMatcher:
             return length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
         if intent in content.answers:
             return probability >= COMMAND_THRESHOLD
-        if intent == FALLBACK:
-            return True
+        if intent == FALLBACK or intent not in content.routes:
+            return True  # an unrouted intent is answered only where a node expects it
         found = set(concepts)
         needs = content.needs.get(intent)
         if needs and not needs & found:

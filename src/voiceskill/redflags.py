@@ -10,6 +10,7 @@ implementation of just what the skill needs, on the words the recogniser can pro
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -18,7 +19,15 @@ import snowballstemmer
 from voiceskill.content import ContextRules, RedFlag, tokens
 
 PRESENT = "present"
-STEMMER = snowballstemmer.stemmer("english")
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.cache
+def stem(word: str) -> str:
+    """The word's Snowball stem; remembered, as the phrases repeat a few thousand words."""
+    return _STEMMER.stemWord(word)
+
+
 Forms = frozenset[tuple[str, str]]
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
@@ -52,9 +61,9 @@ class RedFlagSpotter:
                 words = tokens(phrase)
                 # A negation in a phrase binds to the next word ("not breathing", but not
                 # "not having trouble breathing").
-                gaps = tuple(0 if self._negates(word) else gap for word in words[:-1])
+                gaps = tuple(0 if self.negates(word) else gap for word in words[:-1])
                 forms = tuple(_forms(word, stemmed=True) for word in words)
-                self._by_first_stem.setdefault(STEMMER.stemWord(words[0]), []).append(
+                self._by_first_stem.setdefault(stem(words[0]), []).append(
                     (forms, flag.name, gaps))
         self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                          for t in triggers]
@@ -70,7 +79,7 @@ class RedFlagSpotter:
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
         no mention of it is present: one "I can't breathe" outweighs any denial."""
-        words, starts = self._words_and_clauses(text)
+        words, starts = self.words_and_clauses(text)
         found: dict[str, Finding] = {}
         for finding in self._in_sentence(words, starts):
             earlier = found.get(finding.flag)
@@ -78,7 +87,7 @@ class RedFlagSpotter:
                 found[finding.flag] = finding
         return tuple(found.values())
 
-    def _words_and_clauses(self, text: str) -> tuple[list[str], list[int]]:
+    def words_and_clauses(self, text: str) -> tuple[list[str], list[int]]:
         """The words, and where each clause begins: after punctuation and after terminator
         words ("but", "and now").  A clause ends a trigger's scope, not a sign's phrase:
         "burning up, she can't bend her neck" is one sign."""
@@ -105,26 +114,29 @@ class RedFlagSpotter:
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         for start, word in enumerate(words):
-            for phrase, flag, gaps in self._by_first_stem.get(STEMMER.stemWord(word), ()):
+            for phrase, flag, gaps in self._by_first_stem.get(stem(word), ()):
                 matched = _phrase_positions(forms, start, phrase, gaps)
                 if matched and not decoyed.intersection(matched):
-                    end = matched[-1] + 1
-                    clause = (max(s for s in starts if s <= start),
-                              min((s for s in starts if s >= end), default=len(words)))
-                    status = self._status(words, triggers, clause, matched)
+                    status = self._status(words, triggers, starts, matched)
                     findings.append(Finding(flag, status))
         return findings
 
-    def _negates(self, word: str) -> bool:
+    def status_of(self, words: list[str], starts: list[int], positions: list[int]) -> str:
+        """The ConText status of a sign said by the words at `positions` (in order), for a
+        sign found some other way than by a phrase."""
+        return self._status(words, self._triggers(words), starts, positions)
+
+    def negates(self, word: str) -> bool:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
 
-    def _status(self, words: list[str], triggers: list[_Trigger], clause: tuple[int, int],
+    def _status(self, words: list[str], triggers: list[_Trigger], starts: list[int],
                 matched: list[int]) -> str:
         """ConText: the nearest trigger before the sign, any after it in its clause, and any
         between its words ("my chest doesn't hurt", "dark urine mean after")."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
-        first, last = clause
+        first = max(s for s in starts if s <= start)
+        last = min((s for s in starts if s >= end), default=len(words))
         is_question = words[first] in self._rules.question_starts if first < len(words) else False
         gaps = set(range(start, end)) - set(matched)
         statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
@@ -166,7 +178,7 @@ class RedFlagSpotter:
 
 def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
-    return frozenset({("word", word), ("stem", STEMMER.stemWord(word))} if stemmed
+    return frozenset({("word", word), ("stem", stem(word))} if stemmed
                      else {("word", word)})
 
 

@@ -1,0 +1,184 @@
+"""Red flags found by meaning, for signs said in words no phrase rule knows.
+
+The phrase rules (`redflags.py`) escalate on the words someone might use; people use others
+("the corner of his mouth won't move").  Each clause of what was said, and the whole of it,
+is compared as a sentence embedding (`embedding.py`) with every flag's phrases and with
+sentences that are not a sign: the flags' denied, asked-about and past examples, ordinary
+questions of this skill, and each phrase with its negation taken out ("can breathe"), as
+embeddings hardly see "not".  A clause is a *possible* sign when
+
+- it is nearer one flag's phrases than to anything else, and at least SIMILARITY_FLOOR;
+- it shares a distinctive word with that flag's phrases (a word ordinary questions rarely
+  use), so a sentence is never a sign by its tone alone;
+- the ConText rules say that word is happening now, not denied, past or asked about.
+
+A possible sign is never escalated on: the dialogue asks "Did you say ...?" (the flag's
+`confirm`), so a false alarm costs one question and a true one one turn.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voiceskill.cache import cache_dir, keep_recent, write_atomic
+from voiceskill.content import Content, tokens
+from voiceskill.embedding import SentenceEncoder
+from voiceskill.redflags import PRESENT, RedFlagSpotter, stem
+
+SIMILARITY_FLOOR = 0.5
+PHRASES_PER_FLAG = 150
+ORDINARY_SENTENCES = 3000
+COMMON_WORD_SHARE = 0.02
+"""A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
+nothing about which sign is meant."""
+NOT_A_SIGN = -1
+INABILITY_REACH = 3
+"""How far before a sign's word a "not" may be part of the sign ("not able to speak")."""
+OPPOSITES = {"can't": "can", "cannot": "can", "won't": "will", "couldn't": "could"}
+
+
+@dataclass(frozen=True)
+class SignIndex:
+    """Embedded sentences labelled with the flag they say, or NOT_A_SIGN, sorted by label,
+    and each flag's distinctive word stems."""
+
+    flags: tuple[str, ...]
+    vectors: np.ndarray  # sentences x dimensions, unit length
+    labels: np.ndarray  # sentences, ascending: NOT_A_SIGN, then flag indices
+    distinctive: tuple[frozenset[str], ...]
+    inability: np.ndarray  # per flag: whether its phrases say what cannot be done
+
+    def save(self, path: Path) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, flags=np.array(self.flags), vectors=self.vectors, labels=self.labels,
+                 distinctive=np.array([" ".join(sorted(d)) for d in self.distinctive]),
+                 inability=self.inability)
+        write_atomic(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: Path) -> SignIndex:
+        with np.load(path, allow_pickle=False) as data:
+            index = cls(tuple(str(f) for f in data["flags"]), data["vectors"], data["labels"],
+                        tuple(frozenset(str(d).split()) for d in data["distinctive"]),
+                        data["inability"])
+        if (len(index.vectors) != len(index.labels)
+                or not len(index.flags) == len(index.distinctive) == len(index.inability)):
+            raise ValueError(f"{path} holds an index of the wrong shape")
+        return index
+
+
+class SimilarSigns:
+    """Possible red flags in a transcript, found by meaning and asserted by ConText."""
+
+    def __init__(self, content: Content, spotter: RedFlagSpotter, encoder: SentenceEncoder):
+        self._spotter = spotter
+        path = cache_dir() / f"signs-{content.fingerprint}-{encoder.fingerprint}.npz"
+        try:
+            self._index = SignIndex.load(path)
+        except (OSError, ValueError, KeyError, EOFError):  # missing or damaged: build again
+            self._index = build_index(content, spotter, encoder)
+            self._index.save(path)
+        keep_recent(path, "signs")
+        labels = self._index.labels
+        self._blocks = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        self._block_labels = labels[self._blocks]
+
+    def clauses(self, transcript: str) -> list[str]:
+        """The clauses to embed, after the whole transcript: none when it is one clause."""
+        words, starts = self._spotter.words_and_clauses(transcript)
+        spans = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
+        return [" ".join(words[a:b]) for a, b in spans] if len(spans) > 1 else []
+
+    def find(self, transcript: str, vectors: np.ndarray) -> tuple[str, ...]:
+        """The flags the transcript may be saying are happening; `vectors` are the
+        embeddings of the whole transcript and then of each of `clauses(transcript)`."""
+        words, starts = self._spotter.words_and_clauses(transcript)
+        spans = [(0, len(words))]
+        spans += [(a, b) for a, b in itertools.pairwise(starts) if b > a]
+        stems = [stem(word) for word in words]
+        best = np.maximum.reduceat(vectors @ self._index.vectors.T, self._blocks, axis=1)
+        found = []
+        for (first, last), scores in zip(spans, best, strict=False):
+            top = int(np.argmax(scores))
+            label = int(self._block_labels[top])
+            if label == NOT_A_SIGN or scores[top] < SIMILARITY_FLOOR:
+                continue
+            distinctive = self._index.distinctive[label]
+            positions = [i for i in range(first, last) if stems[i] in distinctive]
+            if self._index.inability[label]:  # "not able to speak" is the sign, not a denial
+                positions = sorted({*positions, *(i - k for i in positions
+                                                  for k in range(1, INABILITY_REACH + 1)
+                                                  if i - k >= first
+                                                  and self._spotter.negates(words[i - k]))})
+            if positions and self._spotter.status_of(words, starts, positions) == PRESENT:
+                found.append(self._index.flags[label])
+        return tuple(dict.fromkeys(found))
+
+
+def build_index(content: Content, spotter: RedFlagSpotter,
+                encoder: SentenceEncoder) -> SignIndex:
+    """Embed every flag's phrases and the sentences that are not a sign."""
+    flags = tuple(flag.name for flag in content.red_flags)
+    texts: list[str] = []
+    labels: list[int] = []
+    for label, flag in enumerate(content.red_flags):
+        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ())]
+        texts += said
+        labels += [label] * len(said)
+        for kind in ("negated", "question", "past"):
+            texts += flag.examples.get(kind, ())
+        opposites = [_without_negation(phrase) for phrase in flag.phrases]
+        texts += [text for text in opposites if text]
+    ordinary = _thinned(_ordinary_sentences(content, spotter), ORDINARY_SENTENCES)
+    texts += ordinary
+    labels += [NOT_A_SIGN] * (len(texts) - len(labels))
+    common = _common_stems(ordinary)
+    distinctive = tuple(
+        frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - common
+        for flag in content.red_flags)
+    inability = np.array([any(spotter.negates(w) for p in flag.phrases for w in tokens(p))
+                          for flag in content.red_flags])
+    order = np.argsort(np.array(labels), kind="stable")
+    vectors = encoder.encode([texts[i] for i in order])
+    return SignIndex(flags, vectors, np.array(labels, dtype=np.int32)[order], distinctive,
+                     inability)
+
+
+def _ordinary_sentences(content: Content, spotter: RedFlagSpotter) -> list[str]:
+    """Sample sentences of the domain's questions that name no sign said to be happening."""
+    emergency = {intent for intent, node in content.routes.items()
+                 if content.nodes[node].outcome == "emergency"}
+    sentences = [sentence for intent, texts in content.training_sentences().items()
+                 if intent in content.routes and intent not in emergency for sentence in texts]
+    return [s for s in _thinned(sentences, 3 * ORDINARY_SENTENCES)
+            if not any(f.status == PRESENT for f in spotter.spot(s))]
+
+
+def _common_stems(sentences: list[str]) -> frozenset[str]:
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        for word_stem in {stem(word) for word in tokens(sentence)}:
+            counts[word_stem] = counts.get(word_stem, 0) + 1
+    limit = COMMON_WORD_SHARE * len(sentences)
+    return frozenset(word_stem for word_stem, count in counts.items() if count > limit)
+
+
+def _without_negation(phrase: str) -> str:
+    """ "can't breathe" -> "can breathe": the phrase's opposite, or "" if it has no "not"."""
+    words = tokens(phrase)
+    opened = [OPPOSITES.get(w, w[:-3] if w.endswith("n't") else w) for w in words
+              if w not in ("not", "no", "never")]
+    return " ".join(opened) if opened != words else ""
+
+
+def _thinned(items, most: int) -> list:
+    """At most `most` of `items`, drawn the same way every time: expansions come in
+    combinatorial order, so every n-th would keep some words and never others."""
+    items = list(items)
+    return random.Random(0).sample(items, most) if len(items) > most else items
