@@ -22,3 +22,6 @@ def test_wheel_contains_the_intents(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"voiceskill/intents/intents.yaml", "voiceskill/intents/dialogue.yaml"} <= names
     assert "voiceskill/cli.py" in names
+    # The embedding model's weights are Apache-2.0: its licence and notice go with the code.
+    assert {"voiceskill/licenses/all-MiniLM-L6-v2/LICENSE",
+            "voiceskill/licenses/all-MiniLM-L6-v2/NOTICE"} <= names
