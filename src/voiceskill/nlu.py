@@ -103,10 +103,8 @@ class IntentMatcher:
         if words:  # one batch: the whole sentence (for the intent too), then its clauses
             vectors = self._encoder.encode([text, *self._similar.clauses(said)])
             guess, confidence = self._classify(words, concepts, vectors[0])
-            if not present:  # a sign the rules found keeps the status they gave it
-                ruled = {f.flag for f in findings}
-                possible = tuple(flag for flag in self._similar.find(said, vectors)
-                                 if flag not in ruled)
+            if not findings:  # where the rules found a sign, its status stands
+                possible = self._similar.find(said, vectors)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(

@@ -12,7 +12,8 @@ embeddings hardly see "not".  A clause is a *possible* sign when
   use), so a sentence is never a sign by its tone alone;
 - the ConText rules say that word is happening now, not denied, past or asked about.
 
-A possible sign is never escalated on: the dialogue asks "Did you say ...?" (the flag's
+Only flags that escalate (urgent or emergency) are looked for.  A possible sign is never
+escalated on: the dialogue asks "Did you say ...?" (the flag's
 `confirm`), so a false alarm costs one question and a true one one turn.
 """
 
@@ -38,6 +39,7 @@ COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
 NOT_A_SIGN = -1
+ESCALATING = ("urgent", "emergency")
 INABILITY_REACH = 3
 """How far before a sign's word a "not" may be part of the sign ("not able to speak")."""
 OPPOSITES = {"can't": "can", "cannot": "can", "won't": "will", "couldn't": "could"}
@@ -52,13 +54,13 @@ class SignIndex:
     vectors: np.ndarray  # sentences x dimensions, unit length
     labels: np.ndarray  # sentences, ascending: NOT_A_SIGN, then flag indices
     distinctive: tuple[frozenset[str], ...]
-    inability: np.ndarray  # per flag: whether its phrases say what cannot be done
+    after_negation: tuple[frozenset[str], ...]  # stems a flag's phrases put after a "not"
 
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, flags=np.array(self.flags), vectors=self.vectors, labels=self.labels,
                  distinctive=np.array([" ".join(sorted(d)) for d in self.distinctive]),
-                 inability=self.inability)
+                 after_negation=np.array([" ".join(sorted(d)) for d in self.after_negation]))
         write_atomic(path, buffer.getvalue())
 
     @classmethod
@@ -66,9 +68,9 @@ class SignIndex:
         with np.load(path, allow_pickle=False) as data:
             index = cls(tuple(str(f) for f in data["flags"]), data["vectors"], data["labels"],
                         tuple(frozenset(str(d).split()) for d in data["distinctive"]),
-                        data["inability"])
+                        tuple(frozenset(str(d).split()) for d in data["after_negation"]))
         if (len(index.vectors) != len(index.labels)
-                or not len(index.flags) == len(index.distinctive) == len(index.inability)):
+                or not len(index.flags) == len(index.distinctive) == len(index.after_negation)):
             raise ValueError(f"{path} holds an index of the wrong shape")
         return index
 
@@ -111,11 +113,12 @@ class SimilarSigns:
                 continue
             distinctive = self._index.distinctive[label]
             positions = [i for i in range(first, last) if stems[i] in distinctive]
-            if self._index.inability[label]:  # "not able to speak" is the sign, not a denial
-                positions = sorted({*positions, *(i - k for i in positions
-                                                  for k in range(1, INABILITY_REACH + 1)
-                                                  if i - k >= first
-                                                  and self._spotter.negates(words[i - k]))})
+            # "not able to speak": the "not" is part of the sign, as in the flag's phrases
+            negated = self._index.after_negation[label]
+            positions = sorted({*positions, *(i - k for i in positions if stems[i] in negated
+                                              for k in range(1, INABILITY_REACH + 1)
+                                              if i - k >= first
+                                              and self._spotter.negates(words[i - k]))})
             if positions and self._spotter.status_of(words, starts, positions) == PRESENT:
                 found.append(self._index.flags[label])
         return tuple(dict.fromkeys(found))
@@ -130,7 +133,9 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     for label, flag in enumerate(content.red_flags):
         said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ())]
         texts += said
-        labels += [label] * len(said)
+        # A flag that does not escalate (how long it lasted) is nothing to confirm.
+        labels += [label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
+                   ] * len(said)
         for kind in ("negated", "question", "past"):
             texts += flag.examples.get(kind, ())
         opposites = [_without_negation(phrase) for phrase in flag.phrases]
@@ -138,16 +143,16 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     ordinary = _thinned(_ordinary_sentences(content, spotter), ORDINARY_SENTENCES)
     texts += ordinary
     labels += [NOT_A_SIGN] * (len(texts) - len(labels))
-    common = _common_stems(ordinary)
+    ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
     distinctive = tuple(
-        frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - common
+        frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
         for flag in content.red_flags)
-    inability = np.array([any(spotter.negates(w) for p in flag.phrases for w in tokens(p))
-                          for flag in content.red_flags])
+    after_negation = tuple(frozenset(_after_negation(flag.phrases, spotter)) & distinctive[i]
+                           for i, flag in enumerate(content.red_flags))
     order = np.argsort(np.array(labels), kind="stable")
     vectors = encoder.encode([texts[i] for i in order])
     return SignIndex(flags, vectors, np.array(labels, dtype=np.int32)[order], distinctive,
-                     inability)
+                     after_negation)
 
 
 def _ordinary_sentences(content: Content, spotter: RedFlagSpotter) -> list[str]:
@@ -167,6 +172,27 @@ def _common_stems(sentences: list[str]) -> frozenset[str]:
             counts[word_stem] = counts.get(word_stem, 0) + 1
     limit = COMMON_WORD_SHARE * len(sentences)
     return frozenset(word_stem for word_stem, count in counts.items() if count > limit)
+
+
+def _trigger_stems(content: Content) -> frozenset[str]:
+    """The words of the ConText triggers: they say how a sign is meant, never which."""
+    rules = content.context
+    phrases = [*rules.terminators, *rules.pseudo, *rules.present, *rules.question_starts,
+               *rules.question_backward,
+               *(t for table in (rules.forward, rules.backward) for ts in table.values()
+                 for t in ts)]
+    return frozenset(stem(word) for phrase in phrases for word in tokens(phrase))
+
+
+def _after_negation(phrases: tuple[str, ...], spotter: RedFlagSpotter) -> set[str]:
+    """Stems that follow a negation within INABILITY_REACH words in some phrase."""
+    found = set()
+    for phrase in phrases:
+        words = tokens(phrase)
+        for i, word in enumerate(words):
+            if spotter.negates(word):
+                found.update(stem(w) for w in words[i + 1 : i + 1 + INABILITY_REACH])
+    return found
 
 
 def _without_negation(phrase: str) -> str:
