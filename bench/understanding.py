@@ -120,7 +120,9 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
            lambda p: p[1].outcome not in ESCALATED and p[1].answer not in confirmations, "-",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].answer[:60]!r}")
     outside = [(r, judge.first_turn(r["text"])) for r in rows(folder, "out_of_domain.csv")]
-    report("out-of-domain rejected", outside, lambda p: p[1].intent == "fallback",
+    fallback = judge.content.messages["fallback"]
+    report("out-of-domain rejected", outside,
+           lambda p: p[1].intent == "fallback" or p[1].answer == fallback,
            "false accepts <= 2%", lambda p: f"{p[0]['text']!r} -> {p[1].intent}")
     triage = [(r, judge.triage(TRIAGE_NODES[r["question"]], r["answer"]))
               for r in rows(folder, "triage.csv")]

@@ -38,6 +38,7 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
+INDEX_FORMAT = "2"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 ESCALATING = ("urgent", "emergency")
 INABILITY_REACH = 3
@@ -80,7 +81,8 @@ class SimilarSigns:
 
     def __init__(self, content: Content, spotter: RedFlagSpotter, encoder: SentenceEncoder):
         self._spotter = spotter
-        path = cache_dir() / f"signs-{content.fingerprint}-{encoder.fingerprint}.npz"
+        path = cache_dir() / (f"signs-{content.fingerprint}-{encoder.fingerprint}"
+                              f"-{INDEX_FORMAT}.npz")
         try:
             self._index = SignIndex.load(path)
         except (OSError, ValueError, KeyError, EOFError):  # missing or damaged: build again
@@ -96,6 +98,13 @@ class SimilarSigns:
         words, starts = self._spotter.words_and_clauses(transcript)
         spans = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
         return [" ".join(words[a:b]) for a, b in spans] if len(spans) > 1 else []
+
+    def nearest(self, vector: np.ndarray) -> str | None:
+        """The flag whose phrases are nearest to `vector`, or None when it is most like
+        something that is not a sign."""
+        scores = np.maximum.reduceat(self._index.vectors @ vector, self._blocks)
+        label = int(self._block_labels[int(np.argmax(scores))])
+        return None if label == NOT_A_SIGN else self._index.flags[label]
 
     def find(self, transcript: str, vectors: np.ndarray) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `vectors` are the
@@ -128,31 +137,28 @@ def build_index(content: Content, spotter: RedFlagSpotter,
                 encoder: SentenceEncoder) -> SignIndex:
     """Embed every flag's phrases and the sentences that are not a sign."""
     flags = tuple(flag.name for flag in content.red_flags)
-    texts: list[str] = []
-    labels: list[int] = []
+    labelled: list[tuple[str, int]] = []
     for label, flag in enumerate(content.red_flags):
-        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ())]
-        texts += said
         # A flag that does not escalate (how long it lasted) is nothing to confirm.
-        labels += [label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
-                   ] * len(said)
-        for kind in ("negated", "question", "past"):
-            texts += flag.examples.get(kind, ())
-        opposites = [_without_negation(phrase) for phrase in flag.phrases]
-        texts += [text for text in opposites if text]
+        sign = label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
+        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ())]
+        labelled += [(text, sign) for text in said]
+        unsaid = [*(t for kind in ("negated", "question", "past")
+                    for t in flag.examples.get(kind, ())),
+                  *filter(None, map(_without_negation, flag.phrases))]
+        labelled += [(text, NOT_A_SIGN) for text in unsaid]
     ordinary = _thinned(_ordinary_sentences(content, spotter), ORDINARY_SENTENCES)
-    texts += ordinary
-    labels += [NOT_A_SIGN] * (len(texts) - len(labels))
+    labelled += [(text, NOT_A_SIGN) for text in ordinary]
     ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
     distinctive = tuple(
         frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
         for flag in content.red_flags)
     after_negation = tuple(frozenset(_after_negation(flag.phrases, spotter)) & distinctive[i]
                            for i, flag in enumerate(content.red_flags))
-    order = np.argsort(np.array(labels), kind="stable")
-    vectors = encoder.encode([texts[i] for i in order])
-    return SignIndex(flags, vectors, np.array(labels, dtype=np.int32)[order], distinctive,
-                     after_negation)
+    labelled.sort(key=lambda pair: pair[1])  # stable: each label's sentences in one block
+    vectors = encoder.encode([text for text, _ in labelled])
+    return SignIndex(flags, vectors, np.array([label for _, label in labelled], np.int32),
+                     distinctive, after_negation)
 
 
 def _ordinary_sentences(content: Content, spotter: RedFlagSpotter) -> list[str]:

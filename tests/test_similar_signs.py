@@ -1,0 +1,72 @@
+"""Red flags by meaning (similar_signs.py) on a small content of its own: a sign said in words
+no phrase has is a *possible* sign, to be confirmed; the ConText rules still decide whether
+it is happening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voiceskill.content import load_content
+from voiceskill.dialogue import Conversation
+from voiceskill.nlu import IntentMatcher
+
+SIGNS = Path(__file__).parent / "content" / "signs"
+
+
+@pytest.fixture(scope="module")
+def matcher() -> IntentMatcher:
+    return IntentMatcher(load_content(SIGNS))
+
+
+def test_a_sign_in_other_words_is_possible_not_present(matcher):
+    heard = matcher.understand("his words are all garbled and one side of his mouth sags")
+    assert heard.flags == () and heard.possible_flags == ("stroke",)
+
+
+def test_a_possible_sign_is_confirmed_by_name_then_escalated(matcher):
+    content = load_content(SIGNS)
+    conversation = Conversation(content)
+    ask = conversation.respond(matcher.understand("his words are all garbled and one side of "
+                                                  "his mouth sags"))
+    assert ask.answer == "Did you say his face or speech suddenly changed?"
+    assert ask.outcome is None
+    assert conversation.respond(matcher.understand("yes")).outcome == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "his words are not garbled and his mouth is fine",   # denied
+    "his words were garbled and his mouth sagged years ago",  # past
+    "is it bad if his words are garbled and his mouth sags",  # asked about
+])
+def test_a_denied_past_or_asked_about_meaning_is_not_a_sign(matcher, text):
+    assert matcher.understand(text).possible_flags == ()
+
+
+def test_a_not_is_part_of_the_sign_only_where_the_phrases_negate_that_word(matcher):
+    """"not able to talk" says the sign ("can't talk" is a phrase); "not weak" denies it."""
+    assert matcher.understand("he is not able to talk at all").possible_flags == ("stroke",)
+    assert matcher.understand("his left arm has definitely not gone weak").possible_flags == ()
+
+
+def test_what_the_rules_found_is_not_second_guessed(matcher):
+    """A sign the phrases found keeps the status they gave it: no confirmation on top."""
+    heard = matcher.understand("he cannot talk")
+    assert heard.flags == ("stroke",) and heard.possible_flags == ()
+    assert matcher.understand("no, he can talk").possible_flags == ()
+
+
+def test_a_flag_that_does_not_escalate_is_never_confirmed(matcher):
+    assert matcher.understand("it has lasted months").possible_flags == ()
+
+
+def test_each_sign_is_nearest_its_own_phrases(matcher):
+    """The index keeps each embedded phrase with its own flag (none drift to another)."""
+    content = load_content(SIGNS)
+    for flag in content.red_flags:
+        if content.nodes[flag.goto].outcome != "emergency":
+            continue
+        for phrase in flag.phrases:
+            vector = matcher._encoder.encode([phrase])
+            assert matcher._similar.nearest(vector[0]) == flag.name, phrase
