@@ -25,3 +25,5 @@ def test_wheel_contains_the_intents(tmp_path):
     # The embedding model's weights are Apache-2.0: its licence and notice go with the code.
     assert {"voiceskill/licenses/all-MiniLM-L6-v2/LICENSE",
             "voiceskill/licenses/all-MiniLM-L6-v2/NOTICE"} <= names
+    # The documents the answers cite, for the review sheet of an installed skill.
+    assert {"voiceskill/docs/safety-policy.md", "voiceskill/docs/sources/INDEX.md"} <= names

@@ -2,7 +2,9 @@
 
 A source's `document` is a file name. The article lives outside the repo (it is not ours to
 copy) and the safety policy inside it, so a name is looked up in a list of folders: the one
-the user gives (or `../shared/seed` beside the checkout), then the repo's own `docs/`.
+the user gives (or `../shared/seed` beside the checkout), then the repo's own `docs/`
+(shipped in the wheel, so an installed skill finds the safety policy and the summaries of
+mainstream guidance in `docs/sources/`).
 A paragraph is a block of text between blank lines, counted from 1.
 """
 
@@ -13,7 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE_DIR = REPO.parent / "shared" / "seed"
-REPO_DOCS = REPO / "docs"
+PACKAGE_DOCS = Path(__file__).resolve().parent / "docs"  # where a built wheel puts docs/
+REPO_DOCS = PACKAGE_DOCS if PACKAGE_DOCS.is_dir() else REPO / "docs"
 
 
 def split_paragraphs(text: str) -> list[str]:
