@@ -35,6 +35,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
+# --- One cache for the whole run -------------------------------------------------
+
+# What is built from the content (the trained intent model, the sign index: a minute or two
+# each time) is shared by every test and every `voiceskill` subprocess, also those given a
+# HOME of their own; a test about the cache itself sets XDG_CACHE_HOME for its own process.
+os.environ.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+
+
 # --- Documents outside the repo (../shared: the seed article) -----------------
 
 SHARED = Path(os.environ.get("VOICESKILL_SHARED") or Path(__file__).resolve().parents[2] / "shared")

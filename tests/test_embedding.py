@@ -111,3 +111,16 @@ def test_loading_imports_neither_the_wheel_nor_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=120)
     assert result.stdout.strip() == "[]"
+
+
+def test_without_the_model_the_cli_says_so_in_one_line():
+    """A missing model is something the user can fix: one line saying how, status 2."""
+    code = ("import sys, voiceskill.embedding as e\n"
+            "e.MODEL_PACKAGE = 'no_such_model_package'\n"
+            "from voiceskill.cli import main\n"
+            "sys.exit(main(['ask', '--no-speak', 'why do my legs cramp']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("voiceskill: ") and "scripts/setup" in line

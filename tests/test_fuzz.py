@@ -113,6 +113,10 @@ def ask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
                  "XDG_RUNTIME_DIR"):
         env[name] = str(home / name.lower())
+    built = Path(os.environ["XDG_CACHE_HOME"]) / "voiceskill"
+    cache = Path(env["XDG_CACHE_HOME"]) / "voiceskill"
+    if built.is_dir() and not cache.exists():  # what the run has built, not a minute of training
+        shutil.copytree(built, cache, ignore=shutil.ignore_patterns("lm-*", "build-*"))
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "voiceskill", "ask", "--no-speak", *args],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -200,7 +201,8 @@ def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
 
 def test_no_microphone_is_one_line_and_status_2(tmp_path):
     env = {"PULSE_SERVER": f"unix:{tmp_path}/nowhere", "PATH": "/usr/bin:/bin",
-           "HOME": str(tmp_path), "ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf"}
+           "HOME": str(tmp_path), "ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf",
+           "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
     result = subprocess.run([sys.executable, "-m", "voiceskill", "listen"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr

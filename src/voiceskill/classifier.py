@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content, Lexicon, tokens
 from voiceskill.embedding import SentenceEncoder
 
+log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_INTENT = 1500
 REGULARISATION_C = 4.0
 
@@ -153,14 +155,20 @@ def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> 
                        model.intercept_.astype(np.float32))
 
 
+def model_path(content: Content, encoder_fingerprint: str) -> Path:
+    """Where the model for exactly this content and embedding model is cached."""
+    return cache_dir() / f"intents-{content.fingerprint}-{encoder_fingerprint}.npz"
+
+
 def load_or_train(content: Content, finder: ConceptFinder,
                   encoder: SentenceEncoder) -> LinearModel:
     """The cached model for exactly this content and embedding model, trained and cached on
     first use."""
-    path = cache_dir() / f"intents-{content.fingerprint}-{encoder.fingerprint}.npz"
+    path = model_path(content, encoder.fingerprint)
     try:
         model = LinearModel.load(path)
     except (OSError, ValueError, KeyError, EOFError):  # missing, damaged or old: train again
+        log.info("training the intent classifier for this content (once; about a minute)")
         model = train(content, finder, encoder)
         model.save(path)
     keep_recent(path, "intents")

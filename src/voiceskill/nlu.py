@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voiceskill.classifier import ConceptFinder, features, load_or_train
+from voiceskill.classifier import ConceptFinder, features, load_or_train, model_path
 from voiceskill.content import FALLBACK, OUTCOMES, Content, normalize, tokens
 from voiceskill.durations import days_in
 from voiceskill.embedding import SentenceEncoder, shared_encoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter
-from voiceskill.similar_signs import SimilarSigns
+from voiceskill.similar_signs import SimilarSigns, index_path
 
 DEFAULT_THRESHOLD = 0.2
 MIN_ASR_CONFIDENCE = 0.5
@@ -92,6 +92,14 @@ class IntentMatcher:
             name: max(len(tokens(s)) for s in content.intents[name]) + COMMAND_EXTRA_WORDS
             for name in content.actions
         }
+
+    @staticmethod
+    def needs_building(content: Content) -> bool:
+        """Whether the first IntentMatcher for this content trains its models (a minute or
+        two, once), so a front-end can say so before it starts."""
+        fingerprint = SentenceEncoder.fingerprint
+        return not (model_path(content, fingerprint).is_file()
+                    and index_path(content, fingerprint).is_file())
 
     def understand(self, transcript: str, asr_confidence: float | None = None) -> Understanding:
         """`asr_confidence` (0..1, from the recogniser) below MIN_ASR_CONFIDENCE marks the

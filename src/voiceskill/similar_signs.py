@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from voiceskill.content import Content, tokens
 from voiceskill.embedding import SentenceEncoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter, stem
 
+log = logging.getLogger(__name__)
 SIMILARITY_FLOOR = 0.5
 PHRASES_PER_FLAG = 150
 ORDINARY_SENTENCES = 3000
@@ -81,11 +83,11 @@ class SimilarSigns:
 
     def __init__(self, content: Content, spotter: RedFlagSpotter, encoder: SentenceEncoder):
         self._spotter = spotter
-        path = cache_dir() / (f"signs-{content.fingerprint}-{encoder.fingerprint}"
-                              f"-{INDEX_FORMAT}.npz")
+        path = index_path(content, encoder.fingerprint)
         try:
             self._index = SignIndex.load(path)
         except (OSError, ValueError, KeyError, EOFError):  # missing or damaged: build again
+            log.info("embedding the red-flag phrases for this content (once)")
             self._index = build_index(content, spotter, encoder)
             self._index.save(path)
         keep_recent(path, "signs")
@@ -131,6 +133,11 @@ class SimilarSigns:
             if positions and self._spotter.status_of(words, starts, positions) == PRESENT:
                 found.append(self._index.flags[label])
         return tuple(dict.fromkeys(found))
+
+
+def index_path(content: Content, encoder_fingerprint: str) -> Path:
+    """Where the index for exactly this content and embedding model is cached."""
+    return cache_dir() / f"signs-{content.fingerprint}-{encoder_fingerprint}-{INDEX_FORMAT}.npz"
 
 
 def build_index(content: Content, spotter: RedFlagSpotter,
