@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -448,3 +449,209 @@ def test_typed_input_over_the_cap_is_refused_in_one_line_and_the_rest_answered(c
         "voiceskill: typed question not answered: 1001 characters, at most 1000")
     assert captured.out.count("skill:") == 1
     assert main(["ask", "--no-speak", "a" * 1000]) == 0
+
+
+# --- round 2 (notes/hostile-round2.md): content, say -o, full disks, the config file ---------
+
+
+def test_a_number_that_is_not_finite_is_refused_where_it_is_written(content):
+    """D13: `.nan` passed `minimum: 0` and silently switched the duration rule off."""
+    dialogue = content / "dialogue.yaml"
+    text = dialogue.read_text()
+    assert "    yes_from_days: 7\n" in text
+    for value in (".nan", ".inf", ".NaN"):
+        dialogue.write_text(text.replace("    yes_from_days: 7\n",
+                                         f"    yes_from_days: {value}\n", 1))
+        assert f"'{value}' is not a finite number" in problems_of(content)
+
+
+@pytest.mark.parametrize("document", [
+    "/proc/self/environ", "../../../../../../etc/hostname", "sources/../../intents/lexicon.yaml",
+    ".hidden", "/etc/passwd",
+])
+def test_a_source_document_outside_the_source_folders_is_refused(content, document, capsys):
+    """D1: a content pack could make the review sheet embed any file (the environment)."""
+    edit_first(content / "dialogue.yaml", "document: safety-policy.md",
+               f"document: {document}")
+    assert main(["check", str(content)]) == 1
+    assert "document" in capsys.readouterr().err
+
+
+def edit_first(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_symlink_in_a_source_folder_is_not_followed_out_of_it(tmp_path):
+    """D1: find_document never returns a file outside the folder it searched."""
+    from voiceskill.sources import find_document
+
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    (folder / "article.txt").symlink_to("/etc/hostname")
+    (folder / "real.txt").write_text("a paragraph\n")
+    assert find_document("article.txt", [folder]) is None
+    assert find_document("real.txt", [folder]) == folder / "real.txt"
+    assert find_document("/etc/hostname", [folder]) is None
+    assert find_document("../seed/real.txt", [folder]) is None
+
+
+@pytest.mark.parametrize("command", [["review"], ["graph"]])
+def test_review_and_graph_do_not_write_through_a_symlink(tmp_path, capsys, command):
+    """D4: a link planted at the output name clobbered its target."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    name = tmp_path / ("out.html" if command == ["review"] else "out.dot")
+    name.symlink_to(victim)
+    assert main([*command, "-o", str(name)]) == 2
+    assert victim.read_text() == "keep"
+    assert capsys.readouterr().err.strip() == (
+        f"voiceskill: cannot write {name}: it is a symbolic link")
+
+
+def test_review_replaces_an_earlier_sheet_whole(tmp_path, capsys):
+    page = tmp_path / "review.html"
+    page.write_text("an earlier sheet")
+    assert main(["review", "-o", str(page)]) == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in tmp_path.iterdir()] == ["review.html"]  # no temporary left
+
+
+def test_a_synthesis_failure_leaves_an_existing_wav_as_it_was(tmp_path, capsys, monkeypatch):
+    """D11: `say -o` emptied the file before synthesising; a failure then lost it."""
+    from voiceskill.tts import Speaker, TtsUnavailable
+
+    def fails(self, text, rate=None):
+        raise TtsUnavailable("the speech engine failed")
+
+    kept = tmp_path / "kept.wav"
+    kept.write_bytes(FIXTURE.read_bytes())
+    monkeypatch.setattr(Speaker, "render", fails)
+    assert main(["say", "-o", str(kept), "hello"]) == 2
+    assert kept.read_bytes() == FIXTURE.read_bytes()
+    assert capsys.readouterr().err.strip() == "voiceskill: the speech engine failed"
+
+
+@pytest.mark.parametrize("text", ["   ", "\t"])
+def test_say_refuses_empty_text_and_keeps_the_file(tmp_path, capsys, text):
+    """D16: whitespace wrote a 44-byte WAV of no frames and said `wrote`."""
+    kept = tmp_path / "kept.wav"
+    kept.write_bytes(b"earlier")
+    assert main(["say", "-o", str(kept), text]) == 1
+    assert kept.read_bytes() == b"earlier"
+    assert capsys.readouterr().err.strip() == "voiceskill: nothing to say: the text is empty"
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "1", "100000", "1000000000000"])
+def test_a_rate_espeak_cannot_say_is_refused(tmp_path, capsys, rate):
+    """D16: 0 and -5 were silently accepted, 100000 wrote an empty WAV."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["say", "--rate", rate, "-o", str(tmp_path / "x.wav"), "hello"])
+    assert stopped.value.code == 2
+    assert "words per minute from 80 to 450" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_say_to_dev_full_is_one_line_naming_it():
+    """D14: 8 cffi tracebacks and `cannot write to standard output`."""
+    result = run_cli("say", "-o", "/dev/full", "hello")
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        "voiceskill: cannot write /dev/full: no space left on device\n")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 64 KiB tmpfs: smaller than any spoken answer (needs root to mount; else skipped)."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_say_on_a_full_disk_is_one_line_and_keeps_the_earlier_file(full_disk):
+    """D14: AssertionError traceback, status 1, a truncated WAV left."""
+    kept = full_disk / "kept.wav"
+    kept.write_bytes(b"earlier")
+    result = run_cli("say", "-o", str(kept), "how do I stop a cramp in my calf")
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"voiceskill: cannot write {kept}: no space left on device\n"
+    assert kept.read_bytes() == b"earlier"
+    assert [p.name for p in full_disk.iterdir()] == ["kept.wav"]
+
+
+def test_save_audio_on_a_full_disk_still_answers_every_turn(full_disk):
+    """D8: the save ran before speaking, raised AssertionError, and every answer was lost."""
+    result = run_cli("ask", "--no-speak", "--save-audio", str(full_disk / "answers"),
+                     "my calf cramps", "my dad has collapsed and is not breathing")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert result.stdout.decode().count("skill:") == 2
+    assert "emergency" in result.stdout.decode().lower()
+    assert err == (f"voiceskill: cannot write {full_disk / 'answers' / 'answer-001.wav'}: "
+                   "no space left on device; not saving answers\n")
+    assert list((full_disk / "answers").iterdir()) == []  # nothing truncated left
+
+
+@pytest.mark.parametrize("command", [["ask", "--no-speak", "hello"],
+                                     ["ask", "--json", "--no-speak", "hello"], ["check"]])
+def test_a_closed_stdout_is_an_error_not_a_silent_success(command):
+    """D17: `>&-` discarded every answer and exited 0."""
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    result = subprocess.run([sys.executable, "-m", "voiceskill", *command], env=env,
+                            stdout=None, stderr=subprocess.PIPE, timeout=HANG_S,
+                            preexec_fn=lambda: os.close(1))
+    assert result.returncode == 2
+    assert result.stderr.decode() == "voiceskill: standard output is closed\n"
+
+
+def config_home(tmp_path: Path) -> tuple[Path, dict]:
+    folder = tmp_path / "config" / "voiceskill"
+    folder.mkdir(parents=True)
+    return folder / "config.toml", {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom"])
+def test_a_config_file_that_never_ends_is_refused_without_reading(tmp_path, kind):
+    """D18: /dev/zero was read whole (GBs, then OOM) and a FIFO hung every command."""
+    path, env = config_home(tmp_path)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(kind)
+    result = run_cli("ask", "--no-speak", "hello", extra_env=env)
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"voiceskill: {path}: not a regular file (a pipe or a device?)\n")
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    """D28: Notepad's BOM made valid TOML `not valid TOML (Invalid statement)`."""
+    from voiceskill.config import load_config
+
+    path, _ = config_home(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbfrate = 120\n")
+    assert load_config(path) == {"rate": 120}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("rate = 0", "rate 0 is out of range: words per minute from 80 to 450"),
+    ("rate = 1000000000000", "rate 1000000000000 is out of range"),
+    ('rate = "fast"', "rate must be a whole number"),
+    ("engine = 1", "engine must be text in quotes"),
+])
+def test_a_bad_config_value_names_the_file_and_what_is_allowed(tmp_path, line, message):
+    """D16 (rates the voice cannot say), D33 (`rate must be a int`)."""
+    from voiceskill.config import ConfigError, load_config
+
+    path, _ = config_home(tmp_path)
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: {message}")):
+        load_config(path)

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 from voiceskill import __version__
-from voiceskill.config import load_config
+from voiceskill.config import load_config, rate_problem
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
 from voiceskill.frontend import DEFAULT_FRONTEND, FRONTENDS
-from voiceskill.outputs import create_or_replace, reason
+from voiceskill.nlu import IntentMatcher
+from voiceskill.outputs import reason, write_whole
 from voiceskill.pipeline import DEFAULT_RATE, Skill
 from voiceskill.present import TurnLog, report
 
@@ -30,6 +31,8 @@ BUILT_IN = {
     "uri": DEFAULT_URI,
 }
 """Defaults of the settings the config file may also give (flags default to None)."""
+PRINTS = ("ask", "replay", "listen", "check", "devices")
+"""Commands whose result goes to standard output: without one they would be lost."""
 
 log = logging.getLogger("voiceskill")
 
@@ -42,9 +45,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rate(text: str) -> int:
+    """--rate: whole words per minute within what espeak-ng can say."""
+    try:
+        rate = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    problem = rate_problem(rate)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return rate
+
+
 def _speech_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-speak", action="store_true", help="print answers, do not speak")
-    parser.add_argument("--rate", type=int, help=f"words per minute (default {DEFAULT_RATE})")
+    parser.add_argument("--rate", type=_rate, help=f"words per minute (default {DEFAULT_RATE})")
     parser.add_argument("--voice", help="TTS voice id or name part, e.g. en-gb")
     parser.add_argument("--output-device", help="output device index or name part")
     parser.add_argument(
@@ -106,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     say = commands.add_parser("say", help="speak TEXT (or write it to a WAV)")
     say.add_argument("text", nargs="+", metavar="TEXT")
     say.add_argument("-o", "--output", type=Path, help="write a WAV instead of playing")
-    say.add_argument("--rate", type=int)
+    say.add_argument("--rate", type=_rate, help=f"words per minute (default {DEFAULT_RATE})")
     say.add_argument("--voice")
     say.add_argument("--output-device")
 
@@ -204,19 +219,25 @@ def _cmd_serve(args: argparse.Namespace, content: Content) -> int:
     from voiceskill.server import SkillService, serve
 
     service = SkillService(Skill(content, recognizer=_recognizer(args, content)))
-    asyncio.run(serve(service, args.uri, args.zeroconf))
-    return 0
+    return asyncio.run(serve(service, args.uri, args.zeroconf))
 
 
 def _cmd_say(args: argparse.Namespace) -> int:
-    speaker = _make_speaker(args, play=args.output is None)
     text = " ".join(_as_typed(part) for part in args.text)
+    if not text.strip():
+        return _fail("nothing to say: the text is empty", 1)
+    speaker = _make_speaker(args, play=args.output is None)
     if speaker is None:
         print(text)
         return 2
     if args.output is not None:
-        with create_or_replace(args.output) as file:
-            speaker.save(text, file, args.rate)
+        # rendered first, then written whole: a failure leaves an existing file as it was
+        from voiceskill.tts import encode_wav
+
+        audio = speaker.render(text, args.rate)
+        if len(audio.samples) == 0:
+            return _fail(f"not written {args.output}: the voice made no sound for that text", 1)
+        write_whole(args.output, encode_wav(audio))
         print(f"wrote {args.output}", file=sys.stderr)
     elif not speaker.can_play:
         print(text)
@@ -280,10 +301,8 @@ def _lenient_content(folder: Path | None) -> Content:
 
 
 def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    """The page or picture, whole or not at all, never through a symlink planted at `path`."""
+    write_whole(path, data)
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -340,6 +359,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         content = load_content(args.intents)
     except ContentError as exc:
         return _fail(f"content has problems (run `voiceskill check`):\n{exc}")
+    if sys.stderr.isatty() and IntentMatcher.needs_building(content):
+        print("voiceskill: learning this content's sentences, once (a minute or two)",
+              file=sys.stderr)
     commands = {"ask": _cmd_ask, "replay": _cmd_replay, "listen": _cmd_listen,
                 "serve": _cmd_serve}
     return commands[args.command](args, content)
@@ -369,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _configure_logging(args)
+        if sys.stdout is None and args.command in PRINTS:  # started with `>&-`
+            return _fail("standard output is closed")
         _apply_config(args)
         return _dispatch(args)
     except UserError as exc:

@@ -14,6 +14,8 @@ platformdirs finds the folder the platform expects (XDG_CONFIG_HOME on Linux); t
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 KEYS: dict[str, type] = {
     "engine": str, "vosk_model": str, "voice": str, "rate": int, "wake": str, "uri": str,
 }
+TYPE_NAMES = {str: "text in quotes", int: "a whole number"}
 MAX_CONFIG_BYTES = 64_000
+RATE_RANGE = (80, 450)
+"""Words per minute espeak-ng can say: below it is a crawl, above it no sound at all."""
 
 
 class ConfigError(UserError):
@@ -41,19 +46,22 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir("voiceskill")) / "config.toml"
 
 
+def rate_problem(rate: int) -> str | None:
+    """Why `rate` (words per minute) cannot be used, or None."""
+    low, high = RATE_RANGE
+    if not low <= rate <= high:
+        return f"rate {rate} is out of range: words per minute from {low} to {high}"
+    return None
+
+
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """The settings in `path` (default: config_path()), {} when there is no file."""
     path = path or config_path()
-    try:
-        raw = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
-    except FileNotFoundError:
+    raw = _read_bounded(path)
+    if raw is None:
         return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        settings = tomllib.loads(raw.decode("utf-8"))
+        settings = tomllib.loads(raw.decode("utf-8-sig"))  # Notepad starts a file with a BOM
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     for key, value in settings.items():
@@ -61,7 +69,42 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         if expected is None:
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(KEYS)})")
         if type(value) is not expected:
-            raise ConfigError(f"{path}: {key} must be a {expected.__name__}")
+            raise ConfigError(f"{path}: {key} must be {TYPE_NAMES[expected]}")
+    if "rate" in settings and rate_problem(settings["rate"]):
+        raise ConfigError(f"{path}: {rate_problem(settings['rate'])}")
     if "vosk_model" in settings:
         settings["vosk_model"] = Path(settings["vosk_model"]).expanduser()
     return settings
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """At most MAX_CONFIG_BYTES of a regular file, None if there is none. Opened without
+    blocking and checked before reading, so a FIFO or a device (/dev/zero) is refused, not
+    waited on or read for ever."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: cannot be read (Is a directory)")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{path}: not a regular file (a pipe or a device?)")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(descriptor, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    return b"".join(chunks)

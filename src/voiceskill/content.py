@@ -133,12 +133,18 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
     }), min_items=1),
 })
 
+# A document is looked up inside the source folders only: a relative path whose parts are plain
+# names (no "/" at the start, no "..", no hidden files), so content from someone else cannot make
+# the review sheet embed /etc/passwd or /proc/self/environ.
+DOCUMENT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+_DOCUMENT = {"type": "string", "maxLength": 200, "pattern": DOCUMENT_PATTERN}
+
 _SOURCE_REF = _record(
     ["doc", "paragraph"], {"doc": _NAME, "paragraph": {"type": "integer", "minimum": 1}}
 )
 
 DIALOGUE_SCHEMA = _record(["sources", "start", "disclaimer", "messages", "routes", "nodes"], {
-    "sources": _named(_record(["title", "document"], {"title": _TEXT, "document": _TEXT}),
+    "sources": _named(_record(["title", "document"], {"title": _TEXT, "document": _DOCUMENT}),
                       min_items=1),
     "start": _NAME,
     "disclaimer": _TEXT,
@@ -365,10 +371,15 @@ class _ContentLoader(_SafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
         try:
-            return super().construct_object(node, deep)
+            value = super().construct_object(node, deep)
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`, `!!float x`
             problem = f"cannot convert this value ({_shorten(str(exc))})"
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            # .nan passes every `minimum` (all comparisons are false) and .inf disables a rule
+            problem = f"{node.value!r} is not a finite number"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+        return value
 
 
 _ContentLoader.add_implicit_resolver(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +28,8 @@ _REASONS = {
     errno.EROFS: "read-only file system",
     errno.ELOOP: "it is a symbolic link",
     errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "the file is too large (no space or a size limit)",
+    errno.EDQUOT: "disk quota exceeded",
 }
 
 
@@ -74,3 +78,50 @@ def create_or_replace(path: Path, mode: int = 0o644) -> BinaryIO:
         return os.fdopen(os.open(path, _CREATE | os.O_TRUNC, mode), "wb")
     except OSError as exc:
         raise _error(path, exc) from None
+
+
+def write_whole(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` as the file `path`, whole or not at all, never through a symlink.
+
+    A regular file (or a new one) is written beside it under a temporary name and renamed over
+    it, so a full disk or a failure leaves the earlier file as it was; a device or a pipe
+    (`/dev/null`, `/dev/stdout`) is written to directly. OutputError says why it failed."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise _error(path, exc) from None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise _error(path, OSError(errno.ELOOP, "symbolic link"))
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise _error(path, OSError(errno.EISDIR, "is a folder"))
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        try:
+            with os.fdopen(os.open(path, _CREATE), "wb") as file:
+                file.write(data)
+        except OSError as exc:
+            raise _error(path, exc) from None
+        return
+    folder = path.parent
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name[:64]}.")
+    except OSError as exc:
+        raise _error(path, exc) from None
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fchmod(file.fileno(), mode & ~_umask())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise _error(path, exc) from None
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
-from voiceskill.outputs import OutputError, create_new, prepare_folder
+from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
 from voiceskill.tts import Speaker, TtsUnavailable
 
 if TYPE_CHECKING:
@@ -193,9 +193,10 @@ class Skill:
         try:
             with file:
                 self.speaker.save(answer, file, rate)
-        except (OSError, RuntimeError) as exc:  # soundfile's write errors are RuntimeErrors
+        except (OSError, RuntimeError) as exc:  # e.g. a full disk: the answer is still given
             path.unlink(missing_ok=True)
-            self._stop_saving(f"cannot write {path}: {exc}")
+            why = reason(exc) if isinstance(exc, OSError) else str(exc)
+            self._stop_saving(f"cannot write {path}: {why}")
         except TtsUnavailable:
             path.unlink(missing_ok=True)
             raise

@@ -38,6 +38,9 @@ OUTCOME_COLOURS = {
     "emergency": "#f28b82",
 }
 RED_FLAG_COLOUR = "#c5221f"
+MAX_SOURCE_BYTES = 2_000_000
+"""A cited document is a web article or a policy of a few pages; anything larger is not read
+(it would be copied whole into the page)."""
 
 
 # --- the dialogue as a graph ----------------------------------------------------------------
@@ -179,9 +182,12 @@ def read_sources(content: Content, folders: list[Path]) -> dict[str, SourceText]
                                     problem=f"document '{name}' not found in {where}")
             continue
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as file:
+                raw = file.read(MAX_SOURCE_BYTES + 1)
+            if len(raw) > MAX_SOURCE_BYTES:
+                raise ValueError(f"larger than {MAX_SOURCE_BYTES} bytes, not read")
             text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             texts[key] = SourceText(key, spec["title"], name, path,
                                     problem=f"cannot read {path}: {exc}")
             continue

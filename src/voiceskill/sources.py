@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from voiceskill.content import DOCUMENT_PATTERN
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCE_DIR = REPO.parent / "shared" / "seed"
 PACKAGE_DOCS = Path(__file__).resolve().parent / "docs"  # where a built wheel puts docs/
@@ -30,10 +32,23 @@ def source_dirs(source_dir: Path | None = None) -> list[Path]:
     return [first, REPO_DOCS]
 
 
+def safe_name(name: str) -> bool:
+    """Whether `name` can only mean a file inside a source folder: relative, plain parts, no
+    "..", no hidden files (content.DOCUMENT_PATTERN, which `check` enforces)."""
+    return bool(re.fullmatch(DOCUMENT_PATTERN, name))
+
+
 def find_document(name: str, folders: list[Path]) -> Path | None:
-    """The first readable file called `name` in `folders`, or None."""
+    """The first regular file called `name` in `folders` that lies inside that folder (after
+    following symlinks), or None; a name that could point elsewhere is never looked up."""
+    if not safe_name(name):
+        return None
     for folder in folders:
         path = folder / name
-        if path.is_file():
+        try:
+            inside = path.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            continue
+        if inside and path.is_file():
             return path
     return None

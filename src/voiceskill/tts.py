@@ -19,6 +19,7 @@ between blocks.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import select
@@ -31,7 +32,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -102,6 +103,13 @@ class TtsUnavailable(UserError):
     """Speech synthesis failed; the message is one line, fit to show the user."""
 
 
+def encode_wav(audio: SpeechAudio) -> bytes:
+    """`audio` as the bytes of a 16-bit WAV file."""
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
 class Speaker:
     """Renders and speaks answers; one speak() at a time, stop() from any thread.
 
@@ -165,10 +173,19 @@ class Speaker:
             samples, sample_rate = sf.read(path, dtype="int16")
         return SpeechAudio(samples, sample_rate)
 
-    def save(self, text: str, path: Path, rate: int | None = None) -> None:
-        """Write the spoken `text` to a 16-bit WAV file."""
-        audio = self.render(text, rate)
-        sf.write(path, audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
+    def wav(self, text: str, rate: int | None = None) -> bytes:
+        """The spoken `text` as the bytes of a 16-bit WAV file."""
+        return encode_wav(self.render(text, rate))
+
+    def save(self, text: str, file: BinaryIO | Path, rate: int | None = None) -> None:
+        """Write the spoken `text` as a 16-bit WAV to an open file (or a path). It is rendered
+        in memory first, so a write error is a plain OSError (soundfile's own writer raises an
+        AssertionError on a short write) and nothing is written when synthesis fails."""
+        data = self.wav(text, rate)
+        if isinstance(file, (str, Path)):
+            Path(file).write_bytes(data)
+        else:
+            file.write(data)
 
     def speak(
         self, text: str, rate: int | None = None, on_first_audio: Callable[[], None] | None = None
