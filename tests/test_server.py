@@ -36,6 +36,7 @@ from test_faults import FailsOnce
 from voiceskill.asr import Transcript as Recognition
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
+from voiceskill.errors import UserError
 from voiceskill.pipeline import Skill
 from voiceskill.server import ConversationStore, Limits, SkillService, start_server
 
@@ -190,7 +191,7 @@ def test_the_store_keeps_at_most_its_size_dropping_the_least_recently_used(skill
 QUESTION = "audio_fixtures/clean/spasm_relief__1__flite-slt.wav"
 
 
-@pytest.mark.parametrize(("rate", "channels"), [(44_100, 2), (16_000, 1)])
+@pytest.mark.parametrize(("rate", "channels"), [(44_100, 2), (16_000, 1), (16_000, 3), (22_050, 6)])
 def test_asr_converts_any_format_and_recognises_a_fixture(skill, tmp_path, rate, channels):
     audio, source_rate = sf.read(ROOT / QUESTION, dtype="float32")
     resampled = soxr.resample(audio, source_rate, rate) if rate != source_rate else audio
@@ -426,3 +427,352 @@ def test_version_comes_from_the_package_metadata(tmp_path):
     result = voiceskill("--version", home=tmp_path)
     assert result.returncode == 0
     assert result.stdout.strip() == f"voiceskill {version('voiceskill')}"
+
+
+# --- round 2 (notes/hostile-round2.md) --------------------------------------------------------
+
+
+async def wait_until(condition, what: str) -> None:
+    """Poll a condition of the server's state (never a fixed sleep); fail after GUARD_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GUARD_S
+    while not condition():
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
+
+
+async def flood_without_reading(path: str, stop: asyncio.Event) -> None:
+    """A client that sends describe after describe and never reads a reply."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(path)
+    sock.setblocking(False)
+    _, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        while not stop.is_set():
+            writer.write(b'{"type": "describe"}\n' * 100)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.transport.abort()
+
+
+async def describe(uri: str) -> Info:
+    async with AsyncClient.from_uri(uri) as client:
+        await client.write_event(Describe().event())
+        event = await asyncio.wait_for(client.read_event(), GUARD_S)
+    assert Info.is_type(event.type), event
+    return Info.from_event(event)
+
+
+def test_clients_that_never_read_cannot_lock_others_out(skill, tmp_path):
+    """D2: 16 clients flooding describes without reading held every slot for ever (the
+    handlers sat in drain(), where no timeout applied)."""
+    limits = Limits(make_room_after_s=(0.0, 5.0))
+    service = SkillService(skill, limits)
+    path = f"{tmp_path}/s.sock"
+
+    async def scenario() -> Info:
+        async with running(service, f"unix://{path}") as uri:
+            stop = asyncio.Event()
+            floods = [asyncio.create_task(flood_without_reading(path, stop))
+                      for _ in range(limits.max_connections)]
+            await wait_until(lambda: service.open_connections == limits.max_connections and all(
+                h.waiting and h.waiting[0] == "write" for h in service.connections),
+                "every slot held by a client that does not read")
+            info = await describe(uri)
+            stop.set()
+            await asyncio.gather(*floods)
+            return info
+
+    assert asyncio.run(scenario()).handle
+
+
+def test_a_client_that_takes_no_reply_is_disconnected(skill, tmp_path):
+    """D2: the write timeout frees the slot even when nobody else needs it."""
+    service = SkillService(skill, Limits(write_timeout_s=0.2))
+    path = f"{tmp_path}/s.sock"
+
+    async def scenario() -> None:
+        async with running(service, f"unix://{path}"):
+            stop = asyncio.Event()
+            flood = asyncio.create_task(flood_without_reading(path, stop))
+            await wait_until(lambda: service.open_connections == 1, "connected")
+            await wait_until(lambda: service.open_connections == 0, "disconnected")
+            stop.set()
+            await flood
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_has_a_lifetime_even_when_it_keeps_talking(skill, tmp_path):
+    """D2 (A10): a describe now and then kept a connection for ever."""
+    service = SkillService(skill, Limits(max_connection_s=0.5))
+
+    async def scenario() -> int:
+        async with running(service, f"unix://{tmp_path}/s.sock"):
+            reader, writer = await asyncio.open_unix_connection(f"{tmp_path}/s.sock")
+            answered = 0
+            try:
+                while True:
+                    writer.write(b'{"type": "describe"}\n')
+                    await writer.drain()
+                    if await asyncio.wait_for(async_read_event(reader), GUARD_S) is None:
+                        break
+                    answered += 1
+            except ConnectionError:
+                pass
+            writer.transport.abort()
+            return answered
+
+    assert asyncio.run(scenario()) >= 1
+
+
+def test_tiny_chunks_past_the_cap_cost_no_memory():
+    """D3: an empty array was appended for every chunk past 30 s (600 000 one-sample chunks:
+    +140 MB)."""
+    import tracemalloc
+
+    from voiceskill.server import AudioIntake
+
+    intake = AudioIntake()
+    intake.add(AudioChunk(rate=16000, width=2, channels=1, audio=bytes(2 * 16000 * 31)).event())
+    one_sample = AudioChunk(rate=16000, width=2, channels=1, audio=b"\x01\x00").event()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100_000):
+            intake.add(one_sample)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown
+    assert len(intake.samples()) == 30 * 16000
+
+
+def test_too_many_chunks_in_one_utterance_are_refused():
+    from voiceskill.server import AudioIntake, ProtocolViolation
+
+    intake = AudioIntake(max_chunks=10)
+    one_sample = AudioChunk(rate=16000, width=2, channels=1, audio=b"\x01\x00").event()
+    for _ in range(10):
+        intake.add(one_sample)
+    with pytest.raises(ProtocolViolation, match="too many audio chunks"):
+        intake.add(one_sample)
+
+
+async def send_raw(path: str, data: bytes) -> tuple[object, bytes]:
+    """Send raw bytes; the first event the server answers (or None) and whatever follows."""
+    reader, writer = await asyncio.open_unix_connection(path)
+    writer.write(data)
+    await writer.drain()
+    event = await asyncio.wait_for(async_read_event(reader), GUARD_S)
+    rest = await asyncio.wait_for(reader.read(), GUARD_S)
+    writer.close()
+    return event, rest
+
+
+HOSTILE_EVENTS = {
+    "D22 header nested 5000 deep": b'{"type": "describe", "x": ' + b"[" * 5000 + b"]" * 5000
+    + b"}\n",
+    "D22 data nested 20000 deep": b'{"type": "transcript", "data_length": 40000}\n'
+    + b"[" * 20000 + b"]" * 20000,
+    "D23 inline data a list": b'{"type": "transcript", "data": [1, 2]}\n',
+    "D23 inline data a string": b'{"type": "transcript", "data": "text"}\n',
+    "D32 NaN in the context": b'{"type": "transcript", "data": {"text": "hello", '
+    b'"context": {"x": NaN, "y": Infinity}}}\n',
+    "data a list of pairs": b'{"type": "transcript", "data_length": 24}\n'
+    b'[["text", "what is it"]]',
+    "D33 rate as text": b'{"type": "audio-chunk", "data": {"rate": "16000", "width": 2, '
+    b'"channels": 1}, "payload_length": 2}\n\x00\x00',
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_EVENTS)
+def test_a_malformed_event_is_refused_in_one_line_without_a_traceback(skill, tmp_path, caplog,
+                                                                      name):
+    """D22-D23, D32: RecursionError and AttributeError ended the task with 'Task exception was
+    never retrieved'; NaN came back in the reply, which strict JSON peers cannot read."""
+    path = f"{tmp_path}/s.sock"
+
+    async def scenario():
+        async with running(SkillService(skill), f"unix://{path}") as uri:
+            answer = await send_raw(path, HOSTILE_EVENTS[name])
+            return answer, await describe(uri)
+
+    with caplog.at_level(logging.DEBUG):
+        (event, rest), info = asyncio.run(scenario())
+    assert event is not None and Error.is_type(event.type), event
+    assert Error.from_event(event).code == "refused"
+    assert rest == b"" and info.handle
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert line.startswith("refused an event: ") and len(line) < 200
+    if name == "D33 rate as text":
+        assert "'<='" not in line and "must be whole numbers" in line
+
+
+def test_a_peer_cannot_write_lines_into_the_log(skill, tmp_path, caplog):
+    """D5: the event type went into the log verbatim: 'x\\nvoiceskill: stopped' forged a line."""
+    path = f"{tmp_path}/s.sock"
+    header = json.dumps({"type": "x\nvoiceskill: stopped" + "y" * 60_000,
+                         "data_length": 10**9}).encode() + b"\n"
+
+    async def scenario():
+        async with running(SkillService(skill), f"unix://{path}"):
+            return await send_raw(path, header)
+
+    with caplog.at_level(logging.DEBUG):
+        event, _ = asyncio.run(scenario())
+    assert Error.from_event(event).code == "refused"
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "\n" not in line and len(line) < 200
+    assert line.startswith("refused an event: x\\nvoiceskill: stopped")
+
+
+def test_three_channel_chunks_of_any_length_are_taken(skill, tmp_path):
+    """D24: 3 channels and an odd number of frames raised audioop.error (a traceback)."""
+    path = f"{tmp_path}/s.sock"
+    chunk = AudioChunk(rate=16000, width=2, channels=3, audio=bytes(6)).event()
+
+    async def scenario() -> str:
+        async with running(SkillService(skill), f"unix://{path}") as uri, \
+                AsyncClient.from_uri(uri) as client:
+            await client.write_event(chunk)
+            await client.write_event(AudioStop().event())
+            event = await asyncio.wait_for(client.read_event(), GUARD_S)
+        assert Transcript.is_type(event.type), event
+        return Transcript.from_event(event).text
+
+    assert asyncio.run(scenario()) == ""
+
+
+def test_a_regular_file_at_the_socket_path_is_not_deleted(skill, tmp_path):
+    """D9: wyoming unlinks whatever is at the path before binding."""
+    precious = tmp_path / "notes.txt"
+    precious.write_text("precious")
+
+    async def scenario() -> None:
+        await start_server(SkillService(skill), f"unix://{precious}")
+
+    with pytest.raises(UserError, match="exists and is not a socket"):
+        asyncio.run(scenario())
+    assert precious.read_text() == "precious"
+
+
+@pytest.mark.parametrize("uri", ["unix://somedir/x.sock", "unix://"])
+def test_a_unix_uri_without_a_full_path_is_refused(skill, uri):
+    """D9: unix://dir/x.sock bound /x.sock (the 'dir' is a host name) and logged 'dir/x.sock'."""
+    with pytest.raises(UserError, match="needs its full path"):
+        asyncio.run(start_server(SkillService(skill), uri))
+
+
+def test_a_second_server_does_not_steal_a_live_socket(skill, tmp_path):
+    """D10: the second server unlinked the first's socket and bound its own, silently."""
+    path = tmp_path / "s.sock"
+
+    async def scenario() -> Info:
+        async with running(SkillService(skill), f"unix://{path}") as uri:
+            with pytest.raises(UserError, match="another server is listening there"):
+                await start_server(SkillService(skill), uri)
+            return await describe(uri)  # the first still serves
+
+    assert asyncio.run(scenario()).handle
+
+
+def test_a_socket_left_by_a_server_that_is_gone_is_replaced(skill, tmp_path):
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(path))  # never listening: what a killed server leaves
+
+    async def scenario() -> Info:
+        async with running(SkillService(skill), f"unix://{path}") as uri:
+            return await describe(uri)
+
+    assert asyncio.run(scenario()).handle
+
+
+def test_binding_every_interface_is_said_in_a_warning():
+    """D7: 0.0.0.0 started an unauthenticated health service on every interface silently."""
+    port = free_tcp_uri().rsplit(":", 1)[1]
+    process, said = start_command("--uri", f"tcp://0.0.0.0:{port}")
+    status, stderr = stop_command(process)
+    assert status == 0, stderr
+    assert "voiceskill: listening on 0.0.0.0: anyone who can reach this machine can use it" in said
+
+
+def stdio(*, stdin=None, input: bytes | None = None, stdout=subprocess.PIPE,
+          preexec_fn=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "voiceskill", "serve", "--uri", "stdio://"], stdin=stdin,
+        input=input, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, preexec_fn=preexec_fn,
+        timeout=300)  # a hang guard that also covers training the classifier on a cold cache
+
+
+def test_stdio_with_stdin_at_dev_null_ends_at_once():
+    """D19: a PermissionError traceback from asyncio, then a hang for ever."""
+    with open(os.devnull, "rb") as null:
+        result = stdio(stdin=null)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert b"Traceback" not in result.stderr
+
+
+def test_stdio_reads_and_writes_regular_files(tmp_path):
+    """D25: asyncio's pipe transports refused regular files with a traceback."""
+    requests = tmp_path / "in"
+    requests.write_bytes(b'{"type": "describe"}\n')
+    replies = tmp_path / "out"
+    with requests.open("rb") as stdin, replies.open("wb") as stdout:
+        result = stdio(stdin=stdin, stdout=stdout)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(replies.read_bytes().split(b"\n")[0])["type"] == "info"
+    assert b"Traceback" not in result.stderr
+
+
+def test_stdio_with_stdin_closed_is_one_line():
+    """D25: AttributeError traceback."""
+    result = stdio(preexec_fn=lambda: os.close(0))
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1] == (
+        "voiceskill: stdio:// needs standard input and output; one of them is closed")
+
+
+@pytest.mark.parametrize(("request_bytes", "message"), [
+    (b"garbage\n", "event header is not JSON"),
+    (b'{"type": "transcript", "data": {"text": 5}}\n', "transcript event has no text"),
+    (b'{"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1}, '
+     b'"payload_length": 3}\n\x00\x00\x00',
+     "unusable audio chunk (payload is not a whole number of frames)"),
+])
+def test_stdio_refuses_a_bad_event_in_one_line_and_status_1(request_bytes, message):
+    """D25: a ProtocolViolation traceback, status 1; D29: garbage ended silently with 0."""
+    result = stdio(input=request_bytes)
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert "Traceback" not in stderr
+    assert f"voiceskill: refused an event: {message}" in stderr
+    assert json.loads(result.stdout.split(b"\n")[0])["type"] == "error"
+
+
+def test_a_stderr_nobody_reads_does_not_freeze_the_server(tmp_path):
+    """D20: with stderr a full pipe, logging blocked the event loop; a peer fills it with
+    refused events (here 2000 of them: about 180 KB of log lines)."""
+    path = tmp_path / "s.sock"
+    process, _ = start_command("--uri", f"unix://{path}")  # stderr: a pipe read no further
+    try:
+        async def scenario() -> Info:
+            for _ in range(2000):
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                writer.write(b"garbage\n")
+                await writer.drain()
+                await asyncio.wait_for(reader.read(), GUARD_S)
+                writer.close()
+            return await describe(f"unix://{path}")
+
+        assert asyncio.run(scenario()).handle
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.stderr.close()
+        process.wait(timeout=GUARD_S)

@@ -10,17 +10,26 @@ One socket offers two programs, in the shape of the Wyoming reference servers:
   confidence gate is applied here, because Home Assistant hands the agent only the words.
 
 Peers are not trusted: an event is size-checked before it is read, connections are capped,
-and a client that stops sending is disconnected. Blocking work (matching, recognition) runs
-in threads so one slow turn never stalls the other connections.
+a client that stops sending or stops reading is disconnected (and, when every slot is taken, the
+one stalled longest makes room for a newcomer), what a peer chose is shortened and escaped before
+it is logged, and log lines go through a thread so a stderr nobody reads never stalls the
+server. Blocking work (matching, recognition) runs in threads so one slow turn never stalls the
+other connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import os
+import queue
 import signal
+import socket
+import stat
+import sys
 import threading
 import time
 import uuid
@@ -28,12 +37,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from logging.handlers import QueueHandler
+from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
+from wyoming.audio import audioop as _audioop
 from wyoming.error import Error
-from wyoming.event import Event
+from wyoming.event import Event, async_write_event
 from wyoming.handle import Handled
 from wyoming.info import (
     AsrModel,
@@ -44,7 +57,13 @@ from wyoming.info import (
     HandleProgram,
     Info,
 )
-from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer, AsyncTcpServer
+from wyoming.server import (
+    AsyncEventHandler,
+    AsyncServer,
+    AsyncStdioServer,
+    AsyncTcpServer,
+    AsyncUnixServer,
+)
 
 from voiceskill import __version__
 from voiceskill.asr import MAX_TURN_S
@@ -76,6 +95,16 @@ class Limits:
     max_connections: int = 16
     idle_timeout_s: float | None = 30.0
     """A client silent this long mid-conversation with the server is stuck: disconnected."""
+    write_timeout_s: float | None = 30.0
+    """A client that has not taken a reply in this long is not reading: disconnected."""
+    max_connection_s: float | None = 300.0
+    """No connection lives longer (Home Assistant opens one per utterance of at most 30 s)."""
+    make_room_after_s: tuple[float, float] = (1.0, 5.0)
+    """When every connection is taken, a newcomer replaces the one stalled longest: blocked
+    writing to a client that does not read for at least the first figure, or waiting for a
+    client that sends nothing for at least the second."""
+    max_audio_chunks: int = 100_000
+    """Chunks per utterance (30 s of audio is 300 chunks as satellites send it)."""
     conversation_ttl_s: float = 300.0
     """Home Assistant's chat session also lasts five minutes after the last turn."""
     max_conversations: int = 256
@@ -175,8 +204,32 @@ class SkillService:
             skill.conversation, self.limits.conversation_ttl_s, self.limits.max_conversations,
             clock,
         )
-        self.open_connections = 0
+        self.connections: set[SkillHandler] = set()
         self._recognizer_lock = threading.Lock()  # one decoder: one utterance at a time
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.connections)
+
+    def make_room(self) -> bool:
+        """Close the connection stalled longest, if one has been stalled long enough; whether
+        a slot is now free."""
+        now = time.monotonic()
+        write_s, read_s = self.limits.make_room_after_s
+        stalled = []
+        for handler in self.connections:
+            if handler.waiting is None:
+                continue
+            kind, since = handler.waiting
+            if now - since >= (write_s if kind == "write" else read_s):
+                stalled.append((kind == "write", now - since, handler))
+        if not stalled:
+            return False
+        not_reading, waited, victim = max(stalled, key=lambda item: item[:2])
+        why = "was not reading its replies" if not_reading else "was silent"
+        log.info("closed a connection that %s for %.0f s, to make room", why, waited)
+        victim.abort()
+        return True
 
     def info(self) -> Info:
         """What `describe` answers: a conversation agent, and the recogniser if there is one."""
@@ -239,32 +292,55 @@ async def read_event(reader: asyncio.StreamReader, limits: Limits) -> Event | No
         raise ProtocolViolation("event header too long") from None
     if not line:
         return None
-    try:
-        header = json.loads(line)
-    except ValueError:
-        raise ProtocolViolation("event header is not JSON") from None
+    header = _json_object(line)
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-        raise ProtocolViolation("event header has no type")
-    data_length = _length(header, "data_length", limits.max_data_bytes)
-    payload_length = _length(header, "payload_length", limits.max_payload_bytes)
-    data = header.get("data") or {}
+        raise ProtocolViolation("event header has no type" if header is not None
+                                else "event header is not JSON")
+    kind = shown(header["type"])
+    data_length = _length(header, kind, "data_length", limits.max_data_bytes)
+    payload_length = _length(header, kind, "payload_length", limits.max_payload_bytes)
+    data = header.get("data")
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ProtocolViolation(f"{kind} event has malformed data")
     try:
         if data_length:
-            data.update(json.loads(await reader.readexactly(data_length)))
+            more = _json_object(await reader.readexactly(data_length))
+            if not isinstance(more, dict):
+                raise ProtocolViolation(f"{kind} event has malformed data")
+            data.update(more)
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         return None
-    except (ValueError, TypeError, AttributeError):
-        raise ProtocolViolation(f"{header['type']} event has malformed data") from None
     return Event(type=header["type"], data=data, payload=payload)
 
 
-def _length(header: dict, key: str, limit: int) -> int:
+def _json_object(raw: bytes) -> object | None:
+    """Parsed strict JSON (no NaN or Infinity, which strict peers cannot read back when they
+    are echoed in a context), or None when it is not JSON or nested too deep to parse."""
+    try:
+        return json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Peer-chosen text as it may appear in a log line: escaped (no newline can start a forged
+    line) and at most `limit` characters."""
+    escaped = ascii(text)[1:-1]
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def _length(header: dict, kind: str, key: str, limit: int) -> int:
     value = header.get(key) or 0
     if not isinstance(value, int) or value < 0:
         raise ProtocolViolation(f"{key} is not a byte count")
     if value > limit:
-        raise ProtocolViolation(f"{header['type']} event {key} {value} exceeds {limit} bytes")
+        raise ProtocolViolation(f"{kind} event {key} {shown(str(value))} exceeds {limit} bytes")
     return value
 
 
@@ -272,35 +348,71 @@ def _length(header: dict, key: str, limit: int) -> int:
 
 
 class AudioIntake:
-    """One utterance's audio, converted as it arrives to 16 kHz mono int16, at most MAX_TURN_S
-    (the rest is dropped, as `replay` does, so memory stays bounded)."""
+    """One utterance's audio, converted as it arrives to 16 kHz mono int16 into a buffer of
+    MAX_TURN_S (the rest is dropped, as `replay` does): memory is bounded however the audio is
+    cut into chunks, and at most `max_chunks` chunks are taken."""
 
-    def __init__(self) -> None:
-        self._converter = AudioChunkConverter(rate=SAMPLE_RATE, width=2, channels=1)
-        self._parts: list[np.ndarray] = []
-        self._room = int(MAX_TURN_S * SAMPLE_RATE)
+    def __init__(self, max_chunks: int = Limits.max_audio_chunks) -> None:
+        self._converter = AudioChunkConverter(rate=SAMPLE_RATE)
+        self._buffer = np.empty(int(MAX_TURN_S * SAMPLE_RATE), dtype=np.int16)
+        self._filled = 0
+        self._chunks_left = max_chunks
 
     def add(self, event: Event) -> None:
+        if self._filled == len(self._buffer):
+            return  # the utterance is full: the rest is not even converted
+        self._chunks_left -= 1
+        if self._chunks_left < 0:
+            raise ProtocolViolation("too many audio chunks in one utterance")
         try:
             chunk = AudioChunk.from_event(event)
             _check_format(chunk)
-            converted = self._converter.convert(chunk).audio
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolViolation(f"unusable audio chunk ({exc})") from None
-        samples = np.frombuffer(converted, dtype="<i2")[: self._room]
-        self._room -= len(samples)
-        self._parts.append(samples)
+            converted = self._converter.convert(_mono16(chunk)).audio
+        except (KeyError, TypeError, ValueError, _audioop.error) as exc:
+            raise ProtocolViolation(f"unusable audio chunk ({_chunk_problem(exc)})") from None
+        samples = np.frombuffer(converted, dtype="<i2")[: len(self._buffer) - self._filled]
+        self._buffer[self._filled : self._filled + len(samples)] = samples
+        self._filled += len(samples)
 
     def samples(self) -> np.ndarray:
-        return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.int16)
+        return self._buffer[: self._filled].copy()
 
 
 def _check_format(chunk: AudioChunk) -> None:
+    fields = (chunk.rate, chunk.width, chunk.channels)
+    if not all(type(value) is int for value in fields):
+        raise ValueError("rate, width and channels must be whole numbers")
     if not (1000 <= chunk.rate <= 384_000 and chunk.width in (1, 2, 3, 4)
             and 1 <= chunk.channels <= 8):
         raise ValueError(f"{chunk.rate} Hz, {chunk.width} bytes, {chunk.channels} channels")
+    if not isinstance(chunk.audio, bytes):
+        raise ValueError("no audio payload")
     if len(chunk.audio) % (chunk.width * chunk.channels):
         raise ValueError("payload is not a whole number of frames")
+
+
+def _chunk_problem(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no {shown(str(exc.args[0]))}"
+    return shown(str(exc), 80)
+
+
+def _mono16(chunk: AudioChunk) -> AudioChunk:
+    """16-bit mono: every channel averaged (wyoming's converter downmixes any channel count as
+    if it were stereo, which garbles 3 to 8 channels)."""
+    audio = chunk.audio
+    if chunk.width != 2:
+        if chunk.width == 1:  # 8-bit PCM is unsigned
+            audio = _audioop.bias(audio, 1, -128)
+        audio = _audioop.lin2lin(audio, chunk.width, 2)
+    if chunk.channels > 1:
+        frames = np.frombuffer(audio, dtype="<i2").reshape(-1, chunk.channels)
+        audio = np.round(frames.mean(axis=1)).astype("<i2").tobytes()
+    return AudioChunk(rate=chunk.rate, width=2, channels=1, audio=audio)
+
+
+class _Stalled(Exception):
+    """The client did not take a reply within the write timeout."""
 
 
 class SkillHandler(AsyncEventHandler):
@@ -311,36 +423,77 @@ class SkillHandler(AsyncEventHandler):
         super().__init__(reader, writer)
         self.service = service
         self._audio: AudioIntake | None = None
+        self.waiting: tuple[str, float] | None = None
+        """("read" or "write", since when) while blocked on the client, else None."""
+        self.refused = False
+
+    def abort(self) -> None:
+        """Drop the connection now (its slot is free at once); its task then ends."""
+        self.service.connections.discard(self)
+        transport = getattr(self.writer, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     async def run(self) -> None:
         """Read events within the limits until the client is done, stuck or misbehaving."""
         service, limits = self.service, self.service.limits
-        if service.open_connections >= limits.max_connections:
+        if service.open_connections >= limits.max_connections and not service.make_room():
             log.warning("refused a connection: %d already open", service.open_connections)
             await self._close_with_error("too many connections", "busy")
             return
-        service.open_connections += 1
+        service.connections.add(self)
         try:
             await self._serve(limits)
         except ProtocolViolation as exc:
+            self.refused = True
             log.warning("refused an event: %s; closing that connection", exc)
             await self._close_with_error(str(exc), "refused")
+        except _Stalled:
+            log.info("closed a connection that took no reply for %s s", limits.write_timeout_s)
+            self.abort()
         except ConnectionError:
             log.debug("client went away")
         finally:
-            service.open_connections -= 1
+            service.connections.discard(self)
             self.writer.close()
 
     async def _serve(self, limits: Limits) -> None:
+        ends = (time.monotonic() + limits.max_connection_s
+                if limits.max_connection_s is not None else None)
         while True:
+            timeout = limits.idle_timeout_s
+            if ends is not None:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    log.info("closed a connection open for %s s", limits.max_connection_s)
+                    return
+                timeout = left if timeout is None else min(timeout, left)
+            self.waiting = ("read", time.monotonic())
             try:
-                event = await asyncio.wait_for(read_event(self.reader, limits),
-                                               timeout=limits.idle_timeout_s)
+                event = await asyncio.wait_for(read_event(self.reader, limits), timeout=timeout)
             except asyncio.TimeoutError:
-                log.info("closed a connection silent for %s s", limits.idle_timeout_s)
+                if ends is not None and time.monotonic() >= ends:
+                    log.info("closed a connection open for %s s", limits.max_connection_s)
+                else:
+                    log.info("closed a connection that sent nothing for %s s",
+                             limits.idle_timeout_s)
                 return
+            finally:
+                self.waiting = None
             if event is None or not await self.handle_event(event):
                 return
+
+    async def write_event(self, event: Event) -> None:
+        """Send an event; a client that does not take it within the write timeout is stalled
+        (without a timeout, a client that never reads would hold its slot for ever)."""
+        self.waiting = ("write", time.monotonic())
+        try:
+            await asyncio.wait_for(async_write_event(event, self.writer),
+                                   timeout=self.service.limits.write_timeout_s)
+        except asyncio.TimeoutError:
+            raise _Stalled from None
+        finally:
+            self.waiting = None
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -351,7 +504,7 @@ class SkillHandler(AsyncEventHandler):
             return False
         if self.service.skill.recognizer is not None:
             return await self._transcribe_event(event)
-        log.debug("ignored a %s event", event.type)
+        log.debug("ignored a %s event", shown(event.type))
         return True
 
     async def _handle(self, event: Event) -> None:
@@ -374,9 +527,9 @@ class SkillHandler(AsyncEventHandler):
 
     async def _transcribe_event(self, event: Event) -> bool:
         if Transcribe.is_type(event.type) or AudioStart.is_type(event.type):
-            self._audio = AudioIntake()
+            self._audio = AudioIntake(self.service.limits.max_audio_chunks)
         elif AudioChunk.is_type(event.type):
-            self._audio = self._audio or AudioIntake()
+            self._audio = self._audio or AudioIntake(self.service.limits.max_audio_chunks)
             self._audio.add(event)
         elif AudioStop.is_type(event.type):
             samples = self._audio.samples() if self._audio else np.zeros(0, dtype=np.int16)
@@ -390,12 +543,13 @@ class SkillHandler(AsyncEventHandler):
             await self.write_event(Transcript(text=text, language=LANGUAGE).event())
             return False
         else:
-            log.debug("ignored a %s event", event.type)
+            log.debug("ignored a %s event", shown(event.type))
         return True
 
     async def _close_with_error(self, text: str, code: str) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.write_event(Error(text=text, code=code).event())
+        with contextlib.suppress(ConnectionError, RuntimeError, _Stalled, asyncio.TimeoutError):
+            await asyncio.wait_for(self.write_event(Error(text=text, code=code).event()),
+                                   timeout=5.0)
         self.writer.close()
 
 
@@ -405,6 +559,8 @@ class SkillHandler(AsyncEventHandler):
 async def start_server(service: SkillService, uri: str) -> AsyncServer:
     """Listen on a tcp:// or unix:// URI without blocking; stop it with `await server.stop()`."""
     server = _server_for(uri)
+    if isinstance(server, AsyncUnixServer):
+        _check_socket_path(uri, server.socket_path)
     try:
         await server.start(partial(SkillHandler, service))
     except OSError as exc:
@@ -412,38 +568,199 @@ async def start_server(service: SkillService, uri: str) -> AsyncServer:
     return server
 
 
-async def serve(service: SkillService, uri: str, zeroconf_name: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (or until stdin closes, for stdio://)."""
+async def serve(service: SkillService, uri: str, zeroconf_name: str | None = None) -> int:
+    """Serve until SIGTERM or SIGINT (or until stdin closes, for stdio://); the exit status."""
     probe = _server_for(uri)
-    if isinstance(probe, AsyncStdioServer):  # a private pipe to a trusting parent: no limits
-        log.info("serving on stdio")
-        await probe.run(partial(SkillHandler, service))
-        return
     if zeroconf_name and not isinstance(probe, AsyncTcpServer):
         raise UserError("--zeroconf needs a tcp:// URI")
-    server = await start_server(service, uri)
-    announcer = await _announce(server, zeroconf_name) if zeroconf_name else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info("serving on %s", uri)
-    try:
-        await stop.wait()
-    finally:
+    with _log_through_a_thread():
+        if isinstance(probe, AsyncStdioServer):
+            return await _serve_stdio(service)
+        server = await start_server(service, uri)
+        if isinstance(server, AsyncTcpServer) and not _is_loopback(server.host):
+            log.warning("listening on %s: anyone who can reach this machine can use it, without "
+                        "a password; keep it on a trusted network", server.host or "all addresses")
+        announcer = await _announce(server, zeroconf_name) if zeroconf_name else None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        if announcer is not None:
-            await announcer.async_close()
-        await server.stop()
-    log.info("stopped")
+            loop.add_signal_handler(signum, stop.set)
+        log.info("serving on %s", uri)
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            if announcer is not None:
+                await announcer.async_close()
+            await server.stop()
+        log.info("stopped")
+        return 0
 
 
 def _server_for(uri: str) -> AsyncServer:
+    parsed = urlparse(uri)
+    if parsed.scheme == "unix" and (parsed.netloc or not parsed.path):
+        # unix://dir/x.sock would silently mean /x.sock (the "dir" is a host name)
+        raise UserError(f"bad --uri {uri!r}: a unix socket needs its full path, "
+                        f"e.g. unix:///run/user/1000/voiceskill.sock")
     try:
         return AsyncServer.from_uri(uri)
     except ValueError as exc:
         raise UserError(f"bad --uri {uri!r}: {exc}") from None
+
+
+def _check_socket_path(uri: str, path: Path) -> None:
+    """wyoming removes whatever is at the socket's path before binding: refuse a file that is
+    not a socket, and a socket another server is still listening on."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"cannot listen on {uri}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise UserError(f"cannot listen on {uri}: {path} exists and is not a socket "
+                        "(left as it is)")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
+        other.settimeout(2.0)
+        try:
+            other.connect(str(path))
+        except OSError:
+            return  # left by a server that is gone: replaced
+    raise UserError(f"cannot listen on {uri}: another server is listening there")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- stdio: one trusted parent ----------------------------------------------------------------
+
+STDIO_LIMITS = Limits(idle_timeout_s=None, write_timeout_s=None, max_connection_s=None)
+"""A parent process on the other end of a pipe: sizes are still checked, times are not."""
+
+
+async def _serve_stdio(service: SkillService) -> int:
+    """One connection on stdin and stdout, whatever they are (pipes, files, /dev/null): read
+    and written by threads, as asyncio's pipe transports accept pipes and sockets only."""
+    if sys.stdin is None or sys.stdout is None:
+        raise UserError("stdio:// needs standard input and output; one of them is closed")
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**16)
+    threading.Thread(target=_pump_input, args=(sys.stdin.fileno(), reader, loop),
+                     name="voiceskill-stdin", daemon=True).start()
+    stdio = SkillService(service.skill, STDIO_LIMITS)
+    stdio.conversations = service.conversations
+    handler = SkillHandler(stdio, reader, _FdWriter(sys.stdout.fileno()))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, reader.feed_eof)
+    log.info("serving on stdio")
+    try:
+        await handler.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return 1 if handler.refused else 0
+
+
+def _pump_input(descriptor: int, reader: asyncio.StreamReader,
+                loop: asyncio.AbstractEventLoop) -> None:
+    def deliver(action, *args) -> bool:
+        try:
+            loop.call_soon_threadsafe(action, *args)
+        except RuntimeError:  # the loop has finished
+            return False
+        return True
+
+    try:
+        while True:
+            chunk = os.read(descriptor, 65536)
+            if not chunk or not deliver(reader.feed_data, chunk):
+                break
+    except OSError as exc:
+        log.warning("cannot read standard input (%s)", exc.strerror)
+    deliver(reader.feed_eof)
+
+
+class _FdWriter:
+    """The part of asyncio.StreamWriter the handler uses, writing a file descriptor of any kind
+    from a thread."""
+
+    def __init__(self, descriptor: int):
+        self._descriptor = descriptor
+        self._pending = bytearray()
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    async def drain(self) -> None:
+        data, self._pending = bytes(self._pending), bytearray()
+        if data:
+            await asyncio.to_thread(self._write_all, data)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._descriptor, view):]
+
+    def close(self) -> None:
+        self._closed = True
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+
+# --- logging that never blocks the event loop -----------------------------------------------
+
+
+class _DroppingQueueHandler(QueueHandler):
+    """Hands records to the writer thread; when it is this far behind, the line is dropped."""
+
+    dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            _DroppingQueueHandler.dropped += 1
+
+
+@contextlib.contextmanager
+def _log_through_a_thread(capacity: int = 1000) -> Iterator[None]:
+    """Route the root logger's handlers through a thread: a stderr nobody drains (a full pipe)
+    then blocks that thread, never the event loop; lines beyond `capacity` are dropped."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    lines: queue.Queue = queue.Queue(capacity)
+
+    def write() -> None:
+        while (record := lines.get()) is not None:
+            for handler in handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+
+    writer = threading.Thread(target=write, name="voiceskill-log", daemon=True)
+    writer.start()
+    relay = _DroppingQueueHandler(lines)
+    root.handlers = [relay]
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        with contextlib.suppress(queue.Full):
+            lines.put(None, timeout=5.0)
+        writer.join(timeout=5.0)
 
 
 async def _announce(server: AsyncTcpServer, name: str):
