@@ -655,3 +655,39 @@ def test_a_bad_config_value_names_the_file_and_what_is_allowed(tmp_path, line, m
     path.write_text(line + "\n")
     with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: {message}")):
         load_config(path)
+
+
+def test_a_huge_finite_float_sample_is_clipped_quietly(tmp_path):
+    """D27: one 1e38 sample printed numpy's 'RuntimeWarning: overflow' with a source path."""
+    audio, rate = sf.read(FIXTURE, dtype="float32")
+    audio[100] = 1e38
+    sf.write(tmp_path / "huge.wav", audio, rate, subtype="FLOAT")
+    result = run_cli("replay", "--no-speak", "--json", str(tmp_path / "huge.wav"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"XDG_CACHE_HOME": "relative/cache", "HOME": "{home}"}, "{home}/.cache/voiceskill"),
+    ({"XDG_CACHE_HOME": "", "HOME": ""}, None),
+    ({"HOME": "/nonexistent-home"}, None),
+    ({"HOME": "/"}, None),
+])
+def test_the_cache_is_never_put_at_the_root_or_under_a_made_up_home(tmp_path, monkeypatch,
+                                                                      env, expected):
+    """D31: HOME="" wrote /.cache/voiceskill, HOME=/nonexistent created that folder, and a
+    relative XDG_CACHE_HOME was taken relative to the current folder."""
+    from voiceskill import cache
+
+    monkeypatch.setattr(cache, "_fallback", None)
+    monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.format(home=tmp_path))
+    folder = cache.cache_dir()
+    if expected is not None:
+        assert folder == Path(expected.format(home=tmp_path))
+    else:
+        assert folder.parent == tmp_path / "tmp"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -324,3 +325,24 @@ def test_a_triage_loop_is_shown_not_lost(tmp_path):
     assert loops and loops[0].end == loops[0].answers[0][0]
     page = page_for(content)
     assert f"loops back to {loops[0].end}" in page.text_of(page.by_id("triage"))
+
+
+def test_installed_from_a_wheel_sources_are_not_looked_for_inside_site_packages(tmp_path):
+    """D15: REPO came from __file__, so an installed skill looked for the article in
+    <prefix>/lib/shared/seed and for the benchmark in <prefix>/lib/python3.x/bench."""
+    site = tmp_path / "prefix" / "lib" / "python3" / "site-packages"
+    package = Path(review.__file__).parent
+    shutil.copytree(package, site / "voiceskill", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("from voiceskill.sources import BENCHMARK, DEFAULT_SOURCE_DIR\n"
+            "print(BENCHMARK)\nprint(DEFAULT_SOURCE_DIR)\n")
+    env = {key: value for key, value in os.environ.items() if key != "VOICESKILL_SHARED"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(site)}, cwd=tmp_path, timeout=120,
+                         check=True)
+    benchmark, source_dir = run.stdout.splitlines()
+    assert benchmark == "None"
+    assert source_dir == "../shared/seed"
+    shared = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "PYTHONPATH": str(site), "VOICESKILL_SHARED": "/x"},
+                            cwd=tmp_path, timeout=120, check=True)
+    assert shared.stdout.splitlines()[1] == "/x/seed"

@@ -194,7 +194,8 @@ def _stream(wav: soundfile.SoundFile, name: str, out_len: int) -> Iterator[np.nd
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1] to int16, clipping; int16 -> float -> int16 is exact."""
-    scaled = np.rint(np.asarray(samples, dtype=np.float32) * 32768.0)
+    with np.errstate(over="ignore"):  # a huge finite sample (1e38) becomes inf, then clips
+        scaled = np.rint(np.asarray(samples, dtype=np.float32) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype(np.int16)
 
 

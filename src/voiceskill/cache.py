@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -22,8 +23,43 @@ MAX_KEPT = 4  # entries per kind: the content in use, and a few edits back
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "voiceskill"
+    """$XDG_CACHE_HOME/voiceskill, else ~/.cache/voiceskill. A relative XDG_CACHE_HOME is
+    ignored (the XDG spec says so; it would depend on the folder a command runs in), and so is
+    a HOME that is empty, relative or missing: the cache then goes to a private folder in the
+    temporary directory rather than to /.cache or a made-up home."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(base):
+        return Path(base) / "voiceskill"
+    home = os.environ.get("HOME")
+    if home is None:  # unset: the password database's entry, as Path.home() does
+        home = str(Path.home())
+    if os.path.isabs(home) and home != "/" and os.path.isdir(home):
+        return Path(home) / ".cache" / "voiceskill"
+    return _private_temporary_cache()
+
+
+_fallback: Path | None = None
+
+
+def _private_temporary_cache() -> Path:
+    """A cache folder of this user's own in the temporary directory (created 0700; one someone
+    else made there, or a symlink, is not used: a folder for this process only instead)."""
+    global _fallback
+    if _fallback is not None:
+        return _fallback
+    folder = Path(tempfile.gettempdir()) / f"voiceskill-cache-{os.getuid()}"
+    with contextlib.suppress(FileExistsError, OSError):
+        folder.mkdir(mode=0o700)
+    try:
+        info = os.lstat(folder)
+        usable = (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+                  and stat.S_IMODE(info.st_mode) & 0o077 == 0)
+    except OSError:
+        usable = False
+    _fallback = folder if usable else Path(tempfile.mkdtemp(prefix="voiceskill-cache-"))
+    log.warning("no usable home folder (HOME=%r); caching in %s", os.environ.get("HOME"),
+                _fallback)
+    return _fallback
 
 
 def write_atomic(path: Path, data: bytes) -> None:

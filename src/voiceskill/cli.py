@@ -310,7 +310,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from importlib.metadata import PackageNotFoundError, version
 
     from voiceskill import review
-    from voiceskill.sources import REPO, source_dirs
+    from voiceskill.sources import BENCHMARK, source_dirs
 
     if args.source_dir is not None and not args.source_dir.is_dir():
         return _fail(f"source folder not found: {args.source_dir}")
@@ -325,7 +325,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
         version=installed,
     )
     sources = review.read_sources(content, source_dirs(args.source_dir))
-    benchmark = review.read_benchmark(REPO / "bench" / "results" / "latest.json")
+    benchmark = review.read_benchmark(BENCHMARK) if BENCHMARK is not None else None
     page = review.review_html(content, sources, benchmark, sign_off)
     _write(args.output, page.encode("utf-8"))
     print(f"wrote {args.output}", file=sys.stderr)

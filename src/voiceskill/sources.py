@@ -10,13 +10,22 @@ A paragraph is a block of text between blank lines, counted from 1.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from voiceskill.content import DOCUMENT_PATTERN
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SOURCE_DIR = REPO.parent / "shared" / "seed"
+"""The checkout this runs from; in an installed wheel it is not one (see IN_CHECKOUT)."""
+IN_CHECKOUT = (REPO / "pyproject.toml").is_file() and (REPO / "src" / "voiceskill").is_dir()
+_SHARED = os.environ.get("VOICESKILL_SHARED")
+DEFAULT_SOURCE_DIR = (Path(_SHARED) / "seed" if _SHARED
+                      else REPO.parent / "shared" / "seed" if IN_CHECKOUT
+                      else Path("..") / "shared" / "seed")
+"""$VOICESKILL_SHARED/seed, else ../shared/seed beside the checkout, else (installed from a
+wheel) ../shared/seed from the current folder; --source-dir overrides it."""
+BENCHMARK = REPO / "bench" / "results" / "latest.json" if IN_CHECKOUT else None
 PACKAGE_DOCS = Path(__file__).resolve().parent / "docs"  # where a built wheel puts docs/
 REPO_DOCS = PACKAGE_DOCS if PACKAGE_DOCS.is_dir() else REPO / "docs"
 
