@@ -19,6 +19,7 @@ import stat
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import platformdirs
 
@@ -44,6 +45,25 @@ class ConfigError(UserError):
 
 def config_path() -> Path:
     return Path(platformdirs.user_config_dir("voiceskill")) / "config.toml"
+
+
+ENGINES = ("auto", "pocketsphinx", "vosk")
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why `serve` could not listen on `uri`, as far as its spelling shows, or None."""
+    try:
+        parsed = urlparse(uri)
+        port = parsed.port
+    except ValueError as exc:
+        return str(exc)
+    if parsed.scheme == "tcp":
+        return None if parsed.hostname and port is not None else "needs tcp://HOST:PORT"
+    if parsed.scheme == "unix":
+        return None if parsed.path and not parsed.netloc else "needs unix:///full/path"
+    if parsed.scheme == "stdio":
+        return None
+    return "must start with tcp://, unix:// or stdio://"
 
 
 def rate_problem(rate: int) -> str | None:
@@ -72,6 +92,11 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
             raise ConfigError(f"{path}: {key} must be {TYPE_NAMES[expected]}")
     if "rate" in settings and rate_problem(settings["rate"]):
         raise ConfigError(f"{path}: {rate_problem(settings['rate'])}")
+    if settings.get("engine", "auto") not in ENGINES:
+        raise ConfigError(f"{path}: engine {settings['engine']!r} is not one of "
+                          f"{', '.join(ENGINES)}")
+    if "uri" in settings and uri_problem(settings["uri"]):
+        raise ConfigError(f"{path}: uri {settings['uri']!r}: {uri_problem(settings['uri'])}")
     if "vosk_model" in settings:
         settings["vosk_model"] = Path(settings["vosk_model"]).expanduser()
     return settings
