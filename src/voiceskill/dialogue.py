@@ -2,10 +2,10 @@
 
 Order of precedence for each turn, safest first:
 1. a red flag said to be happening jumps to its node (the most severe one wins); heard
-   unclearly, or found by meaning alone, it is first confirmed ("Did you say you can't
-   breathe?");
+   unclearly, it is first confirmed ("Did you say you can't breathe?");
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
+   otherwise a sign found by meaning alone is confirmed;
 3. control actions (repeat, slower, stop, help, more, back, start over, goodbye);
 4. a question about a red flag is answered with what to do if it happens, before any route;
 5. a domain intent's route (not to self-care while a triage question waits); an unclear
@@ -84,18 +84,19 @@ class Conversation:
         flag = self._most_severe(heard.flags)
         if flag and heard.heard_clearly:
             return self._enter(flag.goto)
-        flag = flag or self._most_severe(heard.possible_flags)
         if flag:
-            self.confirming = flag
-            return flag.confirm, None
+            return self._confirm(flag)
         if confirming and heard.answer == "yes":
             return self._enter(confirming.goto)
         if confirming and heard.answer == "no":
             return content.messages["not_confirmed"], None
         if current.kind == "question" and heard.heard_clearly:
             decided = self._triage_answer(current, heard)
-            if decided:
+            if decided:  # "I take statins" answers the question; it is not a sign to confirm
                 return decided
+        flag = self._most_severe(heard.possible_flags)
+        if flag:
+            return self._confirm(flag)
         if not heard.heard_clearly and heard.guess in content.routes:
             return content.messages["reask"], None
         action = content.actions.get(heard.intent)
@@ -117,6 +118,11 @@ class Conversation:
         if current.outcome == MOST_SEVERE:
             return self._speak(current)  # after an emergency, the instruction stands
         return content.messages["fallback"], None
+
+    def _confirm(self, flag: RedFlag) -> tuple[str, str | None]:
+        """Ask "Did you say ...?" about a sign heard unsurely or found by meaning alone."""
+        self.confirming = flag
+        return flag.confirm, None
 
     # --- triage -------------------------------------------------------------------------
 

@@ -142,13 +142,17 @@ class IntentMatcher:
                 and self._content.nodes[route].outcome != OUTCOMES[-1])
 
     def _flag_intent(self, present: tuple[str, ...]) -> str | None:
-        """The intent that routes where the most severe present red flag leads, if any: an
-        emergency reported in any words is reported as the emergency intent."""
+        """The intent whose route is as severe as the most severe present red flag, if any:
+        an emergency reported in any words, whichever emergency node answers it, is reported
+        as the emergency intent."""
         content = self._content
-        targets = {flag.goto for flag in content.red_flags if flag.name in present}
-        routed = [(OUTCOMES.index(content.nodes[node].outcome or OUTCOMES[0]), intent)
-                  for intent, node in content.routes.items() if node in targets]
-        return max(routed, default=(0, None))[1]
+        outcomes = {content.nodes[flag.goto].outcome for flag in content.red_flags
+                    if flag.name in present}
+        worst = max((OUTCOMES.index(o) for o in outcomes if o), default=None)
+        if worst is None:
+            return None
+        return next((intent for intent, node in content.routes.items()
+                     if content.nodes[node].outcome == OUTCOMES[worst]), None)
 
     def _classify(self, words: list[str], concepts: list[str],
                   meaning: np.ndarray) -> tuple[str, float]:
