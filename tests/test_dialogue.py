@@ -209,6 +209,20 @@ def test_a_question_about_a_sign_is_answered_before_any_route(skill):
     assert reply.answer == skill.content.messages["asked_about_red_flag"]
 
 
+@pytest.mark.parametrize("flag", [flag.name for flag in load_content().red_flags])
+def test_every_question_about_a_sign_gets_what_to_do_at_its_urgency(skill, flag):
+    """Each `question` example of red_flags.yaml is answered with what to do if it happens:
+    the emergency wording for an emergency sign, the "today" wording for an urgent one
+    (numbness is checked today; the emergency wording would over-alarm)."""
+    content = skill.content
+    sign = next(f for f in content.red_flags if f.name == flag)
+    emergency = content.nodes[sign.goto].outcome == "emergency"
+    expected = content.messages["asked_about_red_flag" if emergency
+                                else "asked_about_urgent_sign"]
+    for question in sign.examples.get("question", ()):
+        assert talk(skill, question)[-1].answer == expected, question
+
+
 def test_a_triage_answer_never_leaves_for_self_care(skill):
     """An answer the matcher takes for a self-care question is asked again, then the careful
     branch; it never gets stretching tips while weakness is being asked about."""
