@@ -469,7 +469,7 @@ async def describe(uri: str) -> Info:
 def test_clients_that_never_read_cannot_lock_others_out(skill, tmp_path):
     """D2: 16 clients flooding describes without reading held every slot for ever (the
     handlers sat in drain(), where no timeout applied)."""
-    limits = Limits(make_room_after_s=(0.0, 5.0))
+    limits = Limits(make_room_after_s=(0.0, 5.0), max_events=10**9)
     service = SkillService(skill, limits)
     path = f"{tmp_path}/s.sock"
 
@@ -491,7 +491,7 @@ def test_clients_that_never_read_cannot_lock_others_out(skill, tmp_path):
 
 def test_a_client_that_takes_no_reply_is_disconnected(skill, tmp_path):
     """D2: the write timeout frees the slot even when nobody else needs it."""
-    service = SkillService(skill, Limits(write_timeout_s=0.2))
+    service = SkillService(skill, Limits(write_timeout_s=0.2, max_events=10**9))
     path = f"{tmp_path}/s.sock"
 
     async def scenario() -> None:
@@ -502,6 +502,21 @@ def test_a_client_that_takes_no_reply_is_disconnected(skill, tmp_path):
             await wait_until(lambda: service.open_connections == 0, "disconnected")
             stop.set()
             await flood
+
+    asyncio.run(scenario())
+
+
+def test_a_client_flooding_describes_is_cut_off(skill, tmp_path):
+    """D2: a flood of describes fills the kernel's buffers with replies for many seconds
+    before the handler looks stalled; the 100 clients of the review held every slot that long."""
+    service = SkillService(skill, Limits(max_events=50))
+    path = f"{tmp_path}/s.sock"
+
+    async def scenario() -> None:
+        async with running(service, f"unix://{path}"):
+            # the flood ends when the server closes the connection (it never sets stop)
+            await asyncio.wait_for(flood_without_reading(path, asyncio.Event()), GUARD_S)
+            assert service.open_connections == 0
 
     asyncio.run(scenario())
 

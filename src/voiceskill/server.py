@@ -105,6 +105,10 @@ class Limits:
     client that sends nothing for at least the second."""
     max_audio_chunks: int = 100_000
     """Chunks per utterance (30 s of audio is 300 chunks as satellites send it)."""
+    max_events: int = 200
+    """Events other than audio chunks per connection (Home Assistant sends two or three):
+    a client flooding describes, whose replies fill the kernel's buffers long before
+    anything looks stalled, is cut off after these."""
     conversation_ttl_s: float = 300.0
     """Home Assistant's chat session also lasts five minutes after the last turn."""
     max_conversations: int = 256
@@ -446,6 +450,7 @@ class SkillHandler(AsyncEventHandler):
             await self._serve(limits)
         except ProtocolViolation as exc:
             self.refused = True
+            service.connections.discard(self)  # the slot is free while the error goes out
             log.warning("refused an event: %s; closing that connection", exc)
             await self._close_with_error(str(exc), "refused")
         except _Stalled:
@@ -460,6 +465,7 @@ class SkillHandler(AsyncEventHandler):
     async def _serve(self, limits: Limits) -> None:
         ends = (time.monotonic() + limits.max_connection_s
                 if limits.max_connection_s is not None else None)
+        events = 0
         while True:
             timeout = limits.idle_timeout_s
             if ends is not None:
@@ -480,7 +486,14 @@ class SkillHandler(AsyncEventHandler):
                 return
             finally:
                 self.waiting = None
-            if event is None or not await self.handle_event(event):
+            if event is None:
+                return
+            if not AudioChunk.is_type(event.type):
+                events += 1
+                if events > limits.max_events:
+                    raise ProtocolViolation(f"more than {limits.max_events} events on one "
+                                            "connection")
+            if not await self.handle_event(event):
                 return
 
     async def write_event(self, event: Event) -> None:
