@@ -232,7 +232,26 @@ def test_a_triage_answer_never_leaves_for_self_care(skill):
     assert second.outcome == "urgent"
 
 
-def test_after_an_emergency_an_unclear_turn_repeats_the_instruction(skill):
-    emergency, after = talk(skill, "I can't breathe", "what's the weather like")
+@pytest.mark.parametrize("after", ["what's the weather like", "ok", "he's confused now"])
+def test_after_an_emergency_the_instruction_stands(skill, after):
+    """Something unclear, a bare "ok" or a less urgent sign does not replace it."""
+    emergency, reply = talk(skill, "my dad collapsed and won't wake up", after)
     assert emergency.outcome == "emergency"
-    assert after.outcome == "emergency" and after.answer == emergency.answer
+    assert reply.outcome == "emergency" and reply.answer == emergency.answer
+
+
+@pytest.mark.parametrize(("follow_up", "intent"), [
+    ("what do I do while I wait", "while_waiting"), ("he's okay now", "symptoms_gone")])
+def test_after_an_emergency_follow_ups_get_short_safe_answers(skill, follow_up, intent):
+    emergency, reply = talk(skill, "my dad collapsed and won't wake up", follow_up)
+    assert reply.node == skill.content.nodes[emergency.node].on[intent]
+    assert reply.outcome == "emergency"
+
+
+def test_a_triage_answer_is_not_taken_for_a_sign_to_confirm(skill):
+    confirmations = {flag.confirm for flag in skill.content.red_flags}
+    conversation = skill.conversation()
+    skill.text_turn(conversation, "should I see a doctor about my twitching")
+    conversation.node = "triage_cause"
+    reply = skill.text_turn(conversation, "I take statins").reply
+    assert reply.answer not in confirmations and reply.node.startswith("advice_")

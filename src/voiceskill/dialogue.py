@@ -10,7 +10,8 @@ Order of precedence for each turn, safest first:
 4. a question about a red flag is answered with what to do if it happens, before any route;
 5. a domain intent's route (not to self-care while a triage question waits); an unclear
    question is asked again, never answered;
-6. otherwise the skill says what it can help with; after an emergency, the instruction again.
+6. otherwise the skill says what it can help with; after an emergency, the instruction again
+   (also for a bare "ok", or a less urgent sign: "he's confused now" after a collapse).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Conversation:
         current = content.nodes[self.node]
         confirming, self.confirming = self.confirming, None
         flag = self._most_severe(heard.flags)
+        if flag and heard.heard_clearly and self._severity(flag.goto) < self._severity(self.node):
+            return self._speak(current)  # "he's confused now" after a collapse: still call
         if flag and heard.heard_clearly:
             return self._enter(flag.goto)
         if flag:
@@ -111,12 +114,12 @@ class Conversation:
             return self._enter(current.on[heard.intent])
         if heard.answer == "yes" and current.more and not self.more_given:
             return self._more()
+        if current.outcome == MOST_SEVERE:
+            return self._speak(current)  # after an emergency, the instruction stands
         if heard.answer:
             return content.messages["no_context"], None
         if current.kind == "question":
             return self._unclear(current, content.messages["reask"])
-        if current.outcome == MOST_SEVERE:
-            return self._speak(current)  # after an emergency, the instruction stands
         return content.messages["fallback"], None
 
     def _confirm(self, flag: RedFlag) -> tuple[str, str | None]:

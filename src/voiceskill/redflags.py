@@ -55,6 +55,7 @@ class RedFlagSpotter:
         self._rules = rules
         self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._by_first_stem: dict[str, list[tuple[tuple[Forms, ...], str, tuple[int, ...]]]] = {}
+        seen = set()
         for flag in flags:
             gap = rules.max_gap if flag.max_gap is None else flag.max_gap
             for phrase in flag.phrases:
@@ -63,6 +64,9 @@ class RedFlagSpotter:
                 # "not having trouble breathing").
                 gaps = tuple(0 if self.negates(word) else gap for word in words[:-1])
                 forms = tuple(_forms(word, stemmed=True) for word in words)
+                if (forms, flag.name, gaps) in seen:  # inflections of one phrase: one entry
+                    continue
+                seen.add((forms, flag.name, gaps))
                 self._by_first_stem.setdefault(stem(words[0]), []).append(
                     (forms, flag.name, gaps))
         self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
@@ -176,6 +180,7 @@ class RedFlagSpotter:
         return triggers
 
 
+@functools.cache
 def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
     return frozenset({("word", word), ("stem", stem(word))} if stemmed
