@@ -4,20 +4,30 @@ Each case is a `voiceskill` command run in a fresh process with a timeout, in a 
 content that passes `check` but is tiny, damaged language-model caches, expansion bombs, FIFOs
 and devices where files are expected, YAML that broke the loader, bad output paths, file names
 and arguments that are not UTF-8, closed or full stdout, Ctrl-C during start-up, WAVs from
-pipes and with NaN samples, oversized typed input, private files behind symlinks.
+pipes and with NaN samples, oversized typed input, private files behind symlinks; and from the
+second round: the config file (FIFO, devices, BOM, bad rates), review/graph (documents outside
+the source folders, symlinked outputs), `say -o` failures, a full disk (a 64 KiB tmpfs, when
+this runs as root), a closed stdout, `serve` on bad unix paths and stdio://.
+Then one `serve` process takes hostile clients: malformed events, forged log lines, 100
+clients that never read (how long a fresh client then waits: target 2 s), and a stream of
+one-sample audio chunks (server memory: target flat within 10 MB).
 
 A case fails if it prints a traceback, hangs (timeout), or breaks its own expectation. The last
 lines measure `check` on a 2 MB file and on 1 MB files built to be slow: time and peak memory.
 
-    python tools/hostile_probe.py [--timeout 60] [--only NAME]
+    python tools/hostile_probe.py [--timeout 60] [--only NAME] [--chunk-seconds 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -53,6 +63,7 @@ def run(argv: list[str], work: Path, timeout: float, env: dict | None = None,
     """One `voiceskill` process; its own peak RSS from wait4, killed after `timeout`."""
     environment = {**os.environ, "PYTHONPATH": str(REPO / "src"),
                    "XDG_CACHE_HOME": str(work / "cache"), **(env or {})}
+    environment = {key: value for key, value in environment.items() if value is not None}
     command = argv if shell else [sys.executable, "-m", "voiceskill", *argv]
     out_file = open(stdout_path or work / "stdout", "wb")  # noqa: SIM115
     err_file = open(work / "stderr", "wb+")  # noqa: SIM115
@@ -333,6 +344,206 @@ def _size_file(work: Path, megabytes: float, line: Callable[[int], str]) -> list
     return ["check", str(folder)]
 
 
+
+# --- round 2: config file, review/graph, say -o, full disk, stdio, serve paths -------------
+
+
+def _config(body: bytes | str | None = None, link: str | None = None, fifo: bool = False):
+    """A setup writing config.toml under the case's XDG_CONFIG_HOME, then `ask hello`."""
+    def setup(work: Path) -> list[str]:
+        folder = work / "config" / "voiceskill"
+        folder.mkdir(parents=True)
+        path = folder / "config.toml"
+        if fifo:
+            os.mkfifo(path)
+        elif link:
+            os.symlink(link, path)
+        else:
+            path.write_bytes(body.encode() if isinstance(body, str) else body)
+        return ["ask", "--no-speak", "hello"]
+    return setup
+
+
+def _document(document: str) -> Callable[[Path], list[str]]:
+    def setup(work: Path) -> list[str]:
+        folder = content_copy(work)
+        edit(folder / "dialogue.yaml", "document: safety-policy.md", f"document: {document}")
+        return ["check", str(folder)]
+    return setup
+
+
+def _review_leak(work: Path) -> list[str]:
+    folder = content_copy(work)
+    edit(folder / "dialogue.yaml", "document: safety-policy.md", "document: /proc/self/environ")
+    return [f"{sys.executable} -m voiceskill review --content {folder} -o r.html; "
+            "test ! -e r.html || ! grep -q PATH= r.html"]
+
+
+def _linked_output(command: str, name: str) -> Callable[[Path], list[str]]:
+    def setup(work: Path) -> list[str]:
+        (work / "victim").write_text("keep")
+        os.symlink(work / "victim", work / name)
+        return [command, "-o", name]
+    return setup
+
+
+def _victim_kept(result: Result, work: Path) -> str | None:
+    if (work / "victim").read_text() != "keep":
+        return "wrote through the symlink"
+    return status_in(2)(result, work)
+
+
+def _existing_wav(argv: list[str]) -> Callable[[Path], list[str]]:
+    def setup(work: Path) -> list[str]:
+        shutil.copy(FIXTURE, work / "keep.wav")
+        return argv
+    return setup
+
+
+def _wav_kept(status: int) -> Callable[[Result, Path], str | None]:
+    def check(result: Result, work: Path) -> str | None:
+        if (work / "keep.wav").read_bytes() != FIXTURE.read_bytes():
+            return "the existing WAV was changed"
+        return status_in(status)(result, work)
+    return check
+
+
+FULL_DISKS: list[Path] = []
+
+
+def _full_disk(work: Path) -> Path | None:
+    """A 64 KiB tmpfs (smaller than any spoken answer), or None when it cannot be mounted."""
+    disk = work / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        return None
+    FULL_DISKS.append(disk)
+    return disk
+
+
+def _say_on_full_disk(work: Path) -> list[str]:
+    disk = _full_disk(work)
+    if disk is None:
+        return ["say", "-o", "/dev/full", "hello"]  # the nearest thing without root
+    (disk / "keep.wav").write_bytes(b"earlier")
+    return ["say", "-o", str(disk / "keep.wav"), "how do I stop a cramp in my calf"]
+
+
+def _say_full_kept(result: Result, work: Path) -> str | None:
+    kept = work / "disk" / "keep.wav"
+    if kept.exists() and kept.read_bytes() != b"earlier":
+        return "the earlier file was changed"
+    return mentions("no space left on device", 2)(result, work)
+
+
+def _save_on_full_disk(work: Path) -> list[str]:
+    disk = _full_disk(work) or Path("/proc/voiceskill")
+    return ["ask", "--no-speak", "--save-audio", str(disk / "answers"), "my calf cramps",
+            "my dad has collapsed and is not breathing"]
+
+
+def _both_answered(result: Result, work: Path) -> str | None:
+    if result.out.count("skill:") != 2:
+        return f"{result.out.count('skill:')} answers printed, expected 2"
+    answers = work / "disk" / "answers"
+    if answers.is_dir() and any(answers.iterdir()):
+        return "a truncated answer was left"
+    return status_in(0)(result, work)
+
+
+def _nan_days(work: Path) -> list[str]:
+    folder = content_copy(work)
+    edit(folder / "dialogue.yaml", "    yes_from_days: 7", "    yes_from_days: .nan")
+    return ["check", str(folder)]
+
+
+def _huge_sample(work: Path) -> list[str]:
+    audio, rate = sf.read(FIXTURE, dtype="float32")
+    audio[100] = 1e38
+    sf.write(work / "huge.wav", audio, rate, subtype="FLOAT")
+    return ["replay", "--no-speak", "huge.wav"]
+
+
+def _quiet(result: Result, work: Path) -> str | None:
+    if result.err.strip():
+        return f"said {result.err.strip().splitlines()[0][:80]!r}"
+    return status_in(0)(result, work)
+
+
+def _no_root_cache(result: Result, work: Path) -> str | None:
+    if Path("/.cache/voiceskill").exists():
+        return "wrote /.cache/voiceskill"
+    return mentions("skill:", 0)(result, work)
+
+
+def _precious(work: Path) -> list[str]:
+    (work / "notes.txt").write_text("precious")
+    return ["serve", "--uri", f"unix://{work / 'notes.txt'}"]
+
+
+def _precious_kept(result: Result, work: Path) -> str | None:
+    if not (work / "notes.txt").is_file():
+        return "deleted the file at the socket path"
+    return mentions("is not a socket", 2)(result, work)
+
+
+def round2_cases() -> list[Case]:
+    config = {"env": True}
+    return [
+        Case("config.toml is a FIFO", _config(fifo=True), mentions("not a regular file", 2),
+             config),
+        Case("config.toml is /dev/zero", _config(link="/dev/zero"),
+             mentions("not a regular file", 2), config),
+        Case("config.toml is /dev/urandom", _config(link="/dev/urandom"),
+             mentions("not a regular file", 2), config),
+        Case("config.toml with a BOM", _config(b"\xef\xbb\xbfrate = 120\n"),
+             mentions("skill:", 0), config),
+        Case("config rate = 0", _config("rate = 0\n"), mentions("out of range", 2), config),
+        Case("config rate = 10^12", _config("rate = 1000000000000\n"),
+             mentions("out of range", 2), config),
+        Case("config rate = 'fast'", _config("rate = 'fast'\n"),
+             mentions("must be a whole number", 2), config),
+        Case("document: /proc/self/environ", _document("/proc/self/environ"),
+             mentions("document", 1)),
+        Case("document: ../../etc/hostname", _document("../../../../etc/hostname"),
+             mentions("document", 1)),
+        Case("review does not embed the environment", _review_leak, status_in(0),
+             {"shell": True}),
+        Case("review -o a symlink", _linked_output("review", "r.html"), _victim_kept),
+        Case("graph -o a symlink", _linked_output("graph", "g.dot"), _victim_kept),
+        Case("yes_from_days: .nan", _nan_days, mentions("not a finite number", 1)),
+        Case("say -o /dev/full", lambda w: ["say", "-o", "/dev/full", "hello"],
+             mentions("cannot write /dev/full: no space left on device", 2)),
+        Case("say whitespace -o existing", _existing_wav(["say", "-o", "keep.wav", "   "]),
+             _wav_kept(1)),
+        Case("say --rate 100000 -o existing", _existing_wav(
+            ["say", "--rate", "100000", "-o", "keep.wav", "hello"]), _wav_kept(2)),
+        Case("say -o on a full disk", _say_on_full_disk, _say_full_kept),
+        Case("--save-audio on a full disk, 2 turns", _save_on_full_disk, _both_answered),
+        Case("stdout closed (>&-)", lambda w: [
+            f"{sys.executable} -m voiceskill ask --no-speak hello >&-"],
+             mentions("standard output is closed", 2), {"shell": True}),
+        Case("float WAV with a 1e38 sample", _huge_sample, _quiet),
+        Case("HOME is empty", lambda w: ["ask", "--no-speak", "how do I stop a cramp"],
+             _no_root_cache, {"env": {"HOME": "", "XDG_CACHE_HOME": None}, "timeout": 300}),
+        Case("serve on a regular file's path", _precious, _precious_kept),
+        Case("serve --uri unix://dir/x.sock", lambda w: [
+            "serve", "--uri", "unix://somedir/x.sock"], mentions("needs its full path", 2)),
+        Case("stdio:// with stdin /dev/null", lambda w: [
+            f"{sys.executable} -m voiceskill serve --uri stdio:// </dev/null"], status_in(0),
+             {"shell": True}),
+        Case("stdio:// garbage line", lambda w: ["serve", "--uri", "stdio://"],
+             mentions("event header is not JSON", 1), {"stdin": b"garbage\n"}),
+        Case("stdio:// text 5", lambda w: ["serve", "--uri", "stdio://"],
+             mentions("has no text", 1),
+             {"stdin": b'{"type": "transcript", "data": {"text": 5}}\n'}),
+        Case("stdio:// stdin closed", lambda w: [
+            f"{sys.executable} -m voiceskill serve --uri stdio:// <&-"],
+             mentions("one of them is closed", 2), {"shell": True}),
+    ]
+
 def cases() -> list[Case]:
     wav_pipe = FIXTURE.read_bytes()
     listed = [
@@ -424,7 +635,7 @@ def cases() -> list[Case]:
         # 8. privacy
         Case("check on a symlink to /etc/passwd", _passwd, _no_secrets),
     ]
-    return listed
+    return listed + round2_cases()
 
 
 def measure(work_root: Path, timeout: float) -> None:
@@ -453,6 +664,165 @@ def measure(work_root: Path, timeout: float) -> None:
               f"peak {result.peak_mb:.0f} MB, status {result.status}: {last[:90]}")
 
 
+# --- one server, hostile clients ---------------------------------------------------------------
+
+DESCRIBE = b'{"type": "describe"}\n'
+ONE_SAMPLE = (b'{"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1}, '
+              b'"payload_length": 2}\n\x01\x00')
+SERVER_EVENTS = [
+    ("serve: header nested 5000 deep", b'{"type": "describe", "x": ' + b"[" * 5000
+     + b"]" * 5000 + b"}\n", "error"),
+    ("serve: data nested 20000 deep", b'{"type": "transcript", "data_length": 40000}\n'
+     + b"[" * 20000 + b"]" * 20000, "error"),
+    ("serve: inline data a list", b'{"type": "transcript", "data": [1, 2]}\n', "error"),
+    ("serve: inline data a string", b'{"type": "transcript", "data": "text"}\n', "error"),
+    ("serve: NaN in the context", b'{"type": "transcript", "data": {"text": "hi", '
+     b'"context": {"x": NaN}}}\n', "error"),
+    ("serve: forged log line", json.dumps({"type": "x\nvoiceskill: stopped",
+                                           "data_length": 10**9}).encode() + b"\n", "error"),
+    ("serve: rate as text", b'{"type": "audio-chunk", "data": {"rate": "16000", "width": 2, '
+     b'"channels": 1}, "payload_length": 2}\n\x00\x00', "error"),
+    ("serve: 3 channels, one frame", b'{"type": "audio-chunk", "data": {"rate": 16000, '
+     b'"width": 2, "channels": 3}, "payload_length": 6}\n' + bytes(6)
+     + b'{"type": "audio-stop"}\n', "transcript"),
+]
+
+
+def _first_reply(port: int, data: bytes, timeout: float = 15.0) -> dict | None:
+    """Send raw bytes; the header of the first event the server sends back, or None."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        with contextlib.suppress(OSError), sock.makefile("rb") as replies:
+            line = replies.readline()
+            return json.loads(line) if line else None
+    return None
+
+
+def _describe_seconds(port: int, timeout: float = 30.0) -> float | None:
+    """How long a fresh client waits for `info`, or None if it gets something else."""
+    began = time.perf_counter()
+    reply = _first_reply(port, DESCRIBE, timeout)
+    return time.perf_counter() - began if reply and reply.get("type") == "info" else None
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _non_readers(port: int, count: int, stop: threading.Event) -> list[threading.Thread]:
+    """Clients that send describe after describe and never read a reply."""
+    def flood() -> None:
+        with contextlib.suppress(OSError), socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.settimeout(0.5)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    sock.sendall(DESCRIBE * 200)
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _stream_one_sample_chunks(port: int, seconds: float, pid: int) -> list[tuple[float, float]]:
+    """One-sample chunks for `seconds` (a new connection whenever the server closes one);
+    the server's RSS every 10 s."""
+    samples, began, next_sample = [], time.perf_counter(), 0.0
+    batch = ONE_SAMPLE * 2000
+    while time.perf_counter() - began < seconds:
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b'{"type": "audio-start", "data": {"rate": 16000, "width": 2, '
+                         b'"channels": 1}}\n')
+            while time.perf_counter() - began < seconds:
+                sock.sendall(batch)
+                elapsed = time.perf_counter() - began
+                if elapsed >= next_sample:
+                    samples.append((elapsed, _rss_mb(pid)))
+                    next_sample += 10.0
+    samples.append((time.perf_counter() - began, _rss_mb(pid)))
+    return samples
+
+
+def serve_probe(root: Path, chunk_seconds: float) -> tuple[int, int]:
+    """Run the hostile clients against one server; (failed cases, server tracebacks)."""
+    work = Path(tempfile.mkdtemp(dir=root))
+    shutil.copytree(CACHE_TEMPLATE, work / "cache")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "PYTHONPATH": str(REPO / "src"),
+                   "XDG_CACHE_HOME": str(work / "cache")}
+    log_path = work / "server.log"
+    with log_path.open("wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "voiceskill", "serve", "--uri", f"tcp://127.0.0.1:{port}"],
+            cwd=work, env=environment, stdout=subprocess.DEVNULL, stderr=log_file)
+    failures = 0
+    try:
+        deadline = time.monotonic() + 300
+        while b"serving on" not in log_path.read_bytes():
+            if server.poll() is not None or time.monotonic() > deadline:
+                print("FAIL   serve: did not start: " + log_path.read_text()[-300:])
+                return 1, 0
+            select.select([], [], [], 0.1)
+        print("\nserve (one process, hostile clients):")
+        for name, data, expected in SERVER_EVENTS:
+            reply = _first_reply(port, data)
+            after = _describe_seconds(port)
+            problem = None
+            if reply is None or reply.get("type") != expected:
+                problem = f"reply {reply}, expected {expected}"
+            elif after is None:
+                problem = "the next client was not answered"
+            failures += problem is not None
+            print(f"{'FAIL ' + problem if problem else 'ok':<6} {name}")
+        stop = threading.Event()
+        threads = _non_readers(port, 100, stop)
+        select.select([], [], [], 3.0)  # let them fill every slot and their socket buffers
+        waits = [_describe_seconds(port) for _ in range(5)]
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        worst = max((w if w is not None else float("inf")) for w in waits)
+        verdict = "ok" if worst <= 2.0 else "FAIL"
+        failures += verdict != "ok"
+        print(f"{verdict:<6} serve: 100 clients that never read; 5 fresh clients answered in "
+              f"{', '.join('-' if w is None else f'{w:.2f}' for w in waits)} s (target 2 s)")
+        rss = _stream_one_sample_chunks(port, chunk_seconds, server.pid)
+        first, last = rss[0][1], rss[-1][1]
+        low, high = min(r for _, r in rss), max(r for _, r in rss)
+        verdict = "ok" if high - low <= 10 else "FAIL"
+        failures += verdict != "ok"
+        print(f"{verdict:<6} serve: one-sample chunks for {rss[-1][0]:.0f} s: server RSS "
+              f"{first:.0f} -> {last:.0f} MB (range {low:.0f}-{high:.0f}; target flat within "
+              f"10 MB); samples " + " ".join(f"{r:.0f}" for _, r in rss))
+        after = _describe_seconds(port)
+        failures += after is None
+        print(f"{'ok' if after is not None else 'FAIL':<6} serve: still answers afterwards")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            status = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            status = "hung at SIGTERM"
+    log = log_path.read_text("utf-8", "replace")
+    tracebacks = log.count("Traceback") + log.count("exception was never retrieved")
+    forged = sum(line.strip() == "voiceskill: stopped" for line in log.splitlines()) > 1
+    failures += status != 0 or forged
+    print(f"{'ok' if status == 0 and not forged else 'FAIL':<6} serve: stopped on SIGTERM "
+          f"(status {status}); {tracebacks} tracebacks in its log; "
+          f"{'a FORGED' if forged else 'no forged'} log line; "
+          f"{len(log.splitlines())} log lines")
+    return failures, tracebacks
+
+
 CACHE_TEMPLATE = Path()
 
 
@@ -461,6 +831,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--chunk-seconds", type=float, default=60.0,
+                        help="how long to stream one-sample audio chunks at the server")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hostile-probe-"))
     try:
@@ -475,7 +847,13 @@ def main() -> int:
                 continue
             work = Path(tempfile.mkdtemp(dir=root))
             argv = case.setup(work)
-            result = run(argv, work, args.timeout, **(case.options or {}))
+            options = dict(case.options or {})
+            if not (work / "cache").exists():  # start warm: building takes a minute or two
+                shutil.copytree(CACHE_TEMPLATE, work / "cache")
+            if options.get("env") is True:  # a config folder of the case's own
+                options["env"] = {"XDG_CONFIG_HOME": str(work / "config")}
+            timeout = options.pop("timeout", args.timeout)
+            result = run(argv, work, timeout, **options)
             problem = None
             if result.hung:
                 hangs += 1
@@ -490,11 +868,17 @@ def main() -> int:
             verdict = "FAIL " + problem if problem else "ok"
             print(f"{verdict:<6} {case.name} [{result.status}, {result.seconds:.1f} s, "
                   f"{result.peak_mb:.0f} MB] {first[:100]}")
+        if not args.only or args.only in "serve":
+            failed, server_tracebacks = serve_probe(root, args.chunk_seconds)
+            failures += failed
+            tracebacks += server_tracebacks
         print(f"\n{tracebacks} tracebacks, {hangs} hangs, {failures} failed cases")
         if not args.only:
             measure(root, args.timeout)
         return 1 if failures else 0
     finally:
+        for disk in FULL_DISKS:
+            subprocess.run(["umount", str(disk)], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
