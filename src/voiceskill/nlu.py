@@ -112,10 +112,12 @@ class IntentMatcher:
         words = tokens(text)
         concepts = self._finder.find(words)
         guess, confidence, possible = FALLBACK, 0.0, ()
-        if words:  # one batch: the whole sentence (for the intent too), then its clauses
-            vectors = self._encoder.encode([text, *self._similar.clauses(said)])
-            guess, confidence = self._classify(words, concepts, vectors[0])
+        if words:
+            meaning = self._encoder.encode([text])
+            guess, confidence = self._classify(words, concepts, meaning[0])
             if not findings and not self._clearly_a_question(guess, confidence):
+                clauses = self._similar.clauses(said)  # embedded only when they may be needed
+                vectors = np.vstack([meaning, self._encoder.encode(clauses)])
                 possible = self._similar.find(said, vectors)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
@@ -185,7 +187,9 @@ class IntentMatcher:
         if self._finder.veto & found:
             return False
         if intent not in content.routes:
-            return True  # answered only where a node expects it ("what do I do while I wait")
+            # Answered only where a node expects it ("what do I do while I wait", after an
+            # emergency), and never for a sentence about this skill's subject.
+            return not self._finder.domain & found
         needs = content.needs.get(intent)
         if needs and not needs & found:
             return False
