@@ -14,8 +14,6 @@ platformdirs finds the folder the platform expects (XDG_CONFIG_HOME on Linux); t
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from urllib.parse import urlparse
 
 import platformdirs
 
+from voiceskill.bounded import FileTooLargeError, NotRegularFileError, read_regular
 from voiceskill.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -103,33 +102,14 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 
 
 def _read_bounded(path: Path) -> bytes | None:
-    """At most MAX_CONFIG_BYTES of a regular file, None if there is none. Opened without
-    blocking and checked before reading, so a FIFO or a device (/dev/zero) is refused, not
-    waited on or read for ever."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    """At most MAX_CONFIG_BYTES of a regular file, None if there is none (bounded.py)."""
     try:
-        descriptor = os.open(path, flags)
+        return read_regular(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return None
+    except NotRegularFileError:
+        raise ConfigError(f"{path}: not a regular file (a pipe or a device?)") from None
+    except FileTooLargeError:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError(f"{path}: cannot be read (Is a directory)")
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{path}: not a regular file (a pipe or a device?)")
-        chunks, size = [], 0
-        while size <= MAX_CONFIG_BYTES:
-            chunk = os.read(descriptor, MAX_CONFIG_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    finally:
-        os.close(descriptor)
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
-    return b"".join(chunks)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +21,7 @@ from typing import ClassVar
 import yaml
 from jsonschema import Draft202012Validator
 
+from voiceskill.bounded import FileTooLargeError, NotRegularFileError, read_regular
 from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
 
 INTENTS_FILE = "intents.yaml"
@@ -430,33 +429,18 @@ def _read_yaml(file: Path) -> _Document:
 
 
 def _read_bounded(file: Path) -> bytes:
-    """At most MAX_FILE_BYTES of a regular file. The file is opened without blocking and checked
-    before anything is read, so a FIFO or a device (e.g. /dev/zero) is refused, not waited on."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    """At most MAX_FILE_BYTES of a regular file (bounded.py)."""
     try:
-        descriptor = os.open(file, flags)
+        return read_regular(file, MAX_FILE_BYTES)
+    except IsADirectoryError:
+        raise ContentError([Problem(file, 1, "is a folder, not a YAML file")]) from None
+    except NotRegularFileError:
+        raise ContentError([Problem(file, 1, "not a regular file (a pipe or a device?)")]) from None
+    except FileTooLargeError:
+        raise ContentError([Problem(file, 1, f"file is larger than {MAX_FILE_BYTES} bytes")]
+                           ) from None
     except OSError as exc:
         raise ContentError([Problem(file, 1, f"cannot read: {exc.strerror}")]) from None
-    try:
-        info = os.fstat(descriptor)
-        if stat.S_ISDIR(info.st_mode):
-            raise ContentError([Problem(file, 1, "is a folder, not a YAML file")])
-        if not stat.S_ISREG(info.st_mode):
-            raise ContentError([Problem(file, 1, "not a regular file (a pipe or a device?)")])
-        chunks, size = [], 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(descriptor, MAX_FILE_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise ContentError([Problem(file, 1, f"cannot read: {exc.strerror}")]) from None
-    finally:
-        os.close(descriptor)
-    if size > MAX_FILE_BYTES:
-        raise ContentError([Problem(file, 1, f"file is larger than {MAX_FILE_BYTES} bytes")])
-    return b"".join(chunks)
 
 
 def _check_events(file: Path, text: str) -> None:
