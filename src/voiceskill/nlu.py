@@ -29,12 +29,11 @@ MIN_ASR_CONFIDENCE = 0.5
 """Measured on flite fixtures: keeps clean accuracy and cuts false accepts in noise
 (bench/speech_accuracy.py)."""
 COMMAND_THRESHOLD = 0.5
-CLEAR_QUESTION = 0.5
-"""A question of the skill's this sure is answered, not met with "Did you say ...?" for a
-sign found only by meaning: on the development sets this cut those questions on everyday
-questions from 5 % to under 1 %, and the signs found by meaning alone from 90 % to 85 %."""
 """Commands and yes/no answers must be clearly that: a wrong "stop" or "no" costs more than
 asking again."""
+CLEAR_QUESTION = 0.5
+"""A question of the skill's this sure is answered, not met with "Did you say ...?" for a
+sign found only by meaning (measurements in docs/understanding.md)."""
 MAX_CHARACTERS = 1000
 """A spoken question is far shorter; longer typed text is refused, not cut (a cut could drop
 the "no" or the sign that matters)."""
@@ -113,12 +112,10 @@ class IntentMatcher:
         concepts = self._finder.find(words)
         guess, confidence, possible = FALLBACK, 0.0, ()
         if words:
-            meaning = self._encoder.encode([text])
-            guess, confidence = self._classify(words, concepts, meaning[0])
+            meaning = self._encoder.encode([text])[0]
+            guess, confidence = self._classify(words, concepts, meaning)
             if not findings and not self._clearly_a_question(guess, confidence):
-                clauses = self._similar.clauses(said)  # embedded only when they may be needed
-                vectors = np.vstack([meaning, self._encoder.encode(clauses)])
-                possible = self._similar.find(said, vectors)
+                possible = self._similar.find(said, meaning)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(

@@ -83,6 +83,7 @@ class SimilarSigns:
 
     def __init__(self, content: Content, spotter: RedFlagSpotter, encoder: SentenceEncoder):
         self._spotter = spotter
+        self._encoder = encoder
         path = index_path(content, encoder.fingerprint)
         try:
             self._index = SignIndex.load(path)
@@ -95,12 +96,6 @@ class SimilarSigns:
         self._blocks = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
         self._block_labels = labels[self._blocks]
 
-    def clauses(self, transcript: str) -> list[str]:
-        """The clauses to embed, after the whole transcript: none when it is one clause."""
-        words, starts = self._spotter.words_and_clauses(transcript)
-        spans = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
-        return [" ".join(words[a:b]) for a, b in spans] if len(spans) > 1 else []
-
     def nearest(self, vector: np.ndarray) -> str | None:
         """The flag whose phrases are nearest to `vector`, or None when it is most like
         something that is not a sign."""
@@ -108,12 +103,15 @@ class SimilarSigns:
         label = int(self._block_labels[int(np.argmax(scores))])
         return None if label == NOT_A_SIGN else self._index.flags[label]
 
-    def find(self, transcript: str, vectors: np.ndarray) -> tuple[str, ...]:
-        """The flags the transcript may be saying are happening; `vectors` are the
-        embeddings of the whole transcript and then of each of `clauses(transcript)`."""
+    def find(self, transcript: str, meaning: np.ndarray) -> tuple[str, ...]:
+        """The flags the transcript may be saying are happening; `meaning` is the embedding
+        of the whole transcript, and its clauses, when there are several, are embedded here."""
         words, starts = self._spotter.words_and_clauses(transcript)
-        spans = [(0, len(words))]
-        spans += [(a, b) for a, b in itertools.pairwise(starts) if b > a]
+        clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
+        clauses = clauses if len(clauses) > 1 else []
+        spans = [(0, len(words)), *clauses]
+        vectors = np.vstack([meaning, self._encoder.encode([" ".join(words[a:b])
+                                                            for a, b in clauses])])
         stems = [stem(word) for word in words]
         best = np.maximum.reduceat(vectors @ self._index.vectors.T, self._blocks, axis=1)
         found = []
