@@ -102,6 +102,18 @@ def test_what_is_left_of_a_learned_echo_is_not_taken_for_the_user(answer):
     assert not [at for at in starts if any(begin <= at < end for begin, end in learned)]
 
 
+def test_speexdsp_s_own_warning_never_reaches_the_terminal(answer, capfd, caplog):
+    """An echo the filter learned stops coming back (the speaker went quiet): speexdsp resets
+    its filter and prints a warning to file descriptor 2 from C. It is logged at debug level,
+    and nothing reaches the terminal."""
+    canceller = EchoCanceller()
+    cancel(canceller, echo_of(answer), answer)
+    with caplog.at_level("DEBUG", logger="voiceskill.echo"):
+        cancel(canceller, np.zeros_like(answer), answer)
+    assert capfd.readouterr().err == ""
+    assert any("acting funny" in record.getMessage() for record in caplog.records)
+
+
 def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):
     canceller = EchoCanceller()
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=0.0)

@@ -24,9 +24,12 @@ the microphone) the filter covers: it spans ECHO_TAIL_S.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -138,6 +141,7 @@ class EchoCanceller:
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
         self._out = np.zeros(FRAME, dtype=np.int16)
+        self._library_says = _CapturedStderr()
         self._mic_power = self._out_power = 1.0
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
         self._history_end = 0  # microphone position just after them
@@ -226,19 +230,23 @@ class EchoCanceller:
         self._ref = np.concatenate([self._ref, np.asarray(played, dtype=np.int16)])
         whole = len(self._mic) - len(self._mic) % FRAME
         cleaned = np.empty(whole, dtype=np.int16)
-        for i in range(0, whole, FRAME):
-            rec = np.ascontiguousarray(self._mic[i : i + FRAME])
-            ref = np.ascontiguousarray(self._ref[i : i + FRAME])
-            self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
-                                              self._out.ctypes.data)
-            self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
-            cleaned[i : i + FRAME] = self._out
-            if ref.any():
-                out_power = self._track(rec, self._out)
-                if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
-                    cleaned[i : i + FRAME] = 0  # after _track: the figures are the filter's
+        with self._library_says:
+            for i in range(0, whole, FRAME):
+                cleaned[i : i + FRAME] = self._cancel_frame(self._mic[i : i + FRAME],
+                                                            self._ref[i : i + FRAME])
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
+
+    def _cancel_frame(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+        rec, ref = np.ascontiguousarray(mic), np.ascontiguousarray(played)
+        self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
+                                          self._out.ctypes.data)
+        self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
+        if ref.any():
+            out_power = self._track(rec, self._out)
+            if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
+                return np.zeros(FRAME, dtype=np.int16)  # after _track: the filter's figures
+        return self._out.copy()
 
     def _track(self, mic: np.ndarray, out: np.ndarray) -> float:
         """Add one frame to the ERLE figures; returns the cleaned frame's power."""
@@ -258,9 +266,39 @@ class EchoCanceller:
             self._lib.speex_preprocess_state_destroy(self._pre)
             self._lib.speex_echo_state_destroy(self._echo)
             self._echo = self._pre = None
+            self._library_says.close()
 
     def __del__(self) -> None:
         self.close()
+
+
+class _CapturedStderr:
+    """Around calls into a C library: what it writes to file descriptor 2 is logged at debug
+    level instead of reaching the user's terminal. speexdsp prints a warning there when its
+    filter diverges and it resets itself ("The echo canceller started acting funny and got
+    slapped (reset)..."), e.g. when an echo it had learned stops coming back."""
+
+    def __init__(self) -> None:
+        self._file = os.memfd_create("voiceskill-library-stderr", os.MFD_CLOEXEC)
+
+    def __enter__(self) -> None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.flush()  # Python's own messages go out before the swap
+        self._saved = os.dup(2)
+        os.dup2(self._file, 2)
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        if os.lseek(self._file, 0, os.SEEK_CUR):
+            said = os.pread(self._file, os.lseek(self._file, 0, os.SEEK_CUR), 0)
+            os.ftruncate(self._file, 0)
+            os.lseek(self._file, 0, os.SEEK_SET)
+            for line in said.decode(errors="replace").splitlines():
+                log.debug("speexdsp: %s", line)
+
+    def close(self) -> None:
+        os.close(self._file)
 
 
 def _match(longer: np.ndarray, shorter: np.ndarray,
