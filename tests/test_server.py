@@ -28,7 +28,7 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
-from wyoming.event import async_read_event
+from wyoming.event import async_read_event, async_write_event
 from wyoming.handle import Handled
 from wyoming.info import Describe, Info
 
@@ -133,7 +133,8 @@ def test_a_triage_conversation_spans_separate_connections_by_conversation_id(ski
     assert "drinking enough water" in other.text
     assert second.context["continue_conversation"] is True
     assert "doctor" in third.text and third.context["continue_conversation"] is False
-    assert "kitchen" in service.conversations and "bedroom" in service.conversations
+    assert ("local", "kitchen") in service.conversations
+    assert ("local", "bedroom") in service.conversations
 
 
 def test_goodbye_drops_the_conversation(skill, tmp_path):
@@ -143,11 +144,61 @@ def test_goodbye_drops_the_conversation(skill, tmp_path):
         async with running(service, f"unix://{tmp_path}/s.sock") as uri:
             await ask(uri, "should I see a doctor about my twitching", "hall")
             await ask(uri, "goodbye", "hall")
-            assert "hall" not in service.conversations
+            assert ("local", "hall") not in service.conversations
             return await ask(uri, "no", "hall")  # a fresh conversation: no pending question
 
     after = asyncio.run(scenario())
     assert after.text == skill.content.messages["no_context"]
+
+
+async def ask_from(source: str, uri: str, text: str, conversation_id: str) -> Handled:
+    """A turn from another machine (another loopback address: 127.0.0.2)."""
+    host, port = uri.removeprefix("tcp://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+    try:
+        await async_write_event(
+            Transcript(text, context={"conversation_id": conversation_id}).event(), writer)
+        event = await asyncio.wait_for(async_read_event(reader), GUARD_S)
+    finally:
+        writer.close()
+    assert event is not None and Handled.is_type(event.type), event
+    return Handled.from_event(event)
+
+
+def test_a_conversation_id_from_another_peer_is_a_conversation_of_its_own(skill):
+    service = SkillService(skill)
+
+    async def scenario() -> list[Handled]:
+        async with running(service, free_tcp_uri()) as uri:
+            question = await ask_from("127.0.0.1", uri, "should I see a doctor about my "
+                                      "twitching", "kitchen")
+            intruder_repeat = await ask_from("127.0.0.2", uri, "repeat", "kitchen")
+            intruder_yes = await ask_from("127.0.0.2", uri, "yes", "kitchen")
+            answer = await ask_from("127.0.0.1", uri, "no", "kitchen")
+            return [question, intruder_repeat, intruder_yes, answer]
+
+    question, intruder_repeat, intruder_yes, answer = asyncio.run(scenario())
+    assert question.text.endswith("?")
+    assert question.text not in intruder_repeat.text  # B never hears A's question
+    assert intruder_yes.text == skill.content.messages["no_context"]
+    assert answer.context["continue_conversation"] is True  # A's triage goes on: B changed nothing
+    assert answer.text.endswith("?") and answer.text != question.text
+
+
+def test_a_peer_flooding_new_ids_cannot_evict_another_peers_conversation(skill):
+    service = SkillService(skill, Limits(max_conversations=8))
+
+    async def scenario() -> Handled:
+        async with running(service, free_tcp_uri()) as uri:
+            await ask_from("127.0.0.1", uri, "should I see a doctor about my twitching", "victim")
+            for flood in range(20):
+                await ask_from("127.0.0.2", uri, "hello", f"flood-{flood}")
+            return await ask_from("127.0.0.1", uri, "no", "victim")
+
+    answer = asyncio.run(scenario())
+    assert answer.context["continue_conversation"] is True, answer.text
+    assert len(service.conversations) == 8
+    assert ("127.0.0.1", "victim") in service.conversations
 
 
 # --- the conversation store (no network, a clock of our own) ----------------------------------
@@ -164,14 +215,14 @@ class Clock:
 def test_a_conversation_expires_after_its_time_to_live(skill):
     clock = Clock()
     store = ConversationStore(skill.conversation, ttl_s=300, max_size=10, clock=clock)
-    with store.session("a") as conversation:
+    with store.session("p", "a") as conversation:
         skill.text_turn(conversation, "should I see a doctor about my twitching")
     clock.now += 299
-    with store.session("a") as conversation:
+    with store.session("p", "a") as conversation:
         assert conversation.awaiting_answer  # still the same triage
     clock.now += 300
-    assert "a" not in store
-    with store.session("a") as conversation:
+    assert ("p", "a") not in store
+    with store.session("p", "a") as conversation:
         assert not conversation.awaiting_answer  # started afresh
 
 
@@ -180,10 +231,24 @@ def test_the_store_keeps_at_most_its_size_dropping_the_least_recently_used(skill
     store = ConversationStore(skill.conversation, ttl_s=300, max_size=2, clock=clock)
     for conversation_id in ("a", "b", "a", "c"):
         clock.now += 1
-        with store.session(conversation_id):
+        with store.session("p", conversation_id):
             pass
     assert len(store) == 2
-    assert "a" in store and "c" in store and "b" not in store
+    assert ("p", "a") in store and ("p", "c") in store and ("p", "b") not in store
+
+
+def test_a_full_store_evicts_from_the_peer_holding_the_most(skill):
+    clock = Clock()
+    store = ConversationStore(skill.conversation, ttl_s=300, max_size=4, clock=clock)
+    turns = [("home", "a"), ("flood", "1"), ("flood", "2"), ("home", "b"), ("flood", "3"),
+             ("flood", "4"), ("flood", "5")]
+    for key in turns:
+        clock.now += 1
+        with store.session(*key):
+            pass
+    # home's two, the oldest of all, stay: the flooder lost its own oldest each time
+    assert [key for key in turns if key in store] == [
+        ("home", "a"), ("home", "b"), ("flood", "4"), ("flood", "5")]
 
 
 # --- speech to text ---------------------------------------------------------------------------

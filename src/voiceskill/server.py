@@ -4,7 +4,9 @@ One socket offers two programs, in the shape of the Wyoming reference servers:
 
 - handle, a conversation agent: `transcript` -> `handled` with the answer. Home Assistant opens
   a new connection for every utterance and puts its `conversation_id` in the context, so the
-  conversations live in a `ConversationStore` keyed by that id.
+  conversations live in a `ConversationStore` keyed by that id and by the peer that sent it
+  (its address, not its port): another client using the same id gets a conversation of its
+  own, and a client flooding new ids pushes out only its own.
 - asr, the domain recogniser: `transcribe`, `audio-start`, `audio-chunk`..., `audio-stop` ->
   `transcript`. Audio of any rate, width and channel count is converted to 16 kHz mono, and the
   confidence gate is applied here, because Home Assistant hands the agent only the words.
@@ -33,7 +35,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -112,6 +114,7 @@ class Limits:
     conversation_ttl_s: float = 300.0
     """Home Assistant's chat session also lasts five minutes after the last turn."""
     max_conversations: int = 256
+    """In all; when full, the peer holding the most gives up its least recently used."""
 
 
 # --- conversations ----------------------------------------------------------------------------
@@ -124,9 +127,15 @@ class _Held:
     last_used: float
 
 
+Key = tuple[str, str]
+"""(peer, conversation id): an id names a conversation only for the peer that made it."""
+
+
 class ConversationStore:
-    """Conversations by id: each kept `ttl_s` after its last turn, at most `max_size` of them
-    (the least recently used goes first), dropped as soon as one ends (goodbye).
+    """Conversations by peer and id: each kept `ttl_s` after its last turn, dropped as soon as
+    one ends (goodbye), at most `max_size` of them. When full, the least recently used
+    conversation of the peer holding the most goes, so a peer flooding new ids evicts its own
+    and never another peer's (a user mid-triage keeps their question).
 
     Turns of one conversation are serialised by a lock of its own, so two connections
     carrying the same id cannot interleave inside the dialogue."""
@@ -137,7 +146,7 @@ class ConversationStore:
         self._ttl_s = ttl_s
         self._max_size = max_size
         self._clock = clock
-        self._held: OrderedDict[str, _Held] = OrderedDict()  # least recently used first
+        self._held: OrderedDict[Key, _Held] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -145,46 +154,54 @@ class ConversationStore:
             self._expire(self._clock())
             return len(self._held)
 
-    def __contains__(self, conversation_id: str) -> bool:
+    def __contains__(self, key: Key) -> bool:
         with self._lock:
             self._expire(self._clock())
-            return conversation_id in self._held
+            return key in self._held
 
     @contextlib.contextmanager
-    def session(self, conversation_id: str) -> Iterator[Conversation]:
-        """The conversation for this id (a fresh one if unknown or expired), held for one turn."""
-        held = self._check_out(conversation_id)
+    def session(self, peer: str, conversation_id: str) -> Iterator[Conversation]:
+        """This peer's conversation with this id (a fresh one if unknown or expired), held for
+        one turn."""
+        key = (peer, conversation_id)
+        held = self._check_out(key)
         with held.lock:
             try:
                 yield held.conversation
             finally:
-                self._check_in(conversation_id, held)
+                self._check_in(key, held)
 
-    def _check_out(self, conversation_id: str) -> _Held:
+    def _check_out(self, key: Key) -> _Held:
         with self._lock:
             now = self._clock()
             self._expire(now)
-            held = self._held.get(conversation_id)
+            held = self._held.get(key)
             if held is None:
                 held = _Held(self._factory(), threading.Lock(), now)
-                self._held[conversation_id] = held
+                self._held[key] = held
                 while len(self._held) > self._max_size:
-                    self._held.popitem(last=False)
-            self._touch(conversation_id, held, now)
+                    self._evict()
+            self._touch(key, held, now)
             return held
 
-    def _check_in(self, conversation_id: str, held: _Held) -> None:
+    def _evict(self) -> None:
+        """Drop the least recently used conversation of the peer holding the most."""
+        held_by = Counter(peer for peer, _ in self._held)
+        most = max(held_by.values())
+        del self._held[next(key for key in self._held if held_by[key[0]] == most)]
+
+    def _check_in(self, key: Key, held: _Held) -> None:
         with self._lock:
-            if self._held.get(conversation_id) is not held:
+            if self._held.get(key) is not held:
                 return  # evicted meanwhile; the turn was still answered
             if held.conversation.ended:
-                del self._held[conversation_id]
+                del self._held[key]
             else:
-                self._touch(conversation_id, held, self._clock())
+                self._touch(key, held, self._clock())
 
-    def _touch(self, conversation_id: str, held: _Held, now: float) -> None:
+    def _touch(self, key: Key, held: _Held, now: float) -> None:
         held.last_used = now
-        self._held.move_to_end(conversation_id)
+        self._held.move_to_end(key)
 
     def _expire(self, now: float) -> None:
         while self._held:
@@ -260,9 +277,9 @@ class SkillService:
         )
         return Info(asr=[asr], handle=[handle])
 
-    def answer(self, conversation_id: str, text: str) -> tuple[TurnRecord, bool]:
-        """One typed turn of that conversation, and whether it now awaits an answer."""
-        with self.conversations.session(conversation_id) as conversation:
+    def answer(self, peer: str, conversation_id: str, text: str) -> tuple[TurnRecord, bool]:
+        """One typed turn of that peer's conversation, and whether it now awaits an answer."""
+        with self.conversations.session(peer, conversation_id) as conversation:
             turn = self.skill.text_turn(conversation, text)
             return turn, conversation.awaiting_answer
 
@@ -415,6 +432,14 @@ def _mono16(chunk: AudioChunk) -> AudioChunk:
     return AudioChunk(rate=chunk.rate, width=2, channels=1, audio=audio)
 
 
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """Who a connection's conversations belong to: a tcp client's address (not its port, as
+    Home Assistant opens a connection per utterance); everyone on a unix socket or stdio is
+    this machine."""
+    address = writer.get_extra_info("peername")
+    return str(address[0]) if isinstance(address, tuple) else "local"
+
+
 class _Stalled(Exception):
     """The client did not take a reply within the write timeout."""
 
@@ -426,6 +451,7 @@ class SkillHandler(AsyncEventHandler):
                  writer: asyncio.StreamWriter):
         super().__init__(reader, writer)
         self.service = service
+        self.peer = _peer(writer)
         self._audio: AudioIntake | None = None
         self.waiting: tuple[str, float] | None = None
         """("read" or "write", since when) while blocked on the client, else None."""
@@ -531,7 +557,8 @@ class SkillHandler(AsyncEventHandler):
         conversation_id = context.get("conversation_id")
         if not (isinstance(conversation_id, str) and 0 < len(conversation_id) <= MAX_ID_CHARS):
             conversation_id = uuid.uuid4().hex
-        turn, awaiting = await asyncio.to_thread(self.service.answer, conversation_id, text)
+        turn, awaiting = await asyncio.to_thread(self.service.answer, self.peer,
+                                                 conversation_id, text)
         reply = turn.reply
         log.debug("conversation %s: %s -> %s", conversation_id[-6:], reply.intent, reply.node)
         # Home Assistant does not read this yet (see README); it costs nothing to say it.
@@ -732,6 +759,9 @@ class _FdWriter:
 
     def is_closing(self) -> bool:
         return self._closed
+
+    def get_extra_info(self, name: str, default=None):
+        return default
 
 
 # --- logging that never blocks the event loop -----------------------------------------------
