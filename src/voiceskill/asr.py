@@ -66,11 +66,11 @@ from pocketsphinx.lm import ArpaBoLM
 from voiceskill.audio import SAMPLE_RATE, read_wav_chunks
 from voiceskill.cache import cache_dir as voiceskill_cache_dir
 from voiceskill.cache import keep_recent
+from voiceskill.config import ENGINES
 from voiceskill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "pocketsphinx", "vosk")
 VOSK_HINT = (
     "give a Vosk model directory with --vosk-model DIR or VOSK_MODEL_PATH, "
     "or unpack one (e.g. vosk-model-small-en-us-0.15) into ~/.cache/vosk"
@@ -133,11 +133,14 @@ def create_recognizer(
     vosk_model: str | os.PathLike[str] | None = None,
     cache_dir: Path | None = None,
     pronunciations: Mapping[str, str] | None = None,
+    concepts: Mapping | None = None,
 ) -> Recognizer:
     """A recogniser adapted to `domain_sentences`.
 
     `engine` is "pocketsphinx", "vosk", or "auto": Vosk when find_vosk_model()
-    finds a model, else pocketsphinx.  Give a mapping {group name: sentences}
+    finds a model, else pocketsphinx; "whisper" (Whisper base, prompted with the `domain`
+    lexicon `concepts`), or "cascade": pocketsphinx with Whisper as its second opinion
+    (whisper.py).  Give a mapping {group name: sentences}
     (e.g. intent -> sample sentences) to weigh every group the same in the LM,
     so that a template expanding to thousands of sentences does not drown the
     short ones ("yes", "stop").  A plain sequence is one group.  `pronunciations` (word ->
@@ -146,13 +149,20 @@ def create_recognizer(
     if engine not in ENGINES:
         raise EngineUnavailable(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     groups = _groups(domain_sentences)
+    cache_dir = cache_dir or voiceskill_cache_dir()
+    if engine in ("whisper", "cascade"):
+        from voiceskill.whisper import create_whisper, domain_prompt
+
+        first = (PocketsphinxRecognizer(groups, cache_dir, pronunciations or {})
+                 if engine == "cascade" else None)
+        return create_whisper(engine, first, domain_prompt(concepts or {}), cache_dir)
     if engine != "pocketsphinx":
         model = find_vosk_model(vosk_model)
         if model is not None:
             return VoskRecognizer(model, groups)
         if engine == "vosk":
             raise EngineUnavailable(f"no Vosk model found: {VOSK_HINT}")
-    return PocketsphinxRecognizer(groups, cache_dir or voiceskill_cache_dir(), pronunciations or {})
+    return PocketsphinxRecognizer(groups, cache_dir, pronunciations or {})
 
 
 MAX_TURN_S = 30.0

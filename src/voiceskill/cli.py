@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from voiceskill import __version__
-from voiceskill.config import load_config, rate_problem
+from voiceskill.config import ENGINES, load_config, rate_problem
 from voiceskill.content import Content, ContentError, load_content, normalize
 from voiceskill.errors import UserError
 from voiceskill.frontend import DEFAULT_FRONTEND, FRONTENDS
@@ -68,7 +68,7 @@ def _speech_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["auto", "pocketsphinx", "vosk"])
+    parser.add_argument("--engine", choices=ENGINES)
     parser.add_argument("--vosk-model", type=Path, help="Vosk model folder (or VOSK_MODEL_PATH)")
     parser.add_argument("--frontend", choices=FRONTENDS, default=DEFAULT_FRONTEND,
                         help=f"speech enhancement before recognition (default {DEFAULT_FRONTEND})")
@@ -196,7 +196,8 @@ def _recognizer(args: argparse.Namespace, content: Content):
     if getattr(args, "wake", None):
         sentences["wake"] = [normalize(_as_typed(args.wake))]
     recognizer = create_recognizer(args.engine, sentences, vosk_model=model,
-                                   pronunciations=content.lexicon.pronunciations)
+                                   pronunciations=content.lexicon.pronunciations,
+                                   concepts=content.lexicon.concepts)
     return with_frontend(recognizer, create_enhancer(args.frontend))
 
 

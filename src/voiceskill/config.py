@@ -2,7 +2,7 @@
 
 Every key is optional and is overridden by the matching command-line flag:
 
-    engine = "pocketsphinx"        # auto | pocketsphinx | vosk
+    engine = "pocketsphinx"        # auto | pocketsphinx | vosk | whisper | cascade
     vosk_model = "~/models/vosk-model-small-en-us-0.15"
     voice = "en-gb"
     rate = 150                     # words per minute
@@ -46,7 +46,9 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir("voiceskill")) / "config.toml"
 
 
-ENGINES = ("auto", "pocketsphinx", "vosk")
+ENGINES = ("auto", "pocketsphinx", "vosk", "whisper", "cascade")
+"""The recognition engines (asr.create_recognizer); here, where every command can read them
+without loading a recogniser."""
 
 
 def uri_problem(uri: str) -> str | None:

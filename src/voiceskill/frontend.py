@@ -289,13 +289,23 @@ class EnhancedRecognizer:
 
 
 def with_frontend(recognizer, enhancer: Enhancer):
-    """`recognizer` hearing through `enhancer` (the bare recognizer for the "none" front-end)."""
-    return recognizer if isinstance(enhancer, NoEnhancer) else EnhancedRecognizer(recognizer,
-                                                                                  enhancer)
+    """`recognizer` hearing through `enhancer` (the bare recognizer for the "none" front-end).
+    A cascade (one with a `first` engine) keeps the raw audio for its second opinion: only
+    its first engine is put behind the front-end."""
+    if isinstance(enhancer, NoEnhancer):
+        return recognizer
+    if hasattr(recognizer, "first"):
+        recognizer.first = with_frontend(recognizer.first, enhancer)
+        return recognizer
+    return EnhancedRecognizer(recognizer, enhancer)
 
 
 def split_frontend(recognizer) -> tuple[Enhancer, object]:
-    """(enhancer, bare engine) of a recogniser built by `with_frontend`."""
+    """(enhancer, bare engine) of a recogniser built by `with_frontend`. The live loop then
+    feeds a cascade the enhanced audio, so there its second opinion hears that too."""
     if isinstance(recognizer, EnhancedRecognizer):
         return recognizer.enhancer, recognizer.engine
+    if isinstance(getattr(recognizer, "first", None), EnhancedRecognizer):
+        enhancer, recognizer.first = recognizer.first.enhancer, recognizer.first.engine
+        return enhancer, recognizer
     return NoEnhancer(), recognizer

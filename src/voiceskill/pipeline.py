@@ -124,8 +124,9 @@ class Skill:
         except RuntimeError as exc:  # the engine failed mid-utterance; the next turn restarts it
             error = f"{Path(path).name}: recognition failed ({exc})"
             return TurnRecord(source, "", None, clock.finish(), error=error)
-        return self._answer(conversation, source, transcript.text, clock,
-                            asr_confidence=transcript.confidence)
+        transcript, understanding = self.recognised(transcript, clock)
+        return self._respond(conversation, source, transcript.text, understanding, clock,
+                             speak=True)
 
     def heard(self, conversation: Conversation, transcript: Transcript, asr_ms: float,
               only_definite: bool = False) -> TurnRecord | None:
@@ -136,15 +137,31 @@ class Skill:
         """
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
-        understanding = clock.run(
-            "nlu", lambda: self.matcher.understand(transcript.text, transcript.confidence))
+        transcript, understanding = self.recognised(transcript, clock)
         if only_definite and not understanding.definite:
             return None
         return self._respond(conversation, {}, transcript.text, understanding, clock, speak=False)
 
-    def _answer(self, conversation: Conversation, source: dict, text: str, clock,
-                asr_confidence: float | None = None) -> TurnRecord:
-        understanding = clock.run("nlu", lambda: self.matcher.understand(text, asr_confidence))
+    def recognised(self, transcript: Transcript,
+                   clock: _Stopwatch | None = None) -> tuple[Transcript, Understanding]:
+        """What was heard and what it means. Words not understood get the recogniser's second
+        opinion when it has one (the cascade), taken if that is understood; its time is ASR's."""
+        clock = clock or _Stopwatch()
+        understanding = clock.run(
+            "nlu", lambda: self.matcher.understand(transcript.text, transcript.confidence))
+        ask = getattr(self.recognizer, "second_opinion", None)
+        if understanding.intent != FALLBACK or ask is None:
+            return transcript, understanding
+        other = clock.run("asr", ask)
+        if other.text:
+            second = clock.run(
+                "nlu", lambda: self.matcher.understand(other.text, other.confidence))
+            if second.intent != FALLBACK:
+                return other, second
+        return transcript, understanding
+
+    def _answer(self, conversation: Conversation, source: dict, text: str, clock) -> TurnRecord:
+        understanding = clock.run("nlu", lambda: self.matcher.understand(text))
         return self._respond(conversation, source, text, understanding, clock, speak=True)
 
     def _respond(self, conversation: Conversation, source: dict, text: str,
@@ -157,10 +174,15 @@ class Skill:
     def screen(self, transcript: Transcript) -> str:
         """The words to pass on from a recognition, or "" when the recogniser was unsure and
         heard no red flag: the confidence gate, for a front-end whose next stage never sees
-        the confidence (a Home Assistant pipeline).  A red flag passes: missing one is worse."""
-        if transcript.confidence is None or transcript.confidence >= MIN_ASR_CONFIDENCE:
+        the confidence (a Home Assistant pipeline).  A red flag passes: missing one is worse.
+        A cascade's second opinion is asked as for any turn (`recognised`)."""
+        def sure(heard: Transcript) -> bool:
+            return heard.confidence is None or heard.confidence >= MIN_ASR_CONFIDENCE
+
+        if sure(transcript) and not hasattr(self.recognizer, "second_opinion"):
             return transcript.text
-        return transcript.text if self.matcher.understand(transcript.text).flags else ""
+        transcript, understanding = self.recognised(transcript)
+        return transcript.text if sure(transcript) or understanding.flags else ""
 
     def speech_rate(self, reply: Reply) -> int:
         return max(MIN_RATE, int(self.rate * reply.rate_scale))
