@@ -3,6 +3,7 @@ lost. (tools/hostile_probe.py runs the same kinds of case through the installed 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
+from voiceskill.classifier import LinearModel, model_path
 from voiceskill.cli import main
 from voiceskill.content import (
     MAX_SENTENCES_PER_TEMPLATE,
@@ -29,10 +31,12 @@ from voiceskill.content import (
     default_folder,
     load_content,
 )
+from voiceskill.embedding import SentenceEncoder
 from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import OutputError, create_new
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog
+from voiceskill.similar_signs import SignIndex
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
@@ -269,6 +273,76 @@ def test_each_edit_of_the_content_does_not_leave_its_cache_behind(tmp_path, monk
         IntentMatcher(load_content(folder))
     left = sorted(p.name.split("-")[0] for p in cache_dir().iterdir())
     assert left == ["content"] * MAX_KEPT + ["intents"] * MAX_KEPT + ["signs"] * MAX_KEPT
+
+
+@pytest.fixture(scope="module")
+def minimal_models(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
+    """The arrays of the intent model and the sign index built for the minimal content."""
+    cache = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        IntentMatcher(load_content(MINIMAL))
+    arrays = {}
+    for path in (cache / "voiceskill").glob("*.npz"):
+        with np.load(path) as data:
+            arrays[path.name.split("-")[0]] = {key: data[key] for key in data.files}
+    return arrays
+
+
+def _doctored(arrays: dict, path: Path, **changes) -> Path:
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+MODEL_DAMAGE = {
+    "idf-short": lambda a: {"idf": a["idf"][:3]},
+    "intercept-short": lambda a: {"intercept": a["intercept"][:3]},
+    "meaning-10-dims": lambda a: {"meaning_coef": a["meaning_coef"][:, :10]},
+    "column-out-of-range": lambda a: {"vocabulary": np.array(json.dumps(
+        {**json.loads(str(a["vocabulary"])), "w:cramp": 10**6}))},
+    "weights-text": lambda a: {"coef": a["coef"].astype(str)},
+    "weights-nan": lambda a: {"coef": np.full_like(a["coef"], np.nan)},
+    "classes-one-value": lambda a: {"classes": np.array("yes")},
+}
+INDEX_DAMAGE = {
+    "vectors-10-dims": lambda a: {"vectors": a["vectors"][:, :10]},
+    "labels-short": lambda a: {"labels": a["labels"][:1]},
+    "label-out-of-range": lambda a: {"labels": np.full_like(a["labels"], 5)},
+    "labels-unsorted": lambda a: {"labels": np.arange(len(a["labels"]), dtype=np.int32)[::-1]
+                                  - 1},
+    "labels-float": lambda a: {"labels": a["labels"].astype(np.float32)},
+    "vectors-nan": lambda a: {"vectors": np.full_like(a["vectors"], np.nan)},
+    "flags-one-value": lambda a: {"flags": np.array("breathing")},
+}
+
+
+@pytest.mark.parametrize("damage", MODEL_DAMAGE.values(), ids=MODEL_DAMAGE.keys())
+def test_an_intent_model_of_the_wrong_shape_is_refused_at_load(minimal_models, tmp_path, damage):
+    arrays = minimal_models["intents"]
+    assert LinearModel.load(_doctored(arrays, tmp_path / "whole.npz"))  # the original loads
+    with pytest.raises(ValueError, match=r"damaged|wrong shape"):
+        LinearModel.load(_doctored(arrays, tmp_path / "bad.npz", **damage(arrays)))
+
+
+@pytest.mark.parametrize("damage", INDEX_DAMAGE.values(), ids=INDEX_DAMAGE.keys())
+def test_a_sign_index_of_the_wrong_shape_is_refused_at_load(minimal_models, tmp_path, damage):
+    arrays = minimal_models["signs"]
+    assert SignIndex.load(_doctored(arrays, tmp_path / "whole.npz"))
+    with pytest.raises(ValueError, match=r"damaged|wrong shape"):
+        SignIndex.load(_doctored(arrays, tmp_path / "bad.npz", **damage(arrays)))
+
+
+def test_a_doctored_intent_model_in_the_cache_is_rebuilt_and_answers(minimal_models, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    content = load_content(MINIMAL)
+    path = model_path(content, SentenceEncoder.fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = minimal_models["intents"]
+    _doctored(arrays, path, idf=arrays["idf"][:3])
+    matcher = IntentMatcher(content)
+    assert matcher.understand("how do I stop a cramp").intent  # no IndexError
+    assert len(LinearModel.load(path).idf) == len(arrays["idf"])  # and the cache is whole again
 
 
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content, Lexicon, tokens
-from voiceskill.embedding import SentenceEncoder
+from voiceskill.embedding import DIMENSION, SentenceEncoder
 
 log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_INTENT = 1500
@@ -114,14 +114,29 @@ class LinearModel:
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
-        with np.load(path, allow_pickle=False) as data:
-            model = cls(tuple(str(c) for c in data["classes"]),
-                        json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
-                        data["meaning_coef"], data["intercept"])
-        shapes = (len(model.classes), len(model.vocabulary))
-        if model.coef.shape != shapes or model.meaning_coef.shape[0] != shapes[0]:
+        """The model cached at `path`; ValueError unless every array has the shape, type and
+        finite values answering needs (a damaged or doctored file is rebuilt, never used)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                model = cls(tuple(str(c) for c in data["classes"]),
+                            json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
+                            data["meaning_coef"], data["intercept"])
+        except TypeError:  # e.g. classes stored as a single value
+            raise ValueError(f"{path} holds a damaged model") from None
+        if not model._whole():
             raise ValueError(f"{path} holds a model of the wrong shape")
         return model
+
+    def _whole(self) -> bool:
+        classes = len(self.classes)
+        if not (classes and isinstance(self.vocabulary, dict)):
+            return False
+        words = len(self.vocabulary)
+        shapes = ((self.idf, (words,)), (self.coef, (classes, words)),
+                  (self.meaning_coef, (classes, DIMENSION)), (self.intercept, (classes,)))
+        return (set(self.vocabulary.values()) == set(range(words))  # each column once
+                and all(array.shape == shape and array.dtype.kind == "f"
+                        and np.isfinite(array).all() for array, shape in shapes))
 
 
 def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> LinearModel:

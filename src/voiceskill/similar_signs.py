@@ -30,7 +30,7 @@ import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content, tokens
-from voiceskill.embedding import SentenceEncoder
+from voiceskill.embedding import DIMENSION, SentenceEncoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter, stem
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,28 @@ class SignIndex:
 
     @classmethod
     def load(cls, path: Path) -> SignIndex:
-        with np.load(path, allow_pickle=False) as data:
-            index = cls(tuple(str(f) for f in data["flags"]), data["vectors"], data["labels"],
-                        tuple(frozenset(str(d).split()) for d in data["distinctive"]),
-                        tuple(frozenset(str(d).split()) for d in data["after_negation"]))
-        if (len(index.vectors) != len(index.labels)
-                or not len(index.flags) == len(index.distinctive) == len(index.after_negation)):
+        """The index cached at `path`; ValueError unless its arrays have the shapes, types and
+        values `find` relies on (a damaged or doctored file is rebuilt, never used)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                index = cls(tuple(str(f) for f in data["flags"]), data["vectors"],
+                            data["labels"],
+                            tuple(frozenset(str(d).split()) for d in data["distinctive"]),
+                            tuple(frozenset(str(d).split()) for d in data["after_negation"]))
+        except TypeError:  # e.g. flags stored as a single value
+            raise ValueError(f"{path} holds a damaged index") from None
+        if not index._whole():
             raise ValueError(f"{path} holds an index of the wrong shape")
         return index
+
+    def _whole(self) -> bool:
+        vectors, labels = self.vectors, self.labels
+        return (len(self.flags) == len(self.distinctive) == len(self.after_negation)
+                and vectors.ndim == 2 and vectors.shape[1:] == (DIMENSION,)
+                and len(vectors) > 0 and vectors.dtype.kind == "f" and np.isfinite(vectors).all()
+                and labels.shape == (len(vectors),) and labels.dtype.kind == "i"
+                and bool(np.all(labels[1:] >= labels[:-1]))  # ascending: one block per label
+                and labels[0] >= NOT_A_SIGN and labels[-1] < len(self.flags))
 
 
 class SimilarSigns:
