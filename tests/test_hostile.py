@@ -345,6 +345,27 @@ def test_a_doctored_intent_model_in_the_cache_is_rebuilt_and_answers(minimal_mod
     assert len(LinearModel.load(path).idf) == len(arrays["idf"])  # and the cache is whole again
 
 
+CONTENT_CACHE_DAMAGE = {
+    "intent-not-a-list": lambda c: {**c, "intents": {"x": 5}},
+    "an-intent-missing": lambda c: {**c, "intents": dict(list(c["intents"].items())[1:])},
+    "a-sentence-a-number": lambda c: {**c, "swapped": {k: [7] for k in c["swapped"]}},
+    "flags-a-list": lambda c: {**c, "flags": ["breathing"]},
+    "a-flag-too-many": lambda c: {**c, "flags": {**c["flags"], "made_up": ["x"]}},
+}
+
+
+@pytest.mark.parametrize("damage", CONTENT_CACHE_DAMAGE.values(), ids=CONTENT_CACHE_DAMAGE.keys())
+def test_a_doctored_content_cache_is_rebuilt_not_blamed_on_the_yaml(tmp_path, monkeypatch,
+                                                                    damage):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_content(MINIMAL)
+    [path] = cache_dir().glob("content-*.json")
+    path.write_text(json.dumps(damage(json.loads(path.read_text()))))
+    again = load_content(MINIMAL)  # no ContentError naming a YAML file
+    assert (again.intents, again.swapped, again.red_flags) == (
+        first.intents, first.swapped, first.red_flags)
+
+
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------
 
 

@@ -958,7 +958,7 @@ def _expansions(content_fingerprint: str, docs: Mapping[str, _Document], lexicon
     the content's fingerprint, since expanding takes longer than answering a question."""
     path = cache_dir() / f"content-{content_fingerprint}.json"
     cached = read_json(path)
-    if cached and set(cached) == {"intents", "swapped", "flags"}:
+    if cached and _whole_expansions(cached, docs):
         keep_recent(path, "content")
         return cached["intents"], cached["swapped"], cached["flags"], []
     budget = ExpansionBudget()
@@ -971,6 +971,20 @@ def _expansions(content_fingerprint: str, docs: Mapping[str, _Document], lexicon
         write_atomic(path, json.dumps(record).encode())
         keep_recent(path, "content")
     return intents, swapped, flags, problems
+
+
+def _whole_expansions(cached: dict, docs: Mapping[str, _Document]) -> bool:
+    """Whether a cached expansion holds, for every intent and every red flag of the content and
+    nothing else, a list of sentences: a damaged or doctored one is rebuilt from the YAML,
+    never blamed on it."""
+    intents = set(docs[INTENTS_FILE].data["intents"])
+    expected = {"intents": intents, "swapped": intents,
+                "flags": set(docs[RED_FLAGS_FILE].data["flags"])}
+    return set(cached) == set(expected) and all(
+        isinstance(table := cached[key], dict) and set(table) == names
+        and all(isinstance(texts, list) and all(isinstance(text, str) for text in texts)
+                for texts in table.values())
+        for key, names in expected.items())
 
 
 def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
