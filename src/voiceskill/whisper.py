@@ -56,10 +56,14 @@ DECODE_OPTIONS = {
     "without_timestamps": True,
     "condition_on_previous_text": False,
     "vad_filter": False,
+    # One decode: faster-whisper's fallback re-decodes a doubtful window at up to five higher
+    # temperatures, several seconds on babble; such a window is no speech by the rule below.
+    "temperature": 0.0,
 }
 CPU_THREADS = 2
 RULE_NO_SPEECH = 0.5  # a window whose no-speech probability is above this is no speech,
-RULE_MIN_LOGPROB = -0.8  # and so is one whose mean token log-probability is below this
+RULE_MIN_LOGPROB = -0.8  # and so is one whose mean token log-probability is below this,
+RULE_MAX_COMPRESSION = 2.4  # or whose text repeats itself (faster-whisper's own threshold)
 PROMPT_TERMS = 2  # terms taken from each domain concept for the prompt,
 PROMPT_WORDS = 2  # if they are names of things, not phrases ("should i see")
 
@@ -222,15 +226,16 @@ class WhisperRecognizer:
         segments, _ = self._model.transcribe(audio.astype(np.float32) / 32768,
                                              initial_prompt=self.prompt or None,
                                              **DECODE_OPTIONS)
-        kept = [s.text.strip() for s in segments if heard_speech(s.no_speech_prob,
-                                                                 s.avg_logprob)]
+        kept = [s.text.strip() for s in segments
+                if heard_speech(s.no_speech_prob, s.avg_logprob, s.compression_ratio)]
         return Transcript(" ".join(t for t in kept if t), (), None, is_final=True)
 
 
-def heard_speech(no_speech_prob: float, avg_logprob: float) -> bool:
+def heard_speech(no_speech_prob: float, avg_logprob: float, compression_ratio: float) -> bool:
     """The confidence rule: a window is speech unless Whisper thinks it is silence or is
     guessing (on noise and babble it otherwise writes "Thank you for watching", or the prompt)."""
-    return no_speech_prob <= RULE_NO_SPEECH and avg_logprob >= RULE_MIN_LOGPROB
+    return (no_speech_prob <= RULE_NO_SPEECH and avg_logprob >= RULE_MIN_LOGPROB
+            and compression_ratio <= RULE_MAX_COMPRESSION)
 
 
 class CascadeRecognizer:
