@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from voiceskill.cli import build_parser, main
 
 KEYS = {"transcript", "intent", "confidence", "node", "answer", "outcome", "timings_ms"}
 
@@ -64,3 +69,44 @@ def test_say_writes_speech_to_a_wav(tmp_path):
 
     info = soundfile.info(out)
     assert info.frames / info.samplerate > 0.3
+
+
+# --- one name for the content folder (D33) ----------------------------------------------------
+
+MINIMAL = Path(__file__).parent / "content" / "minimal"
+CONTENT_COMMANDS = [["ask", "hello"], ["replay", "x.wav"], ["listen"], ["serve"], ["check"],
+                    ["review"], ["graph", "-o", "t.dot"]]
+
+
+@pytest.mark.parametrize("flag", ["--content", "--intents"])
+@pytest.mark.parametrize("command", CONTENT_COMMANDS, ids=[c[0] for c in CONTENT_COMMANDS])
+def test_every_command_takes_the_content_folder_by_either_name(command, flag):
+    args = build_parser().parse_args([*command, flag, str(MINIMAL)])
+    assert args.content == MINIMAL
+
+
+@pytest.mark.parametrize(("argv", "made"), [
+    (["ask", "--no-speak", "--intents", str(MINIMAL), "goodbye"], "skill: Bye."),
+    (["check", "--content", str(MINIMAL)], "24 sample sentences"),
+    (["graph", "--intents", str(MINIMAL), "-o", "tree.dot"], None),
+])
+def test_the_content_folder_given_by_either_name_is_the_one_used(argv, made, tmp_path,
+                                                                 monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out if made else (tmp_path / "tree.dot").read_text()
+    assert (made or "welcome") in out
+
+
+def test_check_refuses_two_content_folders_in_one_line(capsys):
+    assert main(["check", str(MINIMAL), "--content", str(MINIMAL)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_wav_errors_name_the_file_as_given_and_an_empty_name_is_one_line():
+    result = voiceskill("replay", "--no-speak", "", "/dev/null")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "voiceskill: '': an empty name, not a WAV file",
+        "voiceskill: /dev/null: not a regular file or a pipe",
+    ]

@@ -398,7 +398,7 @@ def test_nan_or_infinite_samples_make_a_bad_file(tmp_path, rate, bad):
     samples = np.zeros(rate, dtype=np.float32)
     samples[rate // 3] = bad
     sf.write(tmp_path / "x.wav", samples, rate, subtype="FLOAT")
-    with pytest.raises(AudioError, match=r"^x\.wav: contains invalid samples"):
+    with pytest.raises(AudioError, match=r"x\.wav: contains invalid samples"):
         list(read_wav_chunks(tmp_path / "x.wav"))
 
 

@@ -55,13 +55,15 @@ def read_wav_chunks(path: str | os.PathLike[str], chunk_ms: int = 100) -> Iterat
     """
     if chunk_ms <= 0:
         raise ValueError("chunk_ms must be positive")
+    if not os.fspath(path):  # Path("") would be the current folder
+        raise AudioError("'': an empty name, not a WAV file")
     path = Path(path)
     wav = _open_wav(path)
-    return _stream(wav, path.name, SAMPLE_RATE * chunk_ms // 1000)
+    return _stream(wav, str(path), SAMPLE_RATE * chunk_ms // 1000)
 
 
 def _open_wav(path: Path) -> soundfile.SoundFile:
-    name = path.name or str(path)
+    name = str(path)  # as it was given: "63" or "null" alone would not say which file
     source = _open_once(path, name)
     try:
         _check_head(name, os.pread(source, 12, 0) if isinstance(source, int)

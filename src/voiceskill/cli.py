@@ -37,8 +37,14 @@ PRINTS = ("ask", "replay", "listen", "check", "devices")
 log = logging.getLogger("voiceskill")
 
 
+def _content_option(parser: argparse.ArgumentParser) -> None:
+    """--content DIR, the same for every command; --intents is accepted as another name."""
+    parser.add_argument("--content", "--intents", dest="content", type=Path, metavar="DIR",
+                        help="content folder (default: the shipped one)")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--intents", type=Path, help="content folder (default: the shipped one)")
+    _content_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per turn on stdout")
     parser.add_argument(
         "--log-dir", type=Path, help="keep a conversation log here (JSON lines, mode 0600)"
@@ -92,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _speech_options(ask)
 
     replay = commands.add_parser("replay", help="recorded WAV turns of one conversation")
-    replay.add_argument("wav", nargs="+", type=Path, metavar="WAV")
+    replay.add_argument("wav", nargs="+", metavar="WAV")  # not Path: Path("") is "."
     replay.add_argument("--separate", action="store_true", help="each WAV its own conversation")
     _common(replay)
     _speech_options(replay)
@@ -115,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--zeroconf", nargs="?", const="voiceskill", metavar="NAME",
         help="announce the service on the local network (tcp:// only)",
     )
-    serve.add_argument("--intents", type=Path, help="content folder (default: the shipped one)")
+    _content_option(serve)
     _engine_options(serve)
 
     say = commands.add_parser("say", help="speak TEXT (or write it to a WAV)")
@@ -127,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the intents/ YAML")
     check.add_argument("path", nargs="?", type=Path, help="content folder (default: shipped)")
+    _content_option(check)
 
     commands.add_parser("devices", help="list audio devices")
     _review_parsers(commands)
@@ -248,8 +255,10 @@ def _cmd_say(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.path and args.content:
+        return _fail("check: give the content folder once (PATH or --content)")
     try:
-        content = load_content(args.path)
+        content = load_content(args.path or args.content)
     except ContentError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -282,12 +291,12 @@ def _cmd_devices() -> int:
 
 def _review_parsers(commands) -> None:
     review = commands.add_parser("review", help="write the clinician's review sheet (HTML)")
-    review.add_argument("--content", type=Path, help="content folder (default: the shipped one)")
+    _content_option(review)
     review.add_argument("--source-dir", type=Path,
                         help="folder holding the cited documents (default: ../shared/seed)")
     review.add_argument("-o", "--output", type=Path, default=Path("review.html"))
     graph = commands.add_parser("graph", help="draw the dialogue tree (.svg, .png or .dot)")
-    graph.add_argument("--content", type=Path, help="content folder (default: the shipped one)")
+    _content_option(graph)
     graph.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
 
 
@@ -357,7 +366,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "devices":
         return _cmd_devices()
     try:
-        content = load_content(args.intents)
+        content = load_content(args.content)
     except ContentError as exc:
         return _fail(f"content has problems (run `voiceskill check`):\n{exc}")
     if sys.stderr.isatty() and IntentMatcher.needs_building(content):
