@@ -7,8 +7,10 @@ and arguments that are not UTF-8, closed or full stdout, Ctrl-C during start-up,
 pipes and with NaN samples, oversized typed input, private files behind symlinks; and from the
 second round: the config file (FIFO, devices, BOM, bad rates), review/graph (documents outside
 the source folders, symlinked outputs), `say -o` failures, a full disk (a 64 KiB tmpfs, when
-this runs as root), a closed stdout, `serve` on bad unix paths and stdio://.
-Then one `serve` process takes hostile clients: malformed events, forged log lines, 100
+this runs as root), a closed stdout, `serve` on bad unix paths and stdio://, caches of the
+wrong shape or poisoned (D26, D30).
+Then one `serve` process takes hostile clients: malformed events, forged log lines, a second
+address reusing a conversation id and flooding new ones (D6), 100
 clients that never read (how long a fresh client then waits: target 2 s), and a stream of
 one-sample audio chunks (server memory: target flat within 10 MB).
 
@@ -489,6 +491,31 @@ def _precious_kept(result: Result, work: Path) -> str | None:
     return mentions("is not a socket", 2)(result, work)
 
 
+def _doctored_model(work: Path) -> list[str]:
+    """D26: the minimal content's intent model built, then its idf cut short (it loaded and
+    every question failed with IndexError)."""
+    built_cache(work, CACHE_TEMPLATE)
+    question = ["ask", "--no-speak", "--content", str(MINIMAL), "goodbye"]
+    before = set((work / "cache" / "voiceskill").glob("intents-*.npz"))
+    run(question, work, 120)
+    [model] = set((work / "cache" / "voiceskill").glob("intents-*.npz")) - before
+    with np.load(model) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["idf"] = arrays["idf"][:3]
+    with model.open("wb") as file:
+        np.savez(file, **arrays)
+    return question
+
+
+def _poisoned_content_cache(work: Path) -> list[str]:
+    """D30: the content cache says there is one intent, 'x', whose sentences are 5 (it was
+    blamed on the shipped YAML)."""
+    built_cache(work, CACHE_TEMPLATE)
+    for cached in (work / "cache" / "voiceskill").glob("content-*.json"):
+        cached.write_text('{"intents": {"x": 5}, "swapped": {}, "flags": {}}')
+    return ["ask", "--no-speak", "how do I stop a cramp in my calf"]
+
+
 def round2_cases() -> list[Case]:
     config = {"env": True}
     return [
@@ -542,6 +569,10 @@ def round2_cases() -> list[Case]:
         Case("stdio:// stdin closed", lambda w: [
             f"{sys.executable} -m voiceskill serve --uri stdio:// <&-"],
              mentions("one of them is closed", 2), {"shell": True}),
+        Case("intent model cache of the wrong shape (D26)", _doctored_model,
+             mentions("skill: Bye.", 0)),
+        Case("poisoned content cache (D30)", _poisoned_content_cache, mentions("skill:", 0),
+             {"timeout": 300}),
     ]
 
 def cases() -> list[Case]:
@@ -706,6 +737,42 @@ def _describe_seconds(port: int, timeout: float = 30.0) -> float | None:
     return time.perf_counter() - began if reply and reply.get("type") == "info" else None
 
 
+def _handled(port: int, text: str, conversation_id: str, source: str) -> dict:
+    """One typed turn from `source` (a loopback address of its own is another machine): the
+    data of the `handled` reply, or {} if none came."""
+    event = {"type": "transcript",
+             "data": {"text": text, "context": {"conversation_id": conversation_id}}}
+    with socket.create_connection(("127.0.0.1", port), timeout=30,
+                                  source_address=(source, 0)) as sock:
+        sock.sendall(json.dumps(event).encode() + b"\n")
+        with sock.makefile("rb") as replies:
+            header = json.loads(replies.readline() or b"{}")
+            data = header.get("data") or {}
+            if header.get("data_length"):
+                data.update(json.loads(replies.read(header["data_length"])))
+    return data if header.get("type") == "handled" else {}
+
+
+def _conversations_bound_to_peers(port: int) -> int:
+    """D6: a second machine reusing a conversation id gets its own conversation, and a flood
+    of new ids from it does not evict the first machine's triage; failed checks."""
+    question = _handled(port, "should I see a doctor about my twitching", "probe-kitchen",
+                        "127.0.0.1").get("text", "")
+    stolen = _handled(port, "repeat", "probe-kitchen", "127.0.0.2").get("text", "")
+    isolated = bool(question) and question not in stolen
+    print(f"{'ok' if isolated else 'FAIL':<6} serve: another address reusing a conversation "
+          f"id does not hear its question (D6)")
+    began = time.perf_counter()
+    for flood in range(300):
+        _handled(port, "hello", f"flood-{flood}", "127.0.0.2")
+    flood_s = time.perf_counter() - began
+    answer = _handled(port, "no", "probe-kitchen", "127.0.0.1")
+    kept = answer.get("context", {}).get("continue_conversation") is True
+    print(f"{'ok' if kept else 'FAIL':<6} serve: 300 new ids from another address "
+          f"({flood_s:.1f} s) did not evict a triage in progress (D6)")
+    return (not isolated) + (not kept)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -782,6 +849,7 @@ def serve_probe(root: Path, chunk_seconds: float) -> tuple[int, int]:
                 problem = "the next client was not answered"
             failures += problem is not None
             print(f"{'FAIL ' + problem if problem else 'ok':<6} {name}")
+        failures += _conversations_bound_to_peers(port)
         stop = threading.Event()
         threads = _non_readers(port, 100, stop)
         select.select([], [], [], 3.0)  # let them fill every slot and their socket buffers
