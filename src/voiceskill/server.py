@@ -289,12 +289,12 @@ class SkillService:
         if recognizer is None:
             raise RuntimeError("this server has no recogniser")
         step = SAMPLE_RATE // 10
-        with self._recognizer_lock:
+        with self._recognizer_lock:  # screen() too: a cascade's second opinion reads this audio
             recognizer.start_utterance()
             for start in range(0, len(samples), step):
                 recognizer.feed(samples[start : start + step])
             transcript = recognizer.end_utterance()
-        return self.skill.screen(transcript)
+            return self.skill.screen(transcript)
 
 
 # --- reading events within limits ------------------------------------------------------------
