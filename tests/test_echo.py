@@ -136,6 +136,18 @@ def test_the_reference_is_found_where_the_echo_really_is(answer):
     assert reference.start == late - round(ECHO_LAG_S * SAMPLE_RATE)
 
 
+def test_an_answer_said_as_the_microphone_starts_is_found_too(answer):
+    """The greeting starts with the loop: the device says it is heard 0.15 s into the
+    microphone's clock, and as on the virtual devices it comes sooner (0.02 s in), so the
+    range looked through begins before the microphone's first sample."""
+    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference.started(answer, SAMPLE_RATE, heard_at=0.15)
+    mic = np.concatenate([np.zeros(round(0.02 * SAMPLE_RATE), np.int16), answer // 2])
+    reference.align(mic[:SAMPLE_RATE], mic_end=SAMPLE_RATE)
+    assert reference.echo_found
+    assert reference.start == round(0.02 * SAMPLE_RATE) - round(ECHO_LAG_S * SAMPLE_RATE)
+
+
 def play_until_looked_for(canceller: EchoCanceller, answer: np.ndarray, heard_at: float,
                           late_s: float) -> tuple[np.ndarray, int]:
     """Silence until the device says `answer` is heard (`heard_at`), then its echo `late_s`
@@ -377,4 +389,39 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
         assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
     finally:
         live.close()
+        audio.stop()
+
+
+def trimmed(wav: Path, tmp_path: Path) -> Path:
+    """`wav` without its leading silence (the fixtures start with 0.3 s of it)."""
+    samples, rate = sf.read(wav, dtype="int16")
+    first = max(0, int(np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)[0]) - rate // 50)
+    out = tmp_path / f"trimmed-{wav.name}"
+    sf.write(out, samples[first:], rate, subtype="PCM_16")
+    return out
+
+
+@pytest.mark.audio_devices
+def test_a_question_asked_as_the_answer_ends_is_answered(tmp_path):
+    """Through the echo path: the second question starts as soon as the speaker has played the
+    first answer's last sound (within about 0.2 s: the time to see it and start paplay), while
+    the answer's echo may still be heard. It is answered, and the first answer is not cut off."""
+    from test_live import Listener, fixture, played_through, rendered
+
+    audio = VirtualAudio().start()
+    live = None
+    try:
+        audio.start_echo_path(gain_db=-6.0)
+        live = Listener(audio)
+        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        first = live.ask(fixture("twitch_causes__1__flite-slt.wav"))
+        assert first["intent"] == "twitch_causes"
+        recording.wait_until("played the whole answer", played_through(
+            rendered(first["answer"], tmp_path)), context=lambda: " | ".join(live.status))
+        second = live.ask(trimmed(fixture("spasm_relief__1__flite-slt.wav"), tmp_path))
+        assert second["intent"] == "spasm_relief", " | ".join(live.status)
+        assert not [line for line in live.status if "answer stopped" in line], live.status
+    finally:
+        if live is not None:
+            live.close()
         audio.stop()

@@ -64,7 +64,10 @@ VERIFY_AFTER_S = 0.35
 VERIFY_SHARE = 0.8
 ALIGN_REFERENCE_S = 0.5  # at most this much of the answer's start is looked for
 MOVED_S = 0.02  # an echo further than this from where the last one was: the room changed
-MAX_EARLY_S, MAX_LATE_S = 0.2, 0.6  # how far the echo may be from where the device said
+# How far the echo may be from where the device said: on the virtual devices it comes a steady
+# 0.2 s early (played as soon as written, though the device reports its 0.2 s of latency),
+# which left it at the very edge of a range ending at 0.2 s (measured 198 ms).
+MAX_EARLY_S, MAX_LATE_S = 0.35, 0.6
 NEAR_S = 0.05  # how far from where the last answer's echo says (further: looked for afresh)
 ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is causal
 # While an answer plays, its echo is looked for again every FOLLOW_EVERY_S in the last
@@ -380,17 +383,18 @@ class PlaybackReference:
             length = round(min(ALIGN_REFERENCE_S, heard_s - 0.1) * SAMPLE_RATE)
             reference = self._samples[:length].astype(float)
             early_s, late_s = (NEAR_S, NEAR_S) if self.expected else (MAX_EARLY_S, MAX_LATE_S)
-            early = round(early_s * SAMPLE_RATE)
-            begin = start - early - (mic_end - len(mic))
-            window = mic[max(0, begin) :].astype(float)
-            if begin < 0 or len(reference) == 0 or not reference.any():
+            # looked for from `first` on: not before the microphone's first sample (an answer
+            # said as the loop starts, the greeting) nor before the history kept
+            first = max(start - round(early_s * SAMPLE_RATE), mic_end - len(mic))
+            window = mic[first - (mic_end - len(mic)) :].astype(float)
+            if len(reference) == 0 or not reference.any():
                 self.echo_found = True  # cannot tell: assume the worst
                 return 0
-            offsets = early + round(late_s * SAMPLE_RATE)
+            offsets = start + round(late_s * SAMPLE_RATE) - first
             scores, best, correlation = _match(window, reference, offsets)
             if len(scores) == 0:
                 return 0
-            move = best - early - round(ECHO_LAG_S * SAMPLE_RATE)
+            move = first + best - start - round(ECHO_LAG_S * SAMPLE_RATE)
             log.debug("answer %d at %.2f s: its echo %.0f ms from there, correlation %.2f",
                       self.answers, start / SAMPLE_RATE, move * 1000 / SAMPLE_RATE,
                       correlation)
