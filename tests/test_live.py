@@ -47,7 +47,7 @@ def _hear_ctrl_c() -> None:
 class Listener:
     """`voiceskill listen --json` as a subprocess on the virtual devices."""
 
-    def __init__(self, audio: VirtualAudio, *args: str):
+    def __init__(self, audio: VirtualAudio, *args: str, ready: str = "listening"):
         self.audio = audio
         self.process = subprocess.Popen(
             [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
@@ -60,7 +60,11 @@ class Listener:
                          threading.Thread(target=self._read_status, daemon=True)]
         for reader in self._readers:
             reader.start()
-        self.wait_for_status("listening")
+        try:
+            self.wait_for_status(ready)
+        except BaseException:  # the caller never gets this Listener to close
+            self.close()
+            raise
 
     def _read_turns(self) -> None:
         for line in self.process.stdout:

@@ -70,6 +70,7 @@ MOVED_S = 0.02  # an echo further than this from where the last one was: the roo
 MAX_EARLY_S, MAX_LATE_S = 0.35, 0.6
 NEAR_S = 0.05  # how far from where the last answer's echo says (further: looked for afresh)
 ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is causal
+SOUND_LEVEL = 300  # a sample of an answer louder than this is sound, not its silence
 # While an answer plays, its echo is looked for again every FOLLOW_EVERY_S in the last
 # FOLLOW_S of the microphone, within FOLLOW_RANGE_S of where it was. A delay that slips by a
 # fraction of a millisecond (two clocks, a buffer; the virtual room's pipe slips 0.25-1 ms
@@ -445,6 +446,15 @@ class PlaybackReference:
             self._samples = self._samples[:end].copy()
             self._samples[end - fade : end] = fade_out(self._samples[end - fade : end])
             self._cut_off = True
+
+    @property
+    def sound_end(self) -> int:
+        """The microphone position just after the echo of the answer's last sound (what the
+        answer ends with under SOUND_LEVEL, its trailing silence, not counted)."""
+        with self._lock:
+            loud = np.flatnonzero(np.abs(self._samples) > SOUND_LEVEL)
+            last = int(loud[-1]) + 1 if len(loud) else 0
+            return self.start + round(ECHO_LAG_S * SAMPLE_RATE) + last
 
     def heard_at(self, position: int) -> bool:
         """Whether the microphone may still hear the answer at `position`: until its last

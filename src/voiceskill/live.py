@@ -4,6 +4,9 @@ The microphone callback only queues 30 ms blocks; everything else runs in the ma
 voice activity detection cuts utterances, the streaming recogniser decodes them as they come,
 and answers are spoken from a second thread so the loop keeps listening. While an answer is
 playing, speech from the user cuts it off (barge-in) and is then recognised as a new turn.
+The loop first says the content's greeting (its start node): the echo canceller learns the
+room on it, so the first answer is cancelled like the later ones. "listening" is shown once
+the greeting and its echo are over.
 """
 
 from __future__ import annotations
@@ -183,7 +186,6 @@ def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> in
     status_code = 0
     try:
         with microphone:
-            status.show("listening")
             loop.run(microphone)
     except (KeyboardInterrupt, _Stop):
         loop.voice.interrupt()
@@ -215,11 +217,13 @@ class _Loop:
         self.echo: EchoCanceller | None = None
         self.awake = False
         self.deaf = False  # holding back an utterance that may be the skill's own echo
-        self.held: list[np.ndarray] = []  # its audio
+        self.held: list[tuple[int, np.ndarray]] = []  # its audio, by microphone position
         self.enhanced = np.zeros(0, dtype=np.int16)  # the front-end's output, latest last
         self.enhanced_from = 0  # its first sample, counted from the start of the loop
         self.answer_playing = False  # an answer, or its echo, may still reach the microphone
         self.over_answer = False  # the current utterance began while it could
+        self.greeting = skill.content.nodes[skill.content.start].say  # said first
+        self.greeted = False  # the greeting, and its echo, are over
 
     def run(self, microphone: Microphone) -> None:
         self.echo = self._echo_canceller(microphone)
@@ -227,9 +231,15 @@ class _Loop:
             block = microphone.read(timeout=0.5)
             if block is None:
                 continue
+            if self.greeting:  # once the microphone's clock runs, for the echo to be placed on
+                self.voice.say(self.greeting, self.skill.rate)
+                self.greeting = ""
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
                 self._follow_echo(microphone.block_position)
+            if not (self.greeted or self.voice.busy or self.answer_playing):
+                self.greeted = True
+                self.status.show("listening")
             self._keep_enhanced(self.enhancer.process(block))
             for event in self.detector.process(block):
                 self._on_event(event)
@@ -287,8 +297,14 @@ class _Loop:
         if self.deaf and self.echo.reference.aligned and not self.echo.reference.echo_found:
             self.deaf = False
             self._start_utterance()
-            for samples in self.held:
-                self.recognizer.feed(samples)
+            self._feed_held(after=0)
+
+    def _feed_held(self, after: int) -> None:
+        """Give the recogniser what was held back of the utterance from microphone position
+        `after` on."""
+        for position, samples in self.held:
+            if position + len(samples) > after:
+                self.recognizer.feed(samples[max(0, after - position) :])
 
     def _follow_echo(self, position: int) -> None:
         """When an answer has played out and its echo died away, show how much of the echo the
@@ -300,9 +316,10 @@ class _Loop:
         elif self.answer_playing:
             self.answer_playing = False
             self.status.show(f"answer played; echo reduced by {self.echo.answer_erle_db:.0f} dB")
-            if self.deaf:  # the echo is over: what follows without a pause is the user
-                self.deaf = False
+            if self.deaf:  # the echo is over: what followed its last sound is the user,
+                self.deaf = False  # who may have started before the echo's tail died away
                 self._start_utterance()
+                self._feed_held(after=self.echo.reference.sound_end)
 
     def _recognise(self, event) -> None:
         recognizer = self.recognizer
@@ -325,7 +342,8 @@ class _Loop:
             self._start_utterance()
         elif self.deaf:
             if event.kind == "audio":
-                self.held.append(self._for_recogniser(event))
+                self.held.append((round(event.time_s * SAMPLE_RATE),
+                                  self._for_recogniser(event)))
             self._release_if_no_echo()
             if self.deaf:
                 self.deaf = event.kind != "end"  # once the echo has been learned, it ends
