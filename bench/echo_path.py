@@ -3,14 +3,18 @@ still hear "stop" said over an answer?
 
 Starts a private PulseAudio (tests/virtual_audio.py) whose speaker is fed back into the
 microphone, delayed, attenuated and reverberated (VirtualAudio.start_echo_path), runs
-`voiceskill listen --json`, and asks `--answers` questions. After each one it either lets the
-answer play out or, every other time, says "stop" a random 1-5 s into it. Prints: answers
-that were cut off or answered by the skill's own voice (self-interruptions), "stop"s heard,
-and the echo-return-loss enhancement the canceller reported at the end of each answer.
-Run with --no-echo-cancel for the figures without the canceller.
+`voiceskill listen --json` (which first says its greeting), and asks `--answers` questions.
+After each one it either lets the answer play out or, every other time, says "stop" a random
+1-5 s into it; every fourth answer is played out and the next question asked the moment its
+last sound has been played (within about 0.2 s). Prints: answers that were cut off or
+answered by the skill's own voice (self-interruptions), "stop"s heard, questions lost (no
+answer, or not the question's intent), and the echo-return-loss enhancement the canceller
+reported for the greeting, for the first answer and at the end of each answer played out
+with nothing said over it. Run with --no-echo-cancel for the figures without the canceller.
 
 Run: python bench/echo_path.py [--answers 20] [--gain-db -6] [--room small] [-- LISTEN ARGS]
-Targets: >= 20 dB ERLE, 0 self-interruptions in 20 answers, >= 95 % of "stop"s heard.
+Targets: first answer >= 15 dB ERLE, >= 20 dB after; 0 self-interruptions in 20 answers;
+>= 95 % of "stop"s heard; no question lost.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,20 +35,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from virtual_audio import VirtualAudio  # noqa: E402
+from virtual_audio import VirtualAudio, played_through, rendered, trimmed  # noqa: E402
 
 TIMEOUT_S = 60
 
 
-def questions() -> list[Path]:
-    """Plain questions with a long spoken answer (no triage questions, no control words)."""
+def questions() -> list[tuple[Path, str]]:
+    """Plain questions with a long spoken answer (no triage questions, no control words), with
+    their intents."""
     wanted = ("twitch_vs_spasm", "twitch_causes", "spasm_causes", "spasm_relief",
               "spasm_prevention", "nutrition", "back_spasm")
     with (ROOT / "audio_fixtures" / "manifest.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle)
                 if r["family"] == "flite" and r["condition"] == "clean" and not r["conversation"]
                 and r["intent"] in wanted]
-    return [ROOT / r["file"] for r in rows]
+    return [(ROOT / r["file"], r["intent"]) for r in rows]
 
 
 class Listener:
@@ -90,23 +96,38 @@ def main() -> int:
     rng = random.Random(1)
     stop = ROOT / "audio_fixtures" / "clean" / "stop__1__flite-slt.wav"
     asked = questions()
-    self_interruptions = stops_said = stops_heard = 0
+    self_interruptions = stops_said = stops_heard = lost = quick_asked = 0
     erle: list[float] = []
-    with VirtualAudio() as audio:
+    first_erle = greeting_erle = None
+    quick = False  # this question is asked as the last answer's last sound is played
+    with tempfile.TemporaryDirectory(prefix="echo-path-") as tmp, VirtualAudio() as audio:
+        scratch = Path(tmp)
         audio.start_echo_path(args.delay_s, args.gain_db, args.room)
         live = Listener(audio, args.listen_args, args.debug)
         if not live.wait(lambda: live.count("listening")):
             print("listen did not start:", live.status[-3:])
             return 2
+        greeting_erle = erle_of(live)
         for number in range(args.answers):
             turns_before, played_before = len(live.turns), live.count("answer played")
             status_before = len(live.status)
-            audio.play_into_mic(asked[number % len(asked)])
+            say_stop = number % 2 == 1
+            leads_to_quick = number % 4 == 2 and number + 1 < args.answers
+            recording = (audio.record_speaker(scratch / "answer.wav", speaker_echo(args.room))
+                         if leads_to_quick else None)
+            question, intent = asked[number % len(asked)]
+            audio.play_into_mic(trimmed(question, scratch) if quick else question)
+            quick_asked += quick
             if not live.wait(lambda n=turns_before: len(live.turns) > n):
-                print(f"answer {number + 1}: the question got no answer")
+                lost += 1
+                print(f"answer {number + 1}: the question{' (quick)' * quick} got no answer")
                 continue
             answer_turn = len(live.turns)
-            say_stop = number % 2 == 1
+            if live.turns[turns_before]["intent"] != intent:
+                lost += 1
+                print(f"answer {number + 1}: the question{' (quick)' * quick} was heard as "
+                      f"'{live.turns[turns_before]['transcript']}'")
+            quick = False
             if say_stop:
                 time.sleep(rng.uniform(1.0, 5.0))  # "stop" somewhere into the answer
                 stops_said += 1
@@ -118,7 +139,18 @@ def main() -> int:
                 if not heard:
                     since = [line for at, line in live.status if at >= said_at]
                     print(f"answer {number + 1}: 'stop' not heard; status since: {since}")
-            finished = live.wait(lambda n=played_before: live.count("answer played") > n)
+            if recording is not None:  # the next question follows the answer's last sound
+                said = rendered(live.turns[turns_before]["answer"], scratch)
+                try:
+                    recording.wait_until("played the answer", played_through(said), TIMEOUT_S)
+                    finished = True
+                except AssertionError as exc:
+                    print(f"answer {number + 1}: {exc}")
+                    finished = False
+                recording.stop(tail_s=0)
+                quick = True
+            else:
+                finished = live.wait(lambda n=played_before: live.count("answer played") > n)
             extra = live.turns[answer_turn:]
             own = [t for t in extra if not (say_stop and t["intent"] == "stop")]
             cut_off = [at for at, line in live.status[status_before:]
@@ -127,11 +159,11 @@ def main() -> int:
                 self_interruptions += 1
                 print(f"answer {number + 1}: interrupted by its own voice: "
                       f"{[t['transcript'] for t in own]}{' and cut off' if cut_off else ''}")
-            reported = [line for _, line in live.status if "answer played" in line]
-            if reported and not say_stop:
-                erle.append(float(re.search(r"by (-?\d+) dB", reported[-1]).group(1)))
-            live.wait(lambda: not live.status or "listening" in live.status[-1][1]
-                      or "answer played" in live.status[-1][1], timeout=5)
+            if not (say_stop or leads_to_quick):
+                erle.append(erle_of(live))
+                first_erle = erle[0] if number == 0 else first_erle
+                live.wait(lambda: not live.status or "listening" in live.status[-1][1]
+                          or "answer played" in live.status[-1][1], timeout=5)
         live.process.terminate()
         live.process.wait(timeout=30)
     if args.debug:
@@ -140,10 +172,25 @@ def main() -> int:
           f"listen {' '.join(args.listen_args) or '(defaults)'}")
     print(f"self-interruptions: {self_interruptions} of {args.answers} answers (target 0)")
     print(f"'stop' over an answer heard: {stops_heard} of {stops_said} (target >= 95 %)")
+    print(f"questions lost: {lost} of {args.answers} ({quick_asked} asked as an answer ended; "
+          f"target 0)")
+    print(f"ERLE over the greeting: {greeting_erle} dB; over the first answer: {first_erle} dB "
+          f"(target >= 15 dB)")
     if erle:
         print(f"ERLE at the end of answers played out: median {statistics.median(erle):.0f} dB, "
               f"min {min(erle):.0f} dB (target >= 20 dB)")
     return 0
+
+
+def erle_of(live: Listener) -> float | None:
+    """The echo reduction `listen` reported for the last answer played."""
+    reported = [line for _, line in live.status if "answer played" in line]
+    return float(re.search(r"by (-?\d+) dB", reported[-1]).group(1)) if reported else None
+
+
+def speaker_echo(room: str | None) -> str:
+    """What to record to hear what `listen` plays (VirtualAudio.start_echo_path)."""
+    return "vspeaker.monitor" if room else "vspeaker_echo.monitor"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 
 from fixturegen import reverberate
-from virtual_audio import VirtualAudio, active_span
+from virtual_audio import VirtualAudio, active_span, played_through, rendered, trimmed
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
 from voiceskill.content import load_content
 from voiceskill.echo import (
@@ -361,7 +361,7 @@ def after_answer(live, timeout_s: float = 60) -> None:
 def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_path):
     """Speaker fed back into the microphone 6 dB down: two answers play out whole with no turn
     of their own; "stop" over the third cuts it off."""
-    from test_live import TURN_TIMEOUT_S, Listener, fixture, rendered
+    from test_live import TURN_TIMEOUT_S, Listener, fixture
 
     audio = VirtualAudio().start()
     try:
@@ -393,15 +393,6 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
         audio.stop()
 
 
-def trimmed(wav: Path, tmp_path: Path) -> Path:
-    """`wav` without its leading silence (the fixtures start with 0.3 s of it)."""
-    samples, rate = sf.read(wav, dtype="int16")
-    first = max(0, int(np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)[0]) - rate // 10)
-    out = tmp_path / f"trimmed-{wav.name}"
-    sf.write(out, samples[first:], rate, subtype="PCM_16")
-    return out
-
-
 @pytest.mark.audio_devices
 def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
     """Through the echo path, each question starts as soon as the speaker has played the last
@@ -409,7 +400,7 @@ def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
     paplay), while its echo may still be heard: first the greeting `listen` starts with, over
     which the canceller is still learning the room, then the first answer. Both are heard
     from their first word, and no answer is cut off."""
-    from test_live import Listener, fixture, played_through, rendered
+    from test_live import Listener, fixture
 
     content = load_content()
     audio = VirtualAudio().start()

@@ -17,9 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import soxr
 
-from virtual_audio import VirtualAudio, active_span, fell_quiet, find_signal
+from virtual_audio import (
+    VirtualAudio,
+    active_span,
+    fell_quiet,
+    find_signal,
+    played_through,
+    rendered,
+)
 
 pytestmark = pytest.mark.audio_devices
 
@@ -117,28 +123,8 @@ def listener(virtual_audio):
         item.close()
 
 
-def rendered(text: str, tmp_path: Path, rate: int = 165) -> np.ndarray:
-    """What `voiceskill say -o` makes of `text`, at 16 kHz like the recording."""
-    out = tmp_path / "reference.wav"
-    subprocess.run([sys.executable, "-m", "voiceskill", "say", "--rate", str(rate), "-o",
-                    str(out), text], check=True, capture_output=True, timeout=60)
-    samples, rate_hz = sf.read(out, dtype="float32")
-    return (soxr.resample(samples, rate_hz, 16_000) * 32767).astype(np.int16)
-
-
 def recorded(path: Path) -> np.ndarray:
     return sf.read(path, dtype="int16")[0]
-
-
-def played_through(reference: np.ndarray):
-    """A condition for Recording.wait_until: `reference` has been heard to its last sound."""
-    last_sound = int(np.flatnonzero(np.abs(reference.astype(np.int32)) > 300)[-1])
-
-    def condition(heard: np.ndarray) -> bool:
-        match = find_signal(heard, reference)
-        return match.correlation > 0.5 and len(heard) > match.offset + last_sound
-
-    return condition
 
 
 def test_question_is_answered_aloud_and_repeat_says_it_again(listener, virtual_audio, tmp_path):

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from fixturegen import REVERB_ROOMS
@@ -391,3 +393,32 @@ def active_span(samples: np.ndarray, threshold: int = 300) -> int:
     """Number of samples from the first to the last one louder than `threshold`."""
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
     return int(loud[-1] - loud[0] + 1) if len(loud) else 0
+
+
+def rendered(text: str, tmp_path: Path, rate: int = 165) -> np.ndarray:
+    """What `voiceskill say -o` makes of `text`, at 16 kHz like the recording."""
+    out = tmp_path / "reference.wav"
+    subprocess.run([sys.executable, "-m", "voiceskill", "say", "--rate", str(rate), "-o",
+                    str(out), text], check=True, capture_output=True, timeout=60)
+    samples, rate_hz = sf.read(out, dtype="float32")
+    return (soxr.resample(samples, rate_hz, 16_000) * 32767).astype(np.int16)
+
+
+def played_through(reference: np.ndarray):
+    """A condition for Recording.wait_until: `reference` has been heard to its last sound."""
+    last_sound = int(np.flatnonzero(np.abs(reference.astype(np.int32)) > 300)[-1])
+
+    def condition(heard: np.ndarray) -> bool:
+        match = find_signal(heard, reference)
+        return match.correlation > 0.5 and len(heard) > match.offset + last_sound
+
+    return condition
+
+
+def trimmed(wav: Path, tmp_path: Path) -> Path:
+    """`wav` from 0.1 s before its first sound (the fixtures start with 0.3 s of silence)."""
+    samples, rate = sf.read(wav, dtype="int16")
+    first = max(0, int(np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)[0]) - rate // 10)
+    out = tmp_path / f"trimmed-{wav.name}"
+    sf.write(out, samples[first:], rate, subtype="PCM_16")
+    return out
