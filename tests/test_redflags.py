@@ -146,3 +146,30 @@ def test_phrases_match_any_inflection_of_their_words(spotter, text):
 def test_a_word_inside_a_trigger_is_not_stemmed_into_a_sign(spotter):
     """"last year" is a historical trigger, not "lasted for years"."""
     assert "lasting" not in {f.flag for f in spotter.spot("my chest hurt last year")}
+
+
+def test_light_words_do_not_count_in_a_gap(spotter):
+    """"i am all" between two words of a phrase is no distance; as many words that say
+    something are."""
+    assert "chest_pain" in escalated(spotter, "my arm is aching and i am all clammy")
+    assert "chest_pain" not in escalated(
+        spotter, "my arm is aching after carrying big boxes upstairs then clammy")
+
+
+@pytest.mark.parametrize("text", [
+    "numbness in my left hand after kneeling, all better now",
+    "I couldn't breathe with a chest infection, long gone now",
+])
+def test_a_clause_that_only_says_it_is_over_speaks_of_the_one_before(spotter, text):
+    assert not escalated(spotter, text)
+
+
+def test_a_clause_that_only_says_it_is_fine_does_not_cancel_a_head_injury(spotter):
+    """Someone can seem fine after a knock to the head and still need help."""
+    assert "head_injury" in escalated(spotter, "he banged his head, seems fine")
+
+
+def test_a_trigger_the_signs_phrase_takes_in_still_counts(spotter):
+    """"what are the signs" ends inside "signs of a stroke": still a question."""
+    assert not escalated(spotter, "what are the signs of a stroke")
+    assert "stroke" in escalated(spotter, "he's showing signs of a stroke")

@@ -119,7 +119,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS, "decoys": _WORDS,
             "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
             "hypothetical": _record([], _TRIGGERS),
-            "question_backward": _WORDS, "question_starts": _WORDS,
+            "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS,
         },
     ),
     "flags": _named(_record(["goto", "confirm", "phrases"], {
@@ -221,6 +221,7 @@ class ContextRules:
     backward: Mapping[str, tuple[str, ...]]
     question_backward: tuple[str, ...]
     question_starts: frozenset[str]
+    light_words: frozenset[str] = frozenset()  # not counted in a phrase's gaps
 
 
 @dataclass(frozen=True)
@@ -887,6 +888,7 @@ def _context(doc: _Document) -> ContextRules:
         backward={status: _words(rules[status].get("backward", [])) for status in statuses},
         question_backward=_words(rules["question_backward"]),
         question_starts=frozenset(_words(rules["question_starts"])),
+        light_words=frozenset(_words(rules.get("light_words", []))),
     )
 
 

@@ -29,6 +29,7 @@ def stem(word: str) -> str:
 
 
 Forms = frozenset[tuple[str, str]]
+LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
 
@@ -117,9 +118,10 @@ class RedFlagSpotter:
         decoyed = _covered(words, self._decoys)
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
+        light = [word in self._rules.light_words for word in words]
         for start, word in enumerate(words):
             for phrase, flag, gaps in self._by_first_stem.get(stem(word), ()):
-                matched = _phrase_positions(forms, start, phrase, gaps)
+                matched = _phrase_positions(forms, light, start, phrase, gaps)
                 if matched and not decoyed.intersection(matched):
                     status = self._status(words, triggers, starts, matched)
                     findings.append(Finding(flag, status))
@@ -145,8 +147,10 @@ class RedFlagSpotter:
         gaps = set(range(start, end)) - set(matched)
         statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
                     and t.status != PRESENT and (t.prefix != "q" or is_question)}
-        before = [t for t in triggers if t.prefix == "f" and first <= t.start
-                  and t.end <= start and start - t.end < window]
+        # A trigger that starts before the sign counts even when the sign's phrase takes in
+        # its last words ("what are the signs" + "signs of a stroke").
+        before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
+                  and start - t.end < window]
         forward = max(before, key=lambda t: t.end, default=None)
         if forward is not None and forward.status != PRESENT:
             statuses.add(forward.status)
@@ -157,10 +161,25 @@ class RedFlagSpotter:
             asks = trigger.prefix == "q" and is_question and forward is None
             if trigger.prefix == "b" or asks:
                 statuses.add(trigger.status)
+        if self._afterthought(words, triggers, starts, last) == "historical":
+            statuses.add("historical")
         for status in ("negated", "historical", "hypothetical"):
             if status in statuses:
                 return status
         return PRESENT
+
+    def _afterthought(self, words: list[str], triggers: list[_Trigger], starts: list[int],
+                      clause: int) -> str | None:
+        """The status of a clause that is only a backward trigger ("..., all better now"):
+        it speaks of the clause before it.  Only "over" counts: "he hit his head, seems
+        fine" must still escalate."""
+        end = min((s for s in starts if s > clause), default=len(words))
+        for trigger in triggers:
+            if trigger.prefix == "b" and clause <= trigger.start and trigger.end <= end:
+                rest = [*words[clause:trigger.start], *words[trigger.end:end]]
+                if all(word in self._rules.light_words for word in rest):
+                    return trigger.status
+        return None
 
     def _triggers(self, words: list[str]) -> list[_Trigger]:
         """Every trigger in the sentence; pseudo-triggers ("not sure") hide their words."""
@@ -187,16 +206,27 @@ def _forms(word: str, stemmed: bool) -> Forms:
                      else {("word", word)})
 
 
-def _phrase_positions(forms: list[Forms], start: int, phrase: tuple[Forms, ...],
-                      gaps: tuple[int, ...]) -> list[int]:
+def _phrase_positions(forms: list[Forms], light: list[bool], start: int,
+                      phrase: tuple[Forms, ...], gaps: tuple[int, ...]) -> list[int]:
     """Where the words of `phrase` are, if they follow `start` in order, each at most its gap
-    of other words after the one before; else []."""
+    of other words after the one before; else [].  Light words ("i", "am", "all") are not
+    counted in a gap, up to LIGHT_WORDS_PER_GAP of them, so "my arm is aching and i am all
+    clammy" is as near as "arm aching, clammy"; a gap of 0 (after a negation) stays 0."""
     if not forms[start] & phrase[0]:
         return []
     positions = [start]
     for wanted, gap in zip(phrase[1:], gaps, strict=True):
-        window = range(positions[-1] + 1, min(len(forms), positions[-1] + 2 + gap))
-        found = next((i for i in window if forms[i] & wanted), None)
+        found, counted, skipped = None, 0, 0
+        for index in range(positions[-1] + 1, len(forms)):
+            if forms[index] & wanted:
+                found = index
+                break
+            if gap and light[index] and skipped < LIGHT_WORDS_PER_GAP:
+                skipped += 1
+                continue
+            counted += 1
+            if counted > gap:
+                break
         if found is None:
             return []
         positions.append(found)
