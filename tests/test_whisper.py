@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import run_python
 from fixturegen import db, make_noise, rms, to_int16
 from voiceskill import whisper
 from voiceskill.asr import EngineUnavailable, create_recognizer, transcribe_file
@@ -145,3 +146,22 @@ def test_replay_with_the_cascade_end_to_end(tmp_path):
     turns = [json.loads(line) for line in result.stdout.splitlines()]
     assert [t["intent"] for t in turns] == ["spasm_relief", "back_spasm"]
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("engine", ["whisper", "cascade"])
+def test_without_faster_whisper_whisper_refuses_and_the_cascade_is_pocketsphinx(engine):
+    """faster-whisper made unimportable in a fresh process, as on a machine without it."""
+    result = run_python(
+        "import sys; sys.modules['faster_whisper'] = None\n"
+        "from voiceskill.cli import main\n"
+        f"sys.exit(main(['replay', '--json', '--no-speak', '--engine', '{engine}', "
+        f"'{CLEAN}']))\n")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "faster_whisper is not installed" in lines[0], result.stderr
+    assert "requirements-whisper.txt" in lines[0]
+    if engine == "whisper":
+        assert result.returncode == 2 and result.stdout == ""
+    else:
+        assert result.returncode == 0
+        assert "pocketsphinx alone" in lines[0]
+        assert json.loads(result.stdout)["intent"] == "spasm_relief"
