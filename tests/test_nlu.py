@@ -165,3 +165,12 @@ def test_answering_imports_neither_scikit_learn_nor_torch(matcher):
             "print([name for name in heavy if name in sys.modules])")
     done = run_python(code)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_a_less_severe_sign_leaves_the_question_its_own_intent(matcher):
+    """Only an emergency sign is reported as the emergency intent; "it keeps coming back"
+    is a sign that decides the answer, not what was asked."""
+    understanding = matcher.understand("my cramps keep coming back, do I need a doctor")
+    assert "lasting" in understanding.flags
+    assert understanding.intent == "when_to_see_doctor"
+    assert matcher.understand("my husband collapsed and isn't breathing").intent == "emergency"

@@ -141,14 +141,15 @@ class IntentMatcher:
                 and self._content.nodes[route].outcome != OUTCOMES[-1])
 
     def _flag_intent(self, present: tuple[str, ...]) -> str | None:
-        """The intent whose route is as severe as the most severe present red flag, if any:
-        an emergency reported in any words, whichever emergency node answers it, is reported
-        as the emergency intent."""
+        """For an emergency sign, the intent whose route is an emergency: an emergency
+        reported in any words, whichever emergency node answers it, is reported as the
+        emergency intent.  A less severe sign ("it keeps coming back") leaves the question
+        its own intent; the sign still decides the answer."""
         content = self._content
         outcomes = {content.nodes[flag.goto].outcome for flag in content.red_flags
                     if flag.name in present}
         worst = max((OUTCOMES.index(o) for o in outcomes if o), default=None)
-        if worst is None:
+        if worst != len(OUTCOMES) - 1:
             return None
         return next((intent for intent, node in content.routes.items()
                      if content.nodes[node].outcome == OUTCOMES[worst]), None)
