@@ -4,7 +4,9 @@
   embedding (`classifier.py`), with rejection: below `threshold`, or a medical question that names
   nothing of this skill's subject (no `domain` concept), is fallback.
 - Control commands ("stop", "goodbye") count only when the utterance is essentially the
-  command, so "bye" misheard at the start of "I can hardly breathe" does not end the call.
+  command, so "bye" misheard at the start of "I can hardly breathe" does not end the call,
+  and says one of the command's own words: a piece of the skill's own answer heard back
+  ("massage", "gently stretch it") never stops it.
 - Red flags are found with their assertion status (`redflags.py`): present ones escalate,
   denied, past and asked-about ones do not.  A sign no phrase names but a clause means
   (`similar_signs.py`) is only *possible*: the dialogue asks before escalating.
@@ -91,6 +93,10 @@ class IntentMatcher:
             name: max(len(tokens(s)) for s in content.intents[name]) + COMMAND_EXTRA_WORDS
             for name in content.actions
         }
+        self._command_samples = {name: frozenset(" ".join(tokens(s)) for s in content.intents[name])
+                                 for name in content.actions}
+        self._command_words = _own_words(content, self._command_samples)
+        self._spoken = _spoken_text(content)
 
     @staticmethod
     def needs_building(content: Content) -> bool:
@@ -176,7 +182,8 @@ class IntentMatcher:
         content = self._content
         if intent in content.actions:
             length = len(words) - self._finder.courtesy_words(words)
-            return length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
+            return (length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
+                    and self._said_as_command(intent, words))
         if intent in content.answers:
             return probability >= COMMAND_THRESHOLD
         if intent == FALLBACK:
@@ -192,3 +199,31 @@ class IntentMatcher:
         if needs and not needs & found:
             return False
         return bool(self._finder.domain & found)
+
+    def _said_as_command(self, intent: str, words: list[str]) -> bool:
+        """A command is one of its samples, or says one of its own words and is no piece of
+        what the skill says itself (the live loop hears its own answers' residue)."""
+        said = " ".join(words)
+        if said in self._command_samples[intent]:
+            return True
+        return bool(self._command_words[intent] & set(words)) and f" {said} " not in self._spoken
+
+
+def _own_words(content: Content, samples: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Each command's words, without the light words (pronouns, "to be", fillers) and the
+    courtesy terms any sentence may carry."""
+    courtesy = {word for concept in content.lexicon.concepts.values() if concept.courtesy
+                for term in concept.terms for word in tokens(term)}
+    light = content.context.light_words | courtesy
+    return {name: frozenset(word for sample in sentences for word in sample.split()) - light
+            for name, sentences in samples.items()}
+
+
+def _spoken_text(content: Content) -> str:
+    """Everything the skill may say, normalized, one text per line, padded with spaces so
+    that " words " is found only as whole words."""
+    nodes = [text for node in content.nodes.values()
+             for text in (node.say, node.more, node.ask) if text]
+    texts = [*nodes, *content.messages.values(), content.disclaimer,
+             *(flag.confirm for flag in content.red_flags)]
+    return "".join(f" {' '.join(tokens(text))} \n" for text in texts)
