@@ -187,18 +187,19 @@ def test_only_a_red_flag_escalates_never_the_intent_alone(skill, text, outcome):
 
 
 def test_over_its_own_voice_the_skill_answers_only_what_it_made_out_for_sure(skill):
-    """The live loop's `only_definite`: a half-heard sound leaves the conversation as it was."""
+    """The live loop's `over_answer`: a half-heard sound leaves the conversation as it was."""
     from voiceskill.asr import Transcript
+    from voiceskill.pipeline import Ignored, TurnRecord
 
     conversation = skill.conversation()
     skill.text_turn(conversation, "how do I stop a cramp")  # ends offering more
     node = conversation.node
     half_heard = Transcript("ow", (), 0.2, True)
-    assert skill.heard(conversation, half_heard, 0.0, only_definite=True) is None
+    assert skill.heard(conversation, half_heard, 0.0, over_answer=True) == Ignored("ow", True)
     assert conversation.node == node and conversation.awaiting_answer
-    assert skill.heard(conversation, half_heard, 0.0) is not None  # otherwise it is answered
-    stop = skill.heard(conversation, Transcript("stop", (), 0.9, True), 0.0, only_definite=True)
-    assert stop is not None and stop.reply.intent == "stop"
+    assert isinstance(skill.heard(conversation, half_heard, 0.0), TurnRecord)  # else answered
+    stop = skill.heard(conversation, Transcript("stop", (), 0.9, True), 0.0, over_answer=True)
+    assert stop.reply.intent == "stop"
 
 
 def test_a_question_about_a_sign_is_answered_before_any_route(skill):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from virtual_audio import (
     VirtualAudio,
@@ -127,10 +128,15 @@ def recorded(path: Path) -> np.ndarray:
     return sf.read(path, dtype="int16")[0]
 
 
+def at_16k(path: Path) -> np.ndarray:
+    samples, rate = sf.read(path, dtype="float32")
+    return (soxr.resample(samples, rate, 16_000) * 32767).astype(np.int16)
+
+
 def test_question_is_answered_aloud_and_repeat_says_it_again(listener, virtual_audio, tmp_path):
     """One listener for both: "repeat" is asked once the answer has been said in full, which is
-    what the first half waits for anyway."""
-    live = listener()
+    what the first half waits for anyway. --save-audio keeps what is said (it was ignored)."""
+    live = listener("--save-audio", str(tmp_path / "answers"))
     recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
     turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
     assert turn["intent"] == "spasm_relief"
@@ -140,6 +146,8 @@ def test_question_is_answered_aloud_and_repeat_says_it_again(listener, virtual_a
     recording.wait_until("fell quiet", fell_quiet)
     assert find_signal(recorded(recording.stop()), answer).correlation > 0.5
     assert turn["timings_ms"]["to_first_audio"] > 0
+    _greeting, saved = sorted((tmp_path / "answers").iterdir())  # the greeting is said first
+    assert find_signal(at_16k(saved), answer).correlation > 0.9
 
     again = live.ask(fixture("repeat__1__flite-slt.wav"))
     assert again["intent"] == "repeat"
@@ -163,6 +171,7 @@ def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
     full_answer = rendered(first["answer"], tmp_path)
     assert stop["intent"] == "stop"
     assert stop["answer"] == ""
+    assert "to_first_audio" not in stop["timings_ms"]  # it was the answer's before, negative
     assert active_span(heard) < 0.8 * active_span(full_answer)
 
 

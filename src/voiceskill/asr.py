@@ -54,7 +54,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -166,21 +166,50 @@ def create_recognizer(
 
 
 MAX_TURN_S = 30.0
-"""A spoken question never lasts longer; a longer recording is cut here, keeping time and
-memory bounded (a 10-minute file is read no further than this)."""
+"""A spoken question never lasts longer; a longer recording, Wyoming stream or live utterance
+is cut here, keeping time and memory bounded (a 10-minute file is read no further)."""
+
+
+class Utterance:
+    """One utterance given to a recogniser, at most `limit_s` of it: the one length guard of
+    replay, serve, listen and the benchmarks."""
+
+    def __init__(self, recognizer: Recognizer, limit_s: float = MAX_TURN_S):
+        self._recognizer = recognizer
+        self._room = round(limit_s * SAMPLE_RATE)
+        recognizer.start_utterance()
+
+    @property
+    def full(self) -> bool:
+        return self._room == 0
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Feed what still fits; the rest is returned (empty while there is room)."""
+        taken = samples[: self._room]
+        if len(taken):
+            self._recognizer.feed(taken)
+            self._room -= len(taken)
+        return samples[len(taken) :]
+
+    def end(self) -> Transcript:
+        return self._recognizer.end_utterance()
+
+
+def recognize(recognizer: Recognizer, chunks: Iterable[np.ndarray],
+              limit_s: float = MAX_TURN_S) -> Transcript:
+    """Recognise `chunks` (16 kHz int16) as one utterance: their first `limit_s`, the rest is
+    not read."""
+    utterance = Utterance(recognizer, limit_s)
+    for chunk in chunks:
+        utterance.feed(chunk)
+        if utterance.full:
+            break
+    return utterance.end()
 
 
 def transcribe_file(recognizer: Recognizer, path: str | os.PathLike[str]) -> Transcript:
     """Recognise a WAV file (its first MAX_TURN_S) as one utterance; AudioError if unusable."""
-    chunks = read_wav_chunks(path)
-    recognizer.start_utterance()
-    fed = 0
-    for chunk in chunks:
-        recognizer.feed(chunk)
-        fed += len(chunk)
-        if fed >= MAX_TURN_S * SAMPLE_RATE:
-            break
-    return recognizer.end_utterance()
+    return recognize(recognizer, read_wav_chunks(path))
 
 
 def _tokens(sentence: str) -> list[str]:

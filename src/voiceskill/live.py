@@ -17,20 +17,19 @@ import logging
 import queue
 import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from voiceskill import devices
-from voiceskill.asr import Transcript
+from voiceskill.asr import Transcript, Utterance
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.content import normalize
 from voiceskill.echo import EchoCanceller
 from voiceskill.frontend import split_frontend
-from voiceskill.pipeline import Skill
+from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import TurnLog, report
 
 log = logging.getLogger(__name__)
@@ -114,51 +113,6 @@ class Status:
             print(file=sys.stderr)
 
 
-@dataclass
-class Voice:
-    """Speaks answers from a thread so the loop keeps listening; knows when sound started."""
-
-    skill: Skill
-    thread: threading.Thread | None = None
-    first_audio_at: float | None = field(default=None)
-
-    @property
-    def busy(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def say(self, text: str, rate: int) -> None:
-        speaker = self.skill.speaker
-        if speaker is None or not speaker.can_play or not text:
-            return
-        self.first_audio_at = None
-        self.thread = threading.Thread(target=self._speak, args=(speaker, text, rate), daemon=True)
-        self.thread.start()
-
-    def _speak(self, speaker, text: str, rate: int) -> None:
-        speaker.speak(text, rate, on_first_audio=self._started)
-
-    def _started(self) -> None:
-        self.first_audio_at = time.perf_counter()
-
-    def wait_for_first_audio(self, limit_s: float = 5.0) -> float | None:
-        """When the first sample went out (for latency figures), or None if nothing played."""
-        deadline = time.perf_counter() + limit_s
-        while self.busy and self.first_audio_at is None and time.perf_counter() < deadline:
-            time.sleep(0.002)
-        return self.first_audio_at
-
-    def interrupt(self) -> bool:
-        """Cut the answer off; whether one was being spoken."""
-        if self.busy and self.skill.speaker is not None:
-            self.skill.speaker.stop()
-            return True
-        return False
-
-    def finish(self) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-
-
 def _strip_wake(text: str, wake: str) -> str | None:
     """The words after the wake phrase, "" for the phrase alone, None if it was not said."""
     words, wake_words = normalize(text).split(), normalize(wake).split()
@@ -210,7 +164,7 @@ class _Loop:
         self.args = args
         self.status = status
         self.log = log
-        self.voice = Voice(skill)
+        self.voice = skill.voice
         self.conversation = skill.conversation()
         self.detector = UtteranceDetector()
         self.enhancer, self.recognizer = split_frontend(skill.recognizer)
@@ -222,6 +176,7 @@ class _Loop:
         self.enhanced_from = 0  # its first sample, counted from the start of the loop
         self.answer_playing = False  # an answer, or its echo, may still reach the microphone
         self.over_answer = False  # the current utterance began while it could
+        self.utterance: Utterance | None = None  # what the recogniser is hearing
         self.greeting = skill.content.nodes[skill.content.start].say  # said first
         self.greeted = False  # the greeting, and its echo, are over
 
@@ -232,7 +187,7 @@ class _Loop:
             if block is None:
                 continue
             if self.greeting:  # once the microphone's clock runs, for the echo to be placed on
-                self.voice.say(self.greeting, self.skill.rate)
+                self.voice.say(self.greeting, self.skill.rate, background=True)
                 self.greeting = ""
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
@@ -255,7 +210,7 @@ class _Loop:
     def _echo_canceller(self, microphone: Microphone) -> EchoCanceller | None:
         """Cancel the answers the skill plays from what the microphone hears (--no-echo-cancel
         turns it off, e.g. with a headset)."""
-        speaker = self.skill.speaker
+        speaker = self.voice.speaker
         if not self.args.echo_cancel or speaker is None or not speaker.can_play:
             return None
         echo = EchoCanceller(microphone.position_at)
@@ -289,8 +244,26 @@ class _Loop:
     def _start_utterance(self) -> None:
         if self.voice.interrupt():  # barge-in: the user talks over the answer
             self.status.show("answer stopped to listen")
-        self.recognizer.start_utterance()
+        self.utterance = Utterance(self.recognizer)
         self.status.show("hearing …")
+
+    def _feed(self, samples: np.ndarray) -> None:
+        """Recognise `samples` as part of the current utterance. One that reaches MAX_TURN_S
+        (the cap replay and serve use) is answered as it stands and the speech that goes on
+        is the next utterance: a TV the detector never hears pause does not make the skill
+        deaf, nor the recogniser's memory grow."""
+        rest = self.utterance.feed(samples)
+        if self.utterance.full:
+            self._end_utterance(wait_ms=0.0)
+            self.over_answer = self.voice.busy or self.answer_playing
+            self.utterance = Utterance(self.recognizer)
+            self._feed(rest)
+
+    def _end_utterance(self, wait_ms: float) -> None:
+        speech_end = time.perf_counter()
+        transcript = self.utterance.end()
+        asr_ms = (time.perf_counter() - speech_end) * 1000
+        self._answer(transcript, speech_end, asr_ms, wait_ms)
 
     def _release_if_no_echo(self) -> None:
         """A held-back utterance is the user's if the canceller found no echo to learn."""
@@ -304,7 +277,7 @@ class _Loop:
         `after` on."""
         for position, samples in self.held:
             if position + len(samples) > after:
-                self.recognizer.feed(samples[max(0, after - position) :])
+                self._feed(samples[max(0, after - position) :])
 
     def _follow_echo(self, position: int) -> None:
         """When an answer has played out and its echo died away, show how much of the echo the
@@ -322,7 +295,6 @@ class _Loop:
                 self._feed_held(after=self.echo.reference.sound_end)
 
     def _recognise(self, event) -> None:
-        recognizer = self.recognizer
         if event.kind == "start":
             # Over an answer, speech begun before the canceller had learned the room is most
             # likely the answer's own echo: it neither barges in nor becomes a turn.
@@ -353,12 +325,9 @@ class _Loop:
             if event.kind == "end":
                 self._recognise(event)
         elif event.kind == "audio":
-            recognizer.feed(self._for_recogniser(event))
+            self._feed(self._for_recogniser(event))
         elif event.kind == "end":
-            speech_end = time.perf_counter()
-            transcript = recognizer.end_utterance()
-            asr_ms = (time.perf_counter() - speech_end) * 1000
-            self._answer(transcript, speech_end, asr_ms, event.silence_ms)
+            self._end_utterance(event.silence_ms)
 
     def _answer(self, transcript: Transcript, speech_end: float, asr_ms: float,
                 wait_ms: float) -> None:
@@ -370,19 +339,19 @@ class _Loop:
         # left of the echo: the user speaking over it (a barge-in, a quick "yes") is made
         # out; a half-heard "ow" is not answered.
         turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
-                                only_definite=self.over_answer)
-        if turn is None:
+                                over_answer=self.over_answer, addressed=bool(self.args.wake))
+        if isinstance(turn, Ignored) and turn.half_heard:
             log.debug('half heard over the answer: "%s" (confidence %.2f)', text,
                       transcript.confidence or 0.0)
             self.status.show("ignored (half heard over my own voice)")
             return
         self.status.show(f'heard "{text}"')
-        reply = turn.reply
-        if not turn.understood and not self.conversation.awaiting_answer and not self.args.wake:
+        if isinstance(turn, Ignored):
             self.status.show("ignored (not for me)")
             return
+        reply = turn.reply
         self.status.show("answering")
-        self.voice.say(reply.answer, self.skill.speech_rate(reply))
+        self.voice.say(reply.answer, self.skill.speech_rate(reply), background=True)
         started = self.voice.wait_for_first_audio()
         turn.timings_ms["endpoint_wait"] = round(wait_ms, 1)
         if started is not None:

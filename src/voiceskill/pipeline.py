@@ -1,16 +1,19 @@
 """One user turn through every stage: (audio -> ASR) -> NLU -> dialogue -> TTS, timed.
 
 `ask`, `replay`, `listen` and `serve` all go through `Skill`, so typed and spoken turns behave
-the same. Nothing here prints: a turn comes back as a `TurnRecord` for the front-end to show,
-and a lost voice is logged (the answer itself is never lost).
+the same; every answer is said by its `Responder` (rendered once, saved when asked, played in
+the foreground or, for the live loop, from a thread). Nothing here prints: a turn comes back
+as a `TurnRecord` (or `Ignored`) for the front-end to show, and a lost voice is logged (the
+answer itself is never lost).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +21,7 @@ from voiceskill.content import FALLBACK, Content
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
 from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
-from voiceskill.tts import Speaker, TtsUnavailable
+from voiceskill.tts import Speaker, SpeechAudio, TtsUnavailable, encode_wav
 
 if TYPE_CHECKING:
     from voiceskill.asr import Recognizer, Transcript
@@ -61,6 +64,13 @@ class TurnRecord:
         return self.reply is not None and self.reply.intent != FALLBACK
 
 
+def _for_the_skill(understanding: Understanding) -> bool:
+    """Whether a turn is one of the skill's: an intent of its own, or a sign (said, asked
+    about, or to be confirmed) even in words it has no intent for."""
+    return understanding.intent != FALLBACK or bool(
+        understanding.flags or understanding.possible_flags or understanding.asked_flags)
+
+
 class _Stopwatch:
     """Milliseconds spent per stage of one turn."""
 
@@ -80,20 +90,116 @@ class _Stopwatch:
         return {**self.timings, "total": total}
 
 
+@dataclass(frozen=True)
+class Ignored:
+    """A turn let pass, the conversation untouched. `half_heard`: said over the skill's own
+    voice and not made out for sure (most likely its echo's residue); otherwise not
+    understood, and no answer was awaited (not meant for the skill)."""
+
+    transcript: str
+    half_heard: bool
+
+
+class Responder:
+    """Says answers: each rendered once, saved when asked (the next free answer-NNN.wav) and
+    played in the foreground or from a thread (the live loop keeps listening), noting when its
+    first sound went out. A TTS failure costs the voice, never the answer."""
+
+    def __init__(self, speaker: Speaker | None, save_audio: Path | None = None):
+        self.speaker = speaker
+        self.save_audio = save_audio
+        self.first_audio_at: float | None = None
+        self._saved = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def say(self, text: str, rate: int, background: bool = False) -> None:
+        self.first_audio_at = None  # a silent answer ("stop") has no first sound
+        if self.speaker is None or not text:
+            return
+        if background and self.speaker.can_play:  # saving alone is quick: no thread
+            self._thread = threading.Thread(target=self._say, args=(text, rate), daemon=True)
+            self._thread.start()
+        else:
+            self._say(text, rate)
+
+    def _say(self, text: str, rate: int) -> None:
+        speaker = self.speaker
+        keep = self._save if self.save_audio is not None else None
+        try:
+            if speaker.can_play:
+                speaker.speak(text, rate, on_first_audio=self._started, on_rendered=keep)
+            elif keep is not None:
+                keep(speaker.render(text, rate))
+        except TtsUnavailable as exc:
+            log.warning("%s; printing answers only", exc)
+            self.speaker = None
+
+    def _started(self) -> None:
+        self.first_audio_at = time.perf_counter()
+
+    def wait_for_first_audio(self, limit_s: float = 5.0) -> float | None:
+        """When the first sample of the answer just said went out (for latency figures), or
+        None if nothing played."""
+        deadline = time.perf_counter() + limit_s
+        while self.busy and self.first_audio_at is None and time.perf_counter() < deadline:
+            time.sleep(0.002)
+        return self.first_audio_at
+
+    def interrupt(self) -> bool:
+        """Cut the answer off; whether one was being spoken."""
+        if self.busy and self.speaker is not None:
+            self.speaker.stop()
+            return True
+        return False
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _save(self, audio: SpeechAudio) -> None:
+        """Write the answer to the next free answer-NNN.wav; if that fails, say so once and
+        stop saving: the answer itself is still printed and spoken."""
+        data = encode_wav(audio)
+        try:
+            prepare_folder(self.save_audio)
+            self._saved, path, file = create_new(
+                self.save_audio, lambda n: f"answer-{n:03d}.wav", 0o644, self._saved + 1
+            )
+        except OutputError as exc:
+            self._stop_saving(str(exc))
+            return
+        try:
+            with file:
+                file.write(data)
+        except OSError as exc:  # e.g. a full disk: the answer is still given
+            path.unlink(missing_ok=True)
+            self._stop_saving(f"cannot write {path}: {reason(exc)}")
+
+    def _stop_saving(self, why: str) -> None:
+        log.warning("%s; not saving answers", why)
+        self.save_audio = None
+
+
 @dataclass
 class Skill:
-    """The assembled pipeline. `speaker` and `recognizer` are optional stages."""
+    """The assembled pipeline. `speaker` and `recognizer` are optional stages; answers are
+    said by `voice`."""
 
     content: Content
-    speaker: Speaker | None = None
+    speaker: InitVar[Speaker | None] = None
     recognizer: Recognizer | None = None
     rate: int = DEFAULT_RATE
-    save_audio: Path | None = None
+    save_audio: InitVar[Path | None] = None
     matcher: IntentMatcher = field(init=False)
-    _saved: int = field(default=0, init=False)
+    voice: Responder = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, speaker: Speaker | None, save_audio: Path | None) -> None:
         self.matcher = IntentMatcher(self.content)
+        self.voice = Responder(speaker, save_audio)
 
     def conversation(self) -> Conversation:
         return Conversation(self.content)
@@ -129,17 +235,21 @@ class Skill:
                              speak=True)
 
     def heard(self, conversation: Conversation, transcript: Transcript, asr_ms: float,
-              only_definite: bool = False) -> TurnRecord | None:
+              over_answer: bool = False, addressed: bool = False) -> TurnRecord | Ignored:
         """Answer what the live loop recognised, keeping its ASR time; the loop speaks.
 
-        With `only_definite`, None, and the conversation untouched, unless something was made
-        out for sure: the loop drops what it half heard over its own voice (its echo's residue).
+        Decided before the conversation changes, so a pending question ("Did you say ...?")
+        is never dropped unanswered: said `over_answer` (the skill's own voice), only what was
+        made out for sure is answered; and unless the user `addressed` the skill (its wake
+        phrase), what is not understood is let pass, except as the answer to a question.
         """
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
         transcript, understanding = self.recognised(transcript, clock)
-        if only_definite and not understanding.definite:
-            return None
+        if over_answer and not understanding.definite:
+            return Ignored(transcript.text, half_heard=True)
+        if not (_for_the_skill(understanding) or addressed or conversation.awaiting_answer):
+            return Ignored(transcript.text, half_heard=False)
         return self._respond(conversation, {}, transcript.text, understanding, clock, speak=False)
 
     def recognised(self, transcript: Transcript,
@@ -168,7 +278,7 @@ class Skill:
                  understanding: Understanding, clock, speak: bool) -> TurnRecord:
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
         if speak:
-            clock.run("tts", lambda: self._voice(reply))
+            clock.run("tts", lambda: self.voice.say(reply.answer, self.speech_rate(reply)))
         return TurnRecord(source, text, reply, clock.finish())
 
     def screen(self, transcript: Transcript) -> str:
@@ -186,43 +296,3 @@ class Skill:
 
     def speech_rate(self, reply: Reply) -> int:
         return max(MIN_RATE, int(self.rate * reply.rate_scale))
-
-    def _voice(self, reply: Reply) -> None:
-        """Save and speak the answer; a TTS failure costs the voice, never the answer."""
-        if self.speaker is None or not reply.answer:
-            return
-        rate = self.speech_rate(reply)
-        try:
-            if self.save_audio is not None:
-                self._save(reply.answer, rate)
-            if self.speaker.can_play:
-                self.speaker.speak(reply.answer, rate)
-        except TtsUnavailable as exc:
-            log.warning("%s; printing answers only", exc)
-            self.speaker = None
-
-    def _save(self, answer: str, rate: int) -> None:
-        """Write the spoken answer to the next free answer-NNN.wav; if that fails, say so once
-        and stop saving: the answer itself is still printed and spoken."""
-        try:
-            prepare_folder(self.save_audio)
-            self._saved, path, file = create_new(
-                self.save_audio, lambda n: f"answer-{n:03d}.wav", 0o644, self._saved + 1
-            )
-        except OutputError as exc:
-            self._stop_saving(str(exc))
-            return
-        try:
-            with file:
-                self.speaker.save(answer, file, rate)
-        except (OSError, RuntimeError) as exc:  # e.g. a full disk: the answer is still given
-            path.unlink(missing_ok=True)
-            why = reason(exc) if isinstance(exc, OSError) else str(exc)
-            self._stop_saving(f"cannot write {path}: {why}")
-        except TtsUnavailable:
-            path.unlink(missing_ok=True)
-            raise
-
-    def _stop_saving(self, why: str) -> None:
-        log.warning("%s; not saving answers", why)
-        self.save_audio = None

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -173,31 +173,23 @@ class Speaker:
             samples, sample_rate = sf.read(path, dtype="int16")
         return SpeechAudio(samples, sample_rate)
 
-    def wav(self, text: str, rate: int | None = None) -> bytes:
-        """The spoken `text` as the bytes of a 16-bit WAV file."""
-        return encode_wav(self.render(text, rate))
-
-    def save(self, text: str, file: BinaryIO | Path, rate: int | None = None) -> None:
-        """Write the spoken `text` as a 16-bit WAV to an open file (or a path). It is rendered
-        in memory first, so a write error is a plain OSError (soundfile's own writer raises an
-        AssertionError on a short write) and nothing is written when synthesis fails."""
-        data = self.wav(text, rate)
-        if isinstance(file, (str, Path)):
-            Path(file).write_bytes(data)
-        else:
-            file.write(data)
-
     def speak(
-        self, text: str, rate: int | None = None, on_first_audio: Callable[[], None] | None = None
+        self, text: str, rate: int | None = None,
+        on_first_audio: Callable[[], None] | None = None,
+        on_rendered: Callable[[SpeechAudio], None] | None = None,
     ) -> bool:
         """Say `text`, blocking; False if stop() cut it off.
 
-        `on_first_audio` is called once the first block is handed to the device (the live
-        loop measures its latency with it). Raises TtsUnavailable if synthesis fails;
-        playback problems never raise, they turn `can_play` off and set `warning`.
+        `on_rendered` gets the audio before it plays (to save the very sound that is played,
+        without synthesising it again); `on_first_audio` is called once the first block is
+        handed to the device (the live loop measures its latency with it). Raises
+        TtsUnavailable if synthesis fails; playback problems never raise, they turn
+        `can_play` off and set `warning`.
         """
         self._stop.clear()
         audio = self.render(text, rate)
+        if on_rendered is not None:
+            on_rendered(audio)
         if self._stop.is_set():
             return False
         if not self.can_play or len(audio.samples) == 0:
