@@ -28,8 +28,8 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
-from wyoming.event import async_read_event, async_write_event
-from wyoming.handle import Handled
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 
 from test_faults import FailsOnce
@@ -72,13 +72,18 @@ def free_tcp_uri() -> str:
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-async def ask(uri: str, text: str, conversation_id: str) -> Handled:
+def handled(event: Event | None) -> Handled | NotHandled:
+    """The skill's reply: `handled`, or `not-handled` for what it cannot help with."""
+    assert event is not None and (Handled.is_type(event.type)
+                                  or NotHandled.is_type(event.type)), event
+    return (Handled if Handled.is_type(event.type) else NotHandled).from_event(event)
+
+
+async def ask(uri: str, text: str, conversation_id: str) -> Handled | NotHandled:
     async with AsyncClient.from_uri(uri) as client:
         await client.write_event(Transcript(text, context={"conversation_id": conversation_id})
                                  .event())
-        event = await asyncio.wait_for(client.read_event(), GUARD_S)
-    assert Handled.is_type(event.type), event
-    return Handled.from_event(event)
+        return handled(await asyncio.wait_for(client.read_event(), GUARD_S))
 
 
 async def transcribe(uri: str, pcm: bytes, rate: int, width: int, channels: int) -> str:
@@ -116,6 +121,40 @@ def test_describe_advertises_a_conversation_agent_and_a_recogniser(skill):
     assert asr.models[0].name == "pocketsphinx"
 
 
+def test_describe_gives_the_same_info_built_once(skill):
+    service = SkillService(skill)
+
+    async def scenario() -> list[Info]:
+        async with running(service, free_tcp_uri()) as uri, \
+                AsyncClient.from_uri(uri) as client:
+            described = []
+            for _ in range(2):
+                await client.write_event(Describe().event())
+                described.append(Info.from_event(await asyncio.wait_for(client.read_event(),
+                                                                         GUARD_S)))
+            return described
+
+    first, again = asyncio.run(scenario())
+    assert first == again == service.info
+
+
+def test_what_the_skill_cannot_help_with_is_not_handled(skill, tmp_path):
+    """Home Assistant always got `handled`, so it never passed an out-of-domain request on to
+    its own agent; a sign in words no intent has is still the skill's."""
+    async def scenario() -> list[Handled | NotHandled]:
+        async with running(SkillService(skill), f"unix://{tmp_path}/s.sock") as uri:
+            return [await ask(uri, text, "hall") for text in (
+                "turn on the kitchen lights", "how do I stop a cramp",
+                "what are the signs of a stroke")]
+
+    lights, cramp, stroke = asyncio.run(scenario())
+    assert isinstance(lights, NotHandled)
+    assert lights.text == skill.content.messages["fallback"]
+    assert lights.context["conversation_id"] == "hall"
+    assert isinstance(cramp, Handled) and isinstance(stroke, Handled)
+    assert "emergency" in stroke.text
+
+
 def test_a_triage_conversation_spans_separate_connections_by_conversation_id(skill, tmp_path):
     service = SkillService(skill)
 
@@ -151,7 +190,8 @@ def test_goodbye_drops_the_conversation(skill, tmp_path):
     assert after.text == skill.content.messages["no_context"]
 
 
-async def ask_from(source: str, uri: str, text: str, conversation_id: str) -> Handled:
+async def ask_from(source: str, uri: str, text: str,
+                   conversation_id: str) -> Handled | NotHandled:
     """A turn from another machine (another loopback address: 127.0.0.2)."""
     host, port = uri.removeprefix("tcp://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
@@ -161,8 +201,7 @@ async def ask_from(source: str, uri: str, text: str, conversation_id: str) -> Ha
         event = await asyncio.wait_for(async_read_event(reader), GUARD_S)
     finally:
         writer.close()
-    assert event is not None and Handled.is_type(event.type), event
-    return Handled.from_event(event)
+    return handled(event)
 
 
 def test_a_conversation_id_from_another_peer_is_a_conversation_of_its_own(skill):

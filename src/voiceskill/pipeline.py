@@ -41,6 +41,9 @@ class TurnRecord:
     reply: Reply | None
     timings_ms: dict[str, float]
     error: str | None = None
+    understood: bool = False
+    """Whether the skill recognised what was said as something it handles: one of its
+    intents, or a sign, even in words none of its intents has."""
 
     def to_json(self) -> dict:
         reply = self.reply
@@ -57,11 +60,6 @@ class TurnRecord:
         if self.error:
             record["error"] = self.error
         return record
-
-    @property
-    def understood(self) -> bool:
-        """Whether the skill recognised what was said as something it handles."""
-        return self.reply is not None and self.reply.intent != FALLBACK
 
 
 def _for_the_skill(understanding: Understanding) -> bool:
@@ -279,7 +277,8 @@ class Skill:
         reply = clock.run("dialogue", lambda: conversation.respond(understanding))
         if speak:
             clock.run("tts", lambda: self.voice.say(reply.answer, self.speech_rate(reply)))
-        return TurnRecord(source, text, reply, clock.finish())
+        return TurnRecord(source, text, reply, clock.finish(),
+                          understood=_for_the_skill(understanding))
 
     def screen(self, transcript: Transcript) -> str:
         """The words to pass on from a recognition, or "" when the recogniser was unsure and

@@ -49,7 +49,7 @@ from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.audio import audioop as _audioop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
-from wyoming.handle import Handled
+from wyoming.handle import Handled, NotHandled
 from wyoming.info import (
     AsrModel,
     AsrProgram,
@@ -211,6 +211,32 @@ class ConversationStore:
             del self._held[oldest_id]
 
 
+def _info(skill: Skill) -> Info:
+    """What `describe` answers: a conversation agent, and the recogniser if there is one."""
+    handle = HandleProgram(
+        name="voiceskill", attribution=ATTRIBUTION, installed=True, version=__version__,
+        description="Answers questions about muscle twitches, spasms and when to see a doctor",
+        models=[HandleModel(
+            name="twitch-and-spasm", attribution=ATTRIBUTION, installed=True,
+            version=__version__, languages=[LANGUAGE],
+            description="Dialogue tree with triage questions (general information only)",
+        )],
+    )
+    recognizer = skill.recognizer
+    if recognizer is None:
+        return Info(handle=[handle])
+    asr = AsrProgram(
+        name="voiceskill-asr", attribution=ATTRIBUTION, installed=True, version=__version__,
+        description="Speech recognition adapted to the skill's questions",
+        models=[AsrModel(
+            name=recognizer.name, installed=True, version=None, languages=[LANGUAGE],
+            attribution=ENGINE_ATTRIBUTION.get(recognizer.name, ATTRIBUTION),
+            description=f"{recognizer.name} with a domain language model",
+        )],
+    )
+    return Info(asr=[asr], handle=[handle])
+
+
 # --- the service ------------------------------------------------------------------------------
 
 
@@ -227,6 +253,7 @@ class SkillService:
         )
         self.connections: set[SkillHandler] = set()
         self._recognizer_lock = threading.Lock()  # one decoder: one utterance at a time
+        self.info = _info(skill)  # what `describe` answers, the same every time
 
     @property
     def open_connections(self) -> int:
@@ -251,31 +278,6 @@ class SkillService:
         log.info("closed a connection that %s for %.0f s, to make room", why, waited)
         victim.abort()
         return True
-
-    def info(self) -> Info:
-        """What `describe` answers: a conversation agent, and the recogniser if there is one."""
-        handle = HandleProgram(
-            name="voiceskill", attribution=ATTRIBUTION, installed=True, version=__version__,
-            description="Answers questions about muscle twitches, spasms and when to see a doctor",
-            models=[HandleModel(
-                name="twitch-and-spasm", attribution=ATTRIBUTION, installed=True,
-                version=__version__, languages=[LANGUAGE],
-                description="Dialogue tree with triage questions (general information only)",
-            )],
-        )
-        recognizer = self.skill.recognizer
-        if recognizer is None:
-            return Info(handle=[handle])
-        asr = AsrProgram(
-            name="voiceskill-asr", attribution=ATTRIBUTION, installed=True, version=__version__,
-            description="Speech recognition adapted to the skill's questions",
-            models=[AsrModel(
-                name=recognizer.name, installed=True, version=None, languages=[LANGUAGE],
-                attribution=ENGINE_ATTRIBUTION.get(recognizer.name, ATTRIBUTION),
-                description=f"{recognizer.name} with a domain language model",
-            )],
-        )
-        return Info(asr=[asr], handle=[handle])
 
     def answer(self, peer: str, conversation_id: str, text: str) -> tuple[TurnRecord, bool]:
         """One typed turn of that peer's conversation, and whether it now awaits an answer."""
@@ -536,7 +538,7 @@ class SkillHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
-            await self.write_event(self.service.info().event())
+            await self.write_event(self.service.info.event())
             return True
         if Transcript.is_type(event.type):
             await self._handle(event)
@@ -563,7 +565,9 @@ class SkillHandler(AsyncEventHandler):
         log.debug("conversation %s: %s -> %s", conversation_id[-6:], reply.intent, reply.node)
         # Home Assistant does not read this yet (see README); it costs nothing to say it.
         context.update(conversation_id=conversation_id, continue_conversation=awaiting)
-        await self.write_event(Handled(text=reply.answer, context=context).event())
+        # Not the skill's: Home Assistant may pass the request on to its own agent.
+        result = Handled if turn.understood else NotHandled
+        await self.write_event(result(text=reply.answer, context=context).event())
 
     async def _transcribe_event(self, event: Event) -> bool:
         if Transcribe.is_type(event.type) or AudioStart.is_type(event.type):
