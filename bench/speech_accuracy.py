@@ -62,7 +62,7 @@ from fixturegen import (  # noqa: E402
     stable_int,
     to_int16,
 )
-from voiceskill.asr import Transcript, create_recognizer  # noqa: E402
+from voiceskill.asr import Transcript, Utterance, create_recognizer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
 from voiceskill.content import load_content, normalize  # noqa: E402
 from voiceskill.frontend import FRONTENDS, create_enhancer  # noqa: E402
@@ -147,11 +147,11 @@ def enhance(enhancer, stream: np.ndarray) -> tuple[np.ndarray, float]:
 def recognise(recognizer, samples: np.ndarray) -> tuple[Transcript, float, float]:
     """Stream like a microphone; time only the work left after the last chunk."""
     began = time.perf_counter()
-    recognizer.start_utterance()
+    utterance = Utterance(recognizer)
     for start in range(0, len(samples), CHUNK):
-        recognizer.feed(samples[start : start + CHUNK])
+        utterance.feed(samples[start : start + CHUNK])
     end_of_audio = time.perf_counter()
-    transcript = recognizer.end_utterance()
+    transcript = utterance.end()
     done = time.perf_counter()
     return transcript, (done - end_of_audio) * 1000, done - began
 

@@ -68,7 +68,7 @@ from wyoming.server import (
 )
 
 from voiceskill import __version__
-from voiceskill.asr import MAX_TURN_S
+from voiceskill.asr import MAX_TURN_S, recognize
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.dialogue import Conversation
 from voiceskill.errors import UserError
@@ -291,12 +291,9 @@ class SkillService:
         if recognizer is None:
             raise RuntimeError("this server has no recogniser")
         step = SAMPLE_RATE // 10
+        chunks = (samples[start : start + step] for start in range(0, len(samples), step))
         with self._recognizer_lock:  # screen() too: a cascade's second opinion reads this audio
-            recognizer.start_utterance()
-            for start in range(0, len(samples), step):
-                recognizer.feed(samples[start : start + step])
-            transcript = recognizer.end_utterance()
-            return self.skill.screen(transcript)
+            return self.skill.screen(recognize(recognizer, chunks))
 
 
 # --- reading events within limits ------------------------------------------------------------
