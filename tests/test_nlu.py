@@ -199,3 +199,10 @@ def test_pieces_of_the_skills_own_answers_are_never_commands(matcher, content):
 def test_echo_residue_without_a_commands_words_is_not_the_command(matcher, content, text):
     """Heard over the skill's own relief answer (the review's examples: 'stop' at 0.95)."""
     assert matcher.understand(text, 0.9).intent not in content.actions
+
+
+def test_a_sign_below_emergency_is_made_out_for_sure(matcher):
+    """Said over the skill's own voice, a turn that is not definite is dropped as half heard:
+    a present sign must never be, whatever its urgency and whatever the intent."""
+    understanding = matcher.understand("i feel hot and muddled")
+    assert understanding.flags and understanding.definite

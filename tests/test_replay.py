@@ -117,7 +117,7 @@ def test_bad_files_get_one_line_each_and_the_batch_goes_on(tmp_path):
     assert len(turns) == len(files)
     for key in ("empty", "header_only", "not_wav", "truncated_header", "missing"):
         turn = turns[files[key].name]
-        assert turn["error"].startswith(files[key].name), turn
+        assert turn["error"].startswith(str(files[key])), turn  # the name as given
         assert "\n" not in turn["error"]
     assert turns["stereo_44k.wav"]["intent"] == "spasm_relief"
     assert turns["silence.wav"]["intent"] == "fallback"

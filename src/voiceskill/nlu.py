@@ -73,8 +73,8 @@ class Understanding:
         intent or a duration heard clearly. A stray sound or a half-heard word is not."""
         # A red flag said to be happening sets the intent however it was heard; other intents
         # and days are only taken from words heard clearly.
-        return (self.intent != FALLBACK or bool(self.asked_flags) or bool(self.possible_flags)
-                or self.days is not None)
+        return (self.intent != FALLBACK or bool(self.flags) or bool(self.asked_flags)
+                or bool(self.possible_flags) or self.days is not None)
 
 
 class IntentMatcher:
