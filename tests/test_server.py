@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -573,18 +574,25 @@ async def describe(uri: str) -> Info:
 def test_clients_that_never_read_cannot_lock_others_out(skill, tmp_path):
     """D2: 16 clients flooding describes without reading held every slot for ever (the
     handlers sat in drain(), where no timeout applied)."""
-    limits = Limits(make_room_after_s=(0.0, 5.0), max_events=10**9)
+    stuck_s = 0.5  # a reply blocked this long with a client that never reads stays blocked
+    limits = Limits(make_room_after_s=(stuck_s, 5.0), max_events=10**9)
     service = SkillService(skill, limits)
     path = f"{tmp_path}/s.sock"
+
+    def stuck(handler) -> bool:
+        # Between two replies a handler briefly reads the next event: only one blocked in a
+        # write for stuck_s is certain to be blocked still when the fresh client comes.
+        return (bool(handler.waiting) and handler.waiting[0] == "write"
+                and time.monotonic() - handler.waiting[1] >= stuck_s)
 
     async def scenario() -> Info:
         async with running(service, f"unix://{path}") as uri:
             stop = asyncio.Event()
             floods = [asyncio.create_task(flood_without_reading(path, stop))
                       for _ in range(limits.max_connections)]
-            await wait_until(lambda: service.open_connections == limits.max_connections and all(
-                h.waiting and h.waiting[0] == "write" for h in service.connections),
-                "every slot held by a client that does not read")
+            await wait_until(lambda: service.open_connections == limits.max_connections
+                             and all(stuck(h) for h in service.connections),
+                             "every slot held by a client that does not read")
             info = await describe(uri)
             stop.set()
             await asyncio.gather(*floods)
