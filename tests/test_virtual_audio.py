@@ -16,14 +16,23 @@ from virtual_audio import SAMPLE_RATE, VirtualAudio, active_span, find_signal
 
 pytestmark = pytest.mark.audio_devices
 
+# Says "recording" once the first block has arrived, not when the stream was asked for: under
+# load the stream can start late, and a question played at once lost its beginning.
 RECORD_DEFAULT_INPUT = """
-import sys, sounddevice as sd, soundfile as sf
+import sys, threading, numpy as np, sounddevice as sd, soundfile as sf
 out, seconds = sys.argv[1], float(sys.argv[2])
 frames = int(seconds * 16000)
-audio = sd.rec(frames, samplerate=16000, channels=1, dtype="int16")
-print("recording", flush=True)
-sd.wait()
-sf.write(out, audio, 16000, subtype="PCM_16")
+blocks, started, done = [], threading.Event(), threading.Event()
+def arrived(data, count, time, status):
+    blocks.append(data.copy())
+    started.set()
+    if sum(len(block) for block in blocks) >= frames:
+        done.set()
+with sd.InputStream(samplerate=16000, channels=1, dtype="int16", callback=arrived):
+    started.wait(30)
+    print("recording", flush=True)
+    done.wait(60)
+sf.write(out, np.concatenate(blocks)[:frames], 16000, subtype="PCM_16")
 """
 
 FIND_DEVICES = """
