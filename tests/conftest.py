@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -71,6 +72,17 @@ def shared_document(relative: str) -> Path:
 
 
 # --- Virtual audio devices (tests/virtual_audio.py) ---------------------------
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found() -> Iterator[None]:
+    """`main()` run in-process sets up logging on the stderr of that test, which pytest closes
+    afterwards: a later test's log line would then print "--- Logging error ---"."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
