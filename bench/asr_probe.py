@@ -102,20 +102,39 @@ class Row:
     intent: str | None = None
 
 
+class Timed:
+    """A recogniser that times each call, so the probe feeds it through asr.recognize, the one
+    feed loop and length guard every front-end uses."""
+
+    def __init__(self, recognizer):
+        self._recognizer = recognizer
+        self.slowest_feed_s, self.after_end_s, self.partials = 0.0, 0.0, 0
+
+    def start_utterance(self) -> None:
+        self._recognizer.start_utterance()
+
+    def feed(self, pcm: np.ndarray):
+        began = time.perf_counter()
+        partial = self._recognizer.feed(pcm)
+        self.slowest_feed_s = max(self.slowest_feed_s, time.perf_counter() - began)
+        self.partials += partial is not None
+        return partial
+
+    def end_utterance(self) -> asr.Transcript:
+        began = time.perf_counter()
+        result = self._recognizer.end_utterance()
+        self.after_end_s = time.perf_counter() - began
+        return result
+
+
 def decode(recognizer, text: str, voice: str, path: Path) -> Row:
     """Stream the file like a microphone, timing each call."""
     chunks = list(read_wav_chunks(path, chunk_ms=CHUNK * 1000 // asr.SAMPLE_RATE))
-    recognizer.start_utterance()
-    slowest, partials = 0.0, 0
-    for chunk in chunks:
-        began = time.perf_counter()
-        partials += recognizer.feed(chunk) is not None
-        slowest = max(slowest, time.perf_counter() - began)
-    began = time.perf_counter()
-    result = recognizer.end_utterance()
-    after_end = (time.perf_counter() - began) * 1000
+    timed = Timed(recognizer)
+    result = asr.recognize(timed, chunks)
     audio_s = sum(map(len, chunks)) / asr.SAMPLE_RATE
-    return Row(text, voice, result, audio_s, after_end, slowest * 1000, partials)
+    return Row(text, voice, result, audio_s, timed.after_end_s * 1000,
+               timed.slowest_feed_s * 1000, timed.partials)
 
 
 def startup(domain: str, cache: Path, settings: list[str]) -> tuple[float, float]:
