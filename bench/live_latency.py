@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from queue import Empty, Queue
+from queue import Empty
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from test_live import Listener  # noqa: E402
 from virtual_audio import VirtualAudio  # noqa: E402
 
 
@@ -47,26 +45,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
     args = parser.parse_args()
-    turns: Queue[dict] = Queue()
     with VirtualAudio() as audio:
-        listener = subprocess.Popen(
-            [sys.executable, "-m", "voiceskill", "listen", "--json"],
-            env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        threading.Thread(
-            target=lambda: [turns.put(json.loads(line)) for line in listener.stdout], daemon=True
-        ).start()
-        time.sleep(3)  # start-up: content, recogniser, TTS worker
+        # Ready once it shows "listening": after start-up and after its greeting has played
+        # (a question played over the greeting is ignored as spoken over the skill's voice).
+        listener = Listener(audio)
         results = []
-        for wav in questions(args.turns):
-            audio.play_into_mic(wav)
-            try:
-                results.append(turns.get(timeout=60)["timings_ms"])
-            except Empty:
-                print(f"no answer to {wav.name}")
-            time.sleep(6)  # let the answer play out before the next question
-        listener.terminate()
-        listener.wait(timeout=30)
+        try:
+            for wav in questions(args.turns):
+                played = sum("answer played" in line for line in listener.status)
+                audio.play_into_mic(wav)
+                try:
+                    results.append(listener.turns.get(timeout=60)["timings_ms"])
+                except Empty:
+                    print(f"no answer to {wav.name}; status: {listener.status[-3:]}")
+                    continue
+                # The next question once this answer has played out, and a breath after it:
+                # one asked into the answer's last second is taken as said over it.
+                deadline = time.monotonic() + 60
+                while (sum("answer played" in line for line in listener.status) == played
+                       and time.monotonic() < deadline):
+                    time.sleep(0.05)
+                time.sleep(1.0)
+        finally:
+            listener.close()
     timed = [t for t in results if "to_first_audio" in t]
     print(f"{len(timed)} answered turns out of {args.turns}")
     print(figures("endpointing wait (silence window)", [t["endpoint_wait"] for t in timed]))
