@@ -152,13 +152,12 @@ class IntentMatcher:
         emergency intent.  A less severe sign ("it keeps coming back") leaves the question
         its own intent; the sign still decides the answer."""
         content = self._content
-        outcomes = {content.nodes[flag.goto].outcome for flag in content.red_flags
-                    if flag.name in present}
-        worst = max((OUTCOMES.index(o) for o in outcomes if o), default=None)
-        if worst != len(OUTCOMES) - 1:
+        emergency = OUTCOMES[-1]
+        if not any(content.nodes[flag.goto].outcome == emergency
+                   for flag in content.red_flags if flag.name in present):
             return None
         return next((intent for intent, node in content.routes.items()
-                     if content.nodes[node].outcome == OUTCOMES[worst]), None)
+                     if content.nodes[node].outcome == emergency), None)
 
     def _classify(self, words: list[str], concepts: list[str],
                   meaning: np.ndarray) -> tuple[str, float]:

@@ -161,25 +161,25 @@ class RedFlagSpotter:
             asks = trigger.prefix == "q" and is_question and forward is None
             if trigger.prefix == "b" or asks:
                 statuses.add(trigger.status)
-        if self._afterthought(words, triggers, starts, last) == "historical":
+        if self._said_over_after(words, triggers, starts, last):
             statuses.add("historical")
         for status in ("negated", "historical", "hypothetical"):
             if status in statuses:
                 return status
         return PRESENT
 
-    def _afterthought(self, words: list[str], triggers: list[_Trigger], starts: list[int],
-                      clause: int) -> str | None:
-        """The status of a clause that is only a backward trigger ("..., all better now"):
-        it speaks of the clause before it.  Only "over" counts: "he hit his head, seems
-        fine" must still escalate."""
+    def _said_over_after(self, words: list[str], triggers: list[_Trigger], starts: list[int],
+                         clause: int) -> bool:
+        """Whether the clause at `clause` is only a backward "it is over" trigger ("..., all
+        better now"): it speaks of the clause before it.  A denial does not count that way:
+        "he hit his head, seems fine" must still escalate."""
         end = min((s for s in starts if s > clause), default=len(words))
-        for trigger in triggers:
-            if trigger.prefix == "b" and clause <= trigger.start and trigger.end <= end:
-                rest = [*words[clause:trigger.start], *words[trigger.end:end]]
-                if all(word in self._rules.light_words for word in rest):
-                    return trigger.status
-        return None
+        return any(
+            trigger.prefix == "b" and trigger.status == "historical"
+            and clause <= trigger.start and trigger.end <= end
+            and all(word in self._rules.light_words
+                    for word in [*words[clause:trigger.start], *words[trigger.end:end]])
+            for trigger in triggers)
 
     def _triggers(self, words: list[str]) -> list[_Trigger]:
         """Every trigger in the sentence; pseudo-triggers ("not sure") hide their words."""
