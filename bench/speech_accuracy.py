@@ -64,9 +64,10 @@ from fixturegen import (  # noqa: E402
 )
 from voiceskill.asr import Transcript, Utterance, create_recognizer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
-from voiceskill.content import load_content, normalize  # noqa: E402
+from voiceskill.content import load_content  # noqa: E402
 from voiceskill.frontend import FRONTENDS, create_enhancer  # noqa: E402
 from voiceskill.pipeline import Skill  # noqa: E402
+from voiceskill.text import normalize  # noqa: E402
 
 CHUNK = SAMPLE_RATE // 10
 BLOCK = int(SAMPLE_RATE * 0.03)  # the live loop's microphone block

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voiceskill.content import ContentError, default_folder, load_content
+from voiceskill.content import default_folder, load_content
+from voiceskill.content.yamlsafe import ContentError
 from voiceskill.pipeline import Skill
 
 SHIPPED = {

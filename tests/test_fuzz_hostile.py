@@ -15,14 +15,9 @@ from hypothesis import strategies as st
 
 from conftest import CACHE_GROUPS
 from voiceskill import asr
-from voiceskill.content import (
-    MAX_SENTENCES_PER_TEMPLATE,
-    ContentError,
-    default_folder,
-    expand_template,
-    load_content,
-    sentence_count,
-)
+from voiceskill.content import default_folder, load_content
+from voiceskill.content.expand import MAX_SENTENCES_PER_TEMPLATE, expand_template, sentence_count
+from voiceskill.content.yamlsafe import ContentError
 
 SHIPPED = {
     name: (default_folder() / name).read_text() for name in ("intents.yaml", "dialogue.yaml")

@@ -24,13 +24,9 @@ from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
 from voiceskill.classifier import LinearModel, model_path
 from voiceskill.cli import main
-from voiceskill.content import (
-    MAX_SENTENCES_PER_TEMPLATE,
-    MAX_TOTAL_SENTENCES,
-    ContentError,
-    default_folder,
-    load_content,
-)
+from voiceskill.content import default_folder, load_content
+from voiceskill.content.expand import MAX_SENTENCES_PER_TEMPLATE, MAX_TOTAL_SENTENCES
+from voiceskill.content.yamlsafe import ContentError
 from voiceskill.embedding import SentenceEncoder
 from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import OutputError, create_new

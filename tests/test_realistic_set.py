@@ -21,7 +21,8 @@ import pytest
 import soundfile as sf
 from rapidfuzz import fuzz, process
 
-from voiceskill.content import load_content, normalize
+from voiceskill.content import load_content
+from voiceskill.text import normalize
 
 REALISTIC = Path(__file__).resolve().parents[1] / "bench" / "realistic"
 # The sets that report how well the skill understands people: realistic/ and the blind sets.

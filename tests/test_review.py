@@ -17,7 +17,8 @@ import pytest
 
 from voiceskill import review
 from voiceskill.cli import main
-from voiceskill.content import RedFlag, default_folder, load_content
+from voiceskill.content import default_folder, load_content
+from voiceskill.content.model import RedFlag
 from voiceskill.sources import DEFAULT_SOURCE_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")

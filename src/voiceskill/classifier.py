@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
-from voiceskill.content import Content, Lexicon, tokens
+from voiceskill.content import Content
+from voiceskill.content.model import Lexicon
 from voiceskill.embedding import DIMENSION, SentenceEncoder
+from voiceskill.text import tokens
 
 log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_INTENT = 1500

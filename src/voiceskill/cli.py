@@ -17,13 +17,15 @@ from pathlib import Path
 
 from voiceskill import __version__
 from voiceskill.config import ENGINES, load_config, rate_problem
-from voiceskill.content import Content, ContentError, load_content, normalize
+from voiceskill.content import Content, load_content
+from voiceskill.content.yamlsafe import ContentError
 from voiceskill.errors import UserError
 from voiceskill.frontend import DEFAULT_FRONTEND, FRONTENDS
 from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import reason, write_whole
 from voiceskill.pipeline import DEFAULT_RATE, Skill
 from voiceskill.present import TurnLog, report
+from voiceskill.text import normalize
 
 DEFAULT_URI = "tcp://127.0.0.1:10600"
 BUILT_IN = {

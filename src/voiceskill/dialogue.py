@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from voiceskill.content import OUTCOMES, Content, Node, RedFlag
+from voiceskill.content import Content
+from voiceskill.content.model import Node, RedFlag
+from voiceskill.content.schema import OUTCOMES
 from voiceskill.nlu import Understanding
 
 SLOWER_RATE = 0.75

@@ -11,7 +11,7 @@ import re
 
 from text_to_num import alpha2digit
 
-from voiceskill.content import Lexicon
+from voiceskill.content.model import Lexicon
 
 NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 JUST_UNDER = 0.5

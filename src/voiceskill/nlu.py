@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voiceskill.classifier import ConceptFinder, features, load_or_train, model_path
-from voiceskill.content import FALLBACK, OUTCOMES, Content, normalize, tokens
+from voiceskill.content import Content
+from voiceskill.content.schema import FALLBACK, OUTCOMES
 from voiceskill.durations import days_in
 from voiceskill.embedding import SentenceEncoder, shared_encoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter
 from voiceskill.similar_signs import SimilarSigns, index_path
+from voiceskill.text import normalize, tokens
 
 DEFAULT_THRESHOLD = 0.2
 MIN_ASR_CONFIDENCE = 0.5

@@ -17,7 +17,8 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voiceskill.content import FALLBACK, Content
+from voiceskill.content import Content
+from voiceskill.content.schema import FALLBACK
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
 from voiceskill.outputs import OutputError, create_new, prepare_folder, reason

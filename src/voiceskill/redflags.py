@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import snowballstemmer
 
-from voiceskill.content import ContextRules, RedFlag, tokens
+from voiceskill.content.model import ContextRules, RedFlag
+from voiceskill.text import tokens
 
 PRESENT = "present"
 _STEMMER = snowballstemmer.stemmer("english")

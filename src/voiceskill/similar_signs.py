@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
-from voiceskill.content import Content, tokens
+from voiceskill.content import Content
 from voiceskill.embedding import DIMENSION, SentenceEncoder
 from voiceskill.redflags import PRESENT, RedFlagSpotter, stem
+from voiceskill.text import tokens
 
 log = logging.getLogger(__name__)
 SIMILARITY_FLOOR = 0.5

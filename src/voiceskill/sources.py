@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from voiceskill.content import DOCUMENT_PATTERN
+from voiceskill.content.schema import DOCUMENT_PATTERN
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout this runs from; in an installed wheel it is not one (see IN_CHECKOUT)."""

@@ -1,0 +1,327 @@
+"""Load and validate the skill's content: intents with sample sentences, and the dialogue tree.
+
+Content is data (YAML under `intents/`); this package is the only place that reads it. Every
+problem is reported as `file:line: what is wrong`, so a clinician editing the YAML can find it.
+Sample-sentence templates are expanded here, once, with hassil; the matcher (nlu) and the
+speech recogniser's domain model (asr) both use this one expansion.
+
+This module builds `Content` and checks how its parts fit together; the parts live in
+`schema` (files, names, JSON schemas), `yamlsafe` (hardened reading, `Problem`), `model` (the
+dataclasses), `expand` (templates within a budget) and `checks` (the tree's safety rules).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
+from voiceskill.content.checks import tree_problems
+from voiceskill.content.expand import (
+    ExpansionBudget,
+    expand_template,
+    flag_phrases,
+    lexicon_rules,
+    parse_rules,
+    swapped_sentences,
+)
+from voiceskill.content.model import Concept, ContextRules, Lexicon, Node, RedFlag, SourceRef
+from voiceskill.content.schema import (
+    ACTIONS,
+    ANSWERS,
+    CONTENT_FILES,
+    CONTRACT_INTENTS,
+    DIALOGUE_FILE,
+    DIALOGUE_SCHEMA,
+    INTENTS_FILE,
+    INTENTS_SCHEMA,
+    LEXICON_FILE,
+    LEXICON_SCHEMA,
+    RED_FLAGS_FILE,
+    RED_FLAGS_SCHEMA,
+)
+from voiceskill.content.yamlsafe import ContentError, Document, Problem, read_yaml, schema_problems
+from voiceskill.text import normalize
+
+CACHE_FORMAT = "4"  # bump when what is built from the content changes, to invalidate caches
+
+
+# --- the loaded content ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    intents: Mapping[str, tuple[str, ...]]
+    swapped: Mapping[str, tuple[str, ...]]
+    actions: Mapping[str, str]
+    answers: Mapping[str, str]
+    needs: Mapping[str, frozenset[str]]
+    lexicon: Lexicon
+    nodes: Mapping[str, Node]
+    routes: Mapping[str, str]
+    red_flags: tuple[RedFlag, ...]
+    context: ContextRules
+    messages: Mapping[str, str]
+    disclaimer: str
+    start: str
+    sources: Mapping[str, Mapping[str, str]]
+    folder: Path
+    fingerprint: str
+    problems: tuple[Problem, ...] = ()  # only a lenient read (strict=False) keeps any
+
+    def training_sentences(self) -> dict[str, tuple[str, ...]]:
+        """Sample sentences per intent, fallback included, with lexicon terms swapped into
+        copies of some of them: the classifier's training set."""
+        return {name: (*sentences, *self.swapped.get(name, ()))
+                for name, sentences in self.intents.items()}
+
+    def domain_sentences(self) -> dict[str, tuple[str, ...]]:
+        """The recogniser's domain model, grouped so that each group weighs the same: the
+        training sentences (so it can hear "charley horse") and the red-flag phrases (so it
+        can hear "my words are coming out wrong")."""
+        flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
+        return {**self.training_sentences(), "red_flags": flags}
+
+
+def _expand_intents(doc: Document, lexicon: Lexicon, budget: ExpansionBudget
+                    ) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
+    rules = {**lexicon_rules(lexicon), **(doc.data.get("expansion_rules") or {})}
+    rules, problems = parse_rules(doc, rules)
+    owner: dict[str, tuple[str, tuple]] = {}
+    intents: dict[str, tuple[str, ...]] = {}
+    for name, intent in doc.data["intents"].items():
+        sentences: set[str] = set()
+        for index, template in enumerate(intent["sentences"]):
+            path = ("intents", name, "sentences", index)
+            try:
+                expanded = expand_template(template, rules, budget)
+            except ValueError as exc:
+                problems.append(doc.problem(path, f"intent '{name}': {exc}"))
+                if budget.left == 0:
+                    return intents, problems
+                continue
+            clashes: dict[tuple[str, tuple], list[str]] = {}
+            for sentence in expanded:
+                other = owner.setdefault(sentence, (name, path))
+                if other[0] != name:
+                    clashes.setdefault(other, []).append(sentence)
+            for (other_name, other_path), shared in clashes.items():
+                problems.append(
+                    doc.problem(
+                        path,
+                        (
+                            f"intent '{name}': {len(shared)} sentence(s) also samples of "
+                            f"'{other_name}' "
+                            f"(line {doc.line(other_path)}), e.g. '{shared[0]}'"
+                        ),
+                    )
+                )
+            sentences.update(expanded)
+        intents[name] = tuple(sorted(sentences))
+    for name in CONTRACT_INTENTS:
+        if name not in intents:
+            problems.append(doc.problem(("intents",), f"required intent '{name}' is missing"))
+    return intents, problems
+
+
+# --- the dialogue tree ----------------------------------------------------------------------
+
+
+def _build_nodes(data: Mapping) -> dict[str, Node]:
+    return {
+        node_id: Node(
+            id=node_id,
+            kind=spec.get("kind", "info"),
+            say=" ".join(spec["say"].split()),
+            more=" ".join(spec["more"].split()) if "more" in spec else None,
+            ask=" ".join(spec["ask"].split()) if "ask" in spec else None,
+            on=dict(spec.get("on") or {}),
+            outcome=spec.get("outcome"),
+            sources=tuple(SourceRef(s["doc"], s["paragraph"]) for s in spec.get("sources", [])),
+            yes_from_days=spec.get("yes_from_days"),
+            yes_if=tuple(spec.get("yes_if", ())),
+        )
+        for node_id, spec in data["nodes"].items()
+    }
+
+
+def _red_flags(doc: Document, phrases: Mapping[str, list[str]]) -> tuple[RedFlag, ...]:
+    flags = []
+    for name, flag in doc.data["flags"].items():
+        examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
+        flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
+                             tuple(flag["phrases"]), flag.get("max_gap")))
+    return tuple(flags)
+
+
+def _words(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalize(item) for item in items if normalize(item)))
+
+
+def _context(doc: Document) -> ContextRules:
+    rules = doc.data["context"]
+    statuses = ("negated", "historical", "hypothetical")
+    return ContextRules(
+        window=rules["window"],
+        max_gap=doc.data["max_gap"],
+        terminators=_words(rules["terminators"]),
+        pseudo=_words(rules["pseudo"]),
+        decoys=_words(rules.get("decoys", [])),
+        present=_words(rules["present"]),
+        forward={status: _words(rules[status].get("forward", [])) for status in statuses},
+        backward={status: _words(rules[status].get("backward", [])) for status in statuses},
+        question_backward=_words(rules["question_backward"]),
+        question_starts=frozenset(_words(rules["question_starts"])),
+        light_words=frozenset(_words(rules.get("light_words", []))),
+    )
+
+
+def _lexicon(doc: Document) -> Lexicon:
+    data = doc.data
+    concepts = {
+        name: Concept(name, _words(spec["terms"]), spec.get("domain", False),
+                      spec.get("swap", True), spec.get("veto", False),
+                      spec.get("courtesy", False))
+        for name, spec in data["concepts"].items()
+    }
+    numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}
+               for key in ("time_units", "quantities", "since")}
+    return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
+                   frequency=_words(data.get("frequency", [])),
+                   pronunciations=dict(data.get("pronunciations") or {}))
+
+
+def _intent_needs(doc: Document, lexicon: Lexicon) -> tuple[dict, list[Problem]]:
+    """Intents that count only when the sentence names one of these lexicon concepts."""
+    needs, problems = {}, []
+    for name, intent in doc.data["intents"].items():
+        for concept in intent.get("needs", ()):
+            if concept not in lexicon.concepts:
+                path = ("intents", name, "needs")
+                problems.append(doc.problem(path, f"no lexicon concept named '{concept}'"))
+        needs[name] = frozenset(intent.get("needs", ()))
+    return {name: found for name, found in needs.items() if found}, problems
+
+
+def _intent_kinds(doc: Document) -> tuple[dict[str, str], dict[str, str], list[Problem]]:
+    """Which intents are control actions and which answer a yes/no question."""
+    actions, answers, problems = {}, {}, []
+    for name, intent in doc.data["intents"].items():
+        for key, table in (("action", actions), ("answer", answers)):
+            if key in intent:
+                table[name] = intent[key]
+    for key, table, needed in (("action", actions, ACTIONS), ("answer", answers, ANSWERS)):
+        for value in needed:
+            if list(table.values()).count(value) != 1:
+                message = f"exactly one intent needs {key}: {value}"
+                problems.append(doc.problem(("intents",), message))
+    return actions, answers, problems
+
+
+def fingerprint(folder: Path) -> str:
+    """A hash of the content files: caches built from the content are keyed by it."""
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
+    for name in CONTENT_FILES:
+        path = Path(folder) / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()[:20]
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def default_folder() -> Path:
+    """The content shipped with the package, or `intents/` of a source checkout."""
+    packaged = Path(str(resources.files("voiceskill"))) / "intents"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "intents"
+
+
+def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon: Lexicon
+                ) -> tuple[dict, dict, dict, list[Problem]]:
+    """Expanded sample sentences, their lexicon swaps and the red-flag phrases; cached by
+    the content's fingerprint, since expanding takes longer than answering a question."""
+    path = cache_dir() / f"content-{content_fingerprint}.json"
+    cached = read_json(path)
+    if cached and _whole_expansions(cached, docs):
+        keep_recent(path, "content")
+        return cached["intents"], cached["swapped"], cached["flags"], []
+    budget = ExpansionBudget()
+    intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon, budget)
+    flags, flag_problems = flag_phrases(docs[RED_FLAGS_FILE], budget)
+    problems += flag_problems
+    swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
+    if not problems:
+        record = {"intents": intents, "swapped": swapped, "flags": flags}
+        write_atomic(path, json.dumps(record).encode())
+        keep_recent(path, "content")
+    return intents, swapped, flags, problems
+
+
+def _whole_expansions(cached: dict, docs: Mapping[str, Document]) -> bool:
+    """Whether a cached expansion holds, for every intent and every red flag of the content and
+    nothing else, a list of sentences: a damaged or doctored one is rebuilt from the YAML,
+    never blamed on it."""
+    intents = set(docs[INTENTS_FILE].data["intents"])
+    expected = {"intents": intents, "swapped": intents,
+                "flags": set(docs[RED_FLAGS_FILE].data["flags"])}
+    return set(cached) == set(expected) and all(
+        isinstance(table := cached[key], dict) and set(table) == names
+        and all(isinstance(texts, list) and all(isinstance(text, str) for text in texts)
+                for texts in table.values())
+        for key, names in expected.items())
+
+
+def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
+    """Read, validate and expand the YAML in `folder`; raise ContentError listing every problem.
+
+    With strict=False, content whose shape is sound but whose tree is flawed (dangling or
+    unreachable nodes, bad triage) is returned with its `problems`, so a reviewer can see them.
+    """
+    folder = Path(folder) if folder else default_folder()
+    if not folder.is_dir():
+        raise ContentError([Problem(folder, 1, "content folder not found")])
+    docs = {name: read_yaml(folder / name) for name in CONTENT_FILES}
+    intents_doc, dialogue_doc = docs[INTENTS_FILE], docs[DIALOGUE_FILE]
+    lexicon_doc, flags_doc = docs[LEXICON_FILE], docs[RED_FLAGS_FILE]
+    problems = schema_problems(intents_doc, INTENTS_SCHEMA)
+    problems += schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
+    problems += schema_problems(lexicon_doc, LEXICON_SCHEMA)
+    problems += schema_problems(flags_doc, RED_FLAGS_SCHEMA)
+    if problems:
+        raise ContentError(problems)
+    lexicon = _lexicon(lexicon_doc)
+    content_fingerprint = fingerprint(folder)
+    intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon)
+    actions, answers, kind_problems = _intent_kinds(intents_doc)
+    needs, need_problems = _intent_needs(intents_doc, lexicon)
+    problems += kind_problems + need_problems
+    nodes = _build_nodes(dialogue_doc.data)
+    problems += tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
+    if problems and strict:
+        raise ContentError(problems)
+    data = dialogue_doc.data
+    return Content(
+        intents={name: tuple(sentences) for name, sentences in intents.items()},
+        swapped={name: tuple(sentences) for name, sentences in swapped.items()},
+        actions=actions,
+        answers=answers,
+        needs=needs,
+        lexicon=lexicon,
+        nodes=nodes,
+        routes=dict(data["routes"]),
+        red_flags=_red_flags(flags_doc, phrases),
+        context=_context(flags_doc),
+        messages={key: " ".join(text.split()) for key, text in data["messages"].items()},
+        disclaimer=data["disclaimer"],
+        start=data["start"],
+        sources=data["sources"],
+        folder=folder,
+        fingerprint=content_fingerprint,
+        problems=tuple(problems),
+    )

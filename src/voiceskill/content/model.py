@@ -1,0 +1,86 @@
+"""The parts of loaded content: nodes of the dialogue tree, red flags with their ConText
+rules, and the lexicon's concepts (the whole, `Content`, is built in `voiceskill.content`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    doc: str
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """One thing the skill says, and where each intent leads from here.
+
+    A triage question (`kind: question`) also takes "yes" from a duration of at least
+    `yes_from_days`, or from a lexicon concept or red flag in `yes_if` named in the answer.
+    """
+
+    id: str
+    kind: str
+    say: str
+    more: str | None = None
+    ask: str | None = None
+    on: Mapping[str, str] = field(default_factory=dict)
+    outcome: str | None = None
+    sources: tuple[SourceRef, ...] = ()
+    yes_from_days: float | None = None
+    yes_if: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    """A sign that escalates to `goto` when said to be happening; `confirm` asks when unsure."""
+
+    name: str
+    goto: str
+    confirm: str
+    phrases: tuple[str, ...]
+    examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    templates: tuple[str, ...] = ()  # the phrases as written, before expansion
+    max_gap: int | None = None  # words allowed between two of a phrase's; None: the default
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    """The ConText trigger lexicon (red_flags.yaml `context`), every phrase normalized."""
+
+    window: int
+    max_gap: int
+    terminators: tuple[str, ...]
+    pseudo: tuple[str, ...]
+    decoys: tuple[str, ...]
+    present: tuple[str, ...]
+    forward: Mapping[str, tuple[str, ...]]
+    backward: Mapping[str, tuple[str, ...]]
+    question_backward: tuple[str, ...]
+    question_starts: frozenset[str]
+    light_words: frozenset[str] = frozenset()  # not counted in a phrase's gaps
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    terms: tuple[str, ...]
+    domain: bool = False
+    swap: bool = True
+    veto: bool = False
+    courtesy: bool = False
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Lay words grouped into concepts, and the words that say how long something lasted."""
+
+    concepts: Mapping[str, Concept]
+    time_units: Mapping[str, float] = field(default_factory=dict)
+    quantities: Mapping[str, float] = field(default_factory=dict)
+    since: Mapping[str, float] = field(default_factory=dict)
+    under: tuple[str, ...] = ()
+    frequency: tuple[str, ...] = ()
+    pronunciations: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,42 @@
+"""The text form every matcher uses: lower-case words, and the same words with contractions
+opened. The classifier, the lexicon, the red flags, the recogniser's domain model and the live
+loop's wake phrase all compare text in this form."""
+
+from __future__ import annotations
+
+import re
+
+
+def normalize(text: str) -> str:
+    """Lower-case words only, the form both the matcher and the recogniser see."""
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
+
+
+CONTRACTIONS = {"'s": "is", "'re": "are", "'m": "am", "'ve": "have", "'ll": "will", "'d": "would"}
+# Contractions typed or transcribed without their apostrophe; only spellings that are not
+# words of their own ("its", "ill", "well", "were" are left alone).
+UNAPOSTROPHISED = {
+    "cant": "can't", "dont": "don't", "wont": "won't", "isnt": "isn't", "arent": "aren't",
+    "wasnt": "wasn't", "werent": "weren't", "doesnt": "doesn't", "didnt": "didn't",
+    "couldnt": "couldn't", "wouldnt": "wouldn't", "shouldnt": "shouldn't", "havent": "haven't",
+    "hasnt": "hasn't", "hadnt": "hadn't", "aint": "ain't", "im": "i'm", "ive": "i've",
+    "youre": "you're", "theyre": "they're", "hes": "he's", "shes": "she's",
+    "whats": "what's", "thats": "that's", "theres": "there's",
+}
+
+
+def tokens(text: str) -> list[str]:
+    """Normalized words with contractions opened ("urine's" -> "urine is"), the form the
+    classifier, the lexicon and the red flags are matched in; "n't" words stay whole."""
+    words = []
+    for word in normalize(text).split():
+        word = UNAPOSTROPHISED.get(word, word)
+        for ending, full in CONTRACTIONS.items():
+            if word.endswith(ending) and len(word) > len(ending) and word != "let's":
+                words += [word[: -len(ending)], full]
+                break
+        else:
+            words.append(word)
+    return words
