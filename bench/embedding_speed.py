@@ -1,4 +1,4 @@
-"""Time the numpy all-MiniLM-L6-v2 encoder (voiceskill.embedding) on one core.
+"""Time the numpy all-MiniLM-L6-v2 encoder (voiceskill.nlu.embedding) on one core.
 
 Targets: load ≤ 0.35 s, one sentence ≤ 20 ms at p95. Prints the import and load times, the
 latency of single sentences (200 varied ones, one at a time, as a live question arrives), the
@@ -45,7 +45,7 @@ def sentences(count: int, seed: int) -> list[str]:
 
 def main() -> int:
     began = time.perf_counter()
-    from voiceskill.embedding import SentenceEncoder
+    from voiceskill.nlu.embedding import SentenceEncoder
 
     imported, cpu = time.perf_counter(), time.process_time()
     encoder = SentenceEncoder()

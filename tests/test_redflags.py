@@ -16,7 +16,7 @@ import yaml
 
 from voiceskill.content import default_folder, load_content
 from voiceskill.nlu import IntentMatcher
-from voiceskill.redflags import PRESENT, RedFlagSpotter
+from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter
 
 
 @pytest.fixture(scope="module")

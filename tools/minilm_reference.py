@@ -1,6 +1,6 @@
 """Reference all-MiniLM-L6-v2 vectors from sentence-transformers, for tests/test_embedding.py.
 
-voiceskill.embedding reimplements the model's forward pass in numpy; the parity test compares it
+voiceskill.nlu.embedding reimplements the model's forward pass in numpy; the parity test compares it
 with vectors that the real library computed from the same weights folder. This script needs torch
 and sentence-transformers, which voiceskill does not depend on, so it is not run in CI; run it
 only to regenerate tests/data/minilm_reference.npz, in an environment of its own (the CPU build

@@ -30,7 +30,7 @@ import numpy as np
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content
 from voiceskill.content.model import Lexicon
-from voiceskill.embedding import DIMENSION, SentenceEncoder
+from voiceskill.nlu.embedding import DIMENSION, SentenceEncoder
 from voiceskill.text import tokens
 
 log = logging.getLogger(__name__)

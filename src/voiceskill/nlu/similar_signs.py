@@ -30,8 +30,8 @@ import numpy as np
 
 from voiceskill.cache import cache_dir, keep_recent, write_atomic
 from voiceskill.content import Content
-from voiceskill.embedding import DIMENSION, SentenceEncoder
-from voiceskill.redflags import PRESENT, RedFlagSpotter, stem
+from voiceskill.nlu.embedding import DIMENSION, SentenceEncoder
+from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter, stem
 from voiceskill.text import tokens
 
 log = logging.getLogger(__name__)

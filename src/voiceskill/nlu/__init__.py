@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voiceskill.classifier import ConceptFinder, features, load_or_train, model_path
 from voiceskill.content import Content
 from voiceskill.content.schema import FALLBACK, OUTCOMES
-from voiceskill.durations import days_in
-from voiceskill.embedding import SentenceEncoder, shared_encoder
-from voiceskill.redflags import PRESENT, RedFlagSpotter
-from voiceskill.similar_signs import SimilarSigns, index_path
+from voiceskill.nlu.classifier import ConceptFinder, features, load_or_train, model_path
+from voiceskill.nlu.durations import days_in
+from voiceskill.nlu.embedding import SentenceEncoder, shared_encoder
+from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter
+from voiceskill.nlu.similar_signs import SimilarSigns, index_path
 from voiceskill.text import normalize, tokens
 
 DEFAULT_THRESHOLD = 0.2
