@@ -371,9 +371,9 @@ def test_vosk_refuses_a_model_that_knows_none_of_the_domain(korean_model):
 
 def test_the_recogniser_the_cli_builds_knows_the_lexicon_words_cmudict_lacks(tmp_path):
     """lexicon.yaml's pronunciations reach pocketsphinx: "tingly" is not left out."""
+    from voiceskill.asr.frontend import split_frontend
     from voiceskill.cli import _recognizer, build_parser
     from voiceskill.content import load_content
-    from voiceskill.frontend import split_frontend
 
     content = load_content()
     assert "tingly" in content.lexicon.pronunciations

@@ -12,8 +12,7 @@ import pytest
 import soundfile as sf
 
 from fixturegen import add_noise, make_noise
-from voiceskill.audio import SAMPLE_RATE
-from voiceskill.frontend import (
+from voiceskill.asr.frontend import (
     FRONTENDS,
     EnhancerUnavailable,
     NoiseMeter,
@@ -21,6 +20,7 @@ from voiceskill.frontend import (
     create_enhancer,
     with_frontend,
 )
+from voiceskill.audio import SAMPLE_RATE
 
 ROOT = Path(__file__).parents[1]
 

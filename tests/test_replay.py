@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voiceskill.asr.frontend import split_frontend
 from voiceskill.cli import _apply_config, _recognizer, build_parser
 from voiceskill.content import load_content
-from voiceskill.frontend import split_frontend
 from voiceskill.pipeline import Skill
 
 ROOT = Path(__file__).parents[1]

@@ -14,8 +14,7 @@ import pytest
 
 from conftest import run_python
 from fixturegen import db, make_noise, rms, to_int16
-from voiceskill import whisper
-from voiceskill.asr import EngineUnavailable, create_recognizer, transcribe_file
+from voiceskill.asr import EngineUnavailable, create_recognizer, transcribe_file, whisper
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 

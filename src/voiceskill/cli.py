@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from voiceskill import __version__
+from voiceskill.asr.frontend import DEFAULT_FRONTEND, FRONTENDS
 from voiceskill.config import ENGINES, load_config, rate_problem
 from voiceskill.content import Content, load_content
 from voiceskill.content.yamlsafe import ContentError
 from voiceskill.errors import UserError
-from voiceskill.frontend import DEFAULT_FRONTEND, FRONTENDS
 from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import reason, write_whole
 from voiceskill.pipeline import DEFAULT_RATE, Skill
@@ -198,7 +198,7 @@ def _cmd_ask(args: argparse.Namespace, content: Content) -> int:
 
 def _recognizer(args: argparse.Namespace, content: Content):
     from voiceskill.asr import create_recognizer
-    from voiceskill.frontend import create_enhancer, with_frontend
+    from voiceskill.asr.frontend import create_enhancer, with_frontend
 
     model = args.vosk_model or os.environ.get("VOSK_MODEL_PATH")
     sentences = content.domain_sentences()

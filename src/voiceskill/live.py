@@ -25,9 +25,9 @@ from rapidfuzz import fuzz
 
 from voiceskill import devices
 from voiceskill.asr import Transcript, Utterance
+from voiceskill.asr.frontend import split_frontend
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
 from voiceskill.echo import EchoCanceller
-from voiceskill.frontend import split_frontend
 from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import TurnLog, report
 from voiceskill.text import normalize

@@ -151,7 +151,7 @@ def create_recognizer(
     groups = _groups(domain_sentences)
     cache_dir = cache_dir or voiceskill_cache_dir()
     if engine in ("whisper", "cascade"):
-        from voiceskill.whisper import create_whisper, domain_prompt
+        from voiceskill.asr.whisper import create_whisper, domain_prompt
 
         first = (PocketsphinxRecognizer(groups, cache_dir, pronunciations or {})
                  if engine == "cascade" else None)
