@@ -611,7 +611,7 @@ def test_review_replaces_an_earlier_sheet_whole(tmp_path, capsys):
 
 def test_a_synthesis_failure_leaves_an_existing_wav_as_it_was(tmp_path, capsys, monkeypatch):
     """D11: `say -o` emptied the file before synthesising; a failure then lost it."""
-    from voiceskill.tts import Speaker, TtsUnavailable
+    from voiceskill.tts.speaker import Speaker, TtsUnavailable
 
     def fails(self, text, rate=None):
         raise TtsUnavailable("the speech engine failed")

@@ -20,7 +20,7 @@ import json, sys
 from pathlib import Path
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
-from voiceskill.tts import Speaker, VoiceSettings
+from voiceskill.tts.speaker import Speaker, VoiceSettings
 
 speaker = Speaker(VoiceSettings())
 renders = []

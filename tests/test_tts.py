@@ -20,8 +20,8 @@ import soundfile as sf
 import soxr
 
 from virtual_audio import SAMPLE_RATE, VirtualAudio, active_span, find_signal
-from voiceskill import tts
-from voiceskill.tts import Speaker, TtsUnavailable, VoiceInfo, VoiceSettings, match_voice
+from voiceskill.tts import speaker as tts
+from voiceskill.tts.speaker import Speaker, TtsUnavailable, VoiceInfo, VoiceSettings, match_voice
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -37,7 +37,7 @@ LONG_ANSWER = ANSWER + (
 
 SPEAK = """
 import json, sys, threading, time
-from voiceskill.tts import Speaker, VoiceSettings
+from voiceskill.tts.speaker import Speaker, VoiceSettings
 
 text, stop_after = sys.argv[1], float(sys.argv[2])
 speaker = Speaker(VoiceSettings())
@@ -57,7 +57,7 @@ print(json.dumps({"finished": finished, "can_play": speaker.can_play,
 
 WORKER_PID = """
 import sys
-from voiceskill.tts import Speaker, VoiceSettings
+from voiceskill.tts.speaker import Speaker, VoiceSettings
 
 speaker = Speaker(VoiceSettings(), play=False)
 speaker.render("Hello there.")
@@ -89,7 +89,7 @@ pytestmark = pytest.mark.skipif(
 def worker_pids() -> set[int]:
     """Speech workers started by this test process."""
     found = subprocess.run(
-        ["pgrep", "-P", str(os.getpid()), "-f", "voiceskill.tts_worker"],
+        ["pgrep", "-P", str(os.getpid()), "-f", "voiceskill.tts.worker"],
         capture_output=True, text=True,
     )
     return {int(pid) for pid in found.stdout.split()}

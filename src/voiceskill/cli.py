@@ -149,7 +149,7 @@ def _fail(message: str, status: int = 2) -> int:
 
 def _make_speaker(args: argparse.Namespace, play: bool):
     """The TTS stage, or None with a one-line warning when no voice engine is available."""
-    from voiceskill.tts import Speaker, TtsUnavailable, VoiceSettings
+    from voiceskill.tts.speaker import Speaker, TtsUnavailable, VoiceSettings
 
     try:
         speaker = Speaker(
@@ -242,7 +242,7 @@ def _cmd_say(args: argparse.Namespace) -> int:
         return 2
     if args.output is not None:
         # rendered first, then written whole: a failure leaves an existing file as it was
-        from voiceskill.tts import encode_wav
+        from voiceskill.tts.speaker import encode_wav
 
         audio = speaker.render(text, args.rate)
         if len(audio.samples) == 0:

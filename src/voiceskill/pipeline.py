@@ -22,7 +22,7 @@ from voiceskill.content.schema import FALLBACK
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
 from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
-from voiceskill.tts import Speaker, SpeechAudio, TtsUnavailable, encode_wav
+from voiceskill.tts.speaker import Speaker, SpeechAudio, TtsUnavailable, encode_wav
 
 if TYPE_CHECKING:
     from voiceskill.asr import Recognizer, Transcript

@@ -5,10 +5,10 @@ WAV (save_to_file + runAndWait), which we read and delete. pyttsx3 is not used
 to play: its say() plays through a blocking `aplay` that stop() cannot
 interrupt. Its driver is also racy in a long-lived engine (a changed rate is
 applied only sometimes, runAndWait returns before the WAV is written) and
-prints to stdout, so it runs in a helper process, `voiceskill.tts_worker`,
+prints to stdout, so it runs in a helper process, `voiceskill.tts.worker`,
 that renders each request in a freshly forked engine, checks the settings
 espeak-ng really used and that the WAV is complete, and is killed and
-restarted if it hangs. See tts_worker.py. The worker starts with the Speaker
+restarted if it hangs. See worker.py. The worker starts with the Speaker
 (so a missing pyttsx3 or espeak-ng raises TtsUnavailable right away) and
 stops with Speaker.close(), garbage collection or interpreter exit.
 
@@ -297,7 +297,7 @@ def _voices_from(answer: dict[str, Any]) -> list[VoiceInfo]:
 
 
 class _Worker:
-    """The `voiceskill.tts_worker` process, spoken to in JSON lines (protocol: tts_worker.py).
+    """The `voiceskill.tts.worker` process, spoken to in JSON lines (protocol: worker.py).
 
     Thread-safe; restarted when it died, killed when it does not answer in time.
     """
@@ -361,12 +361,12 @@ class _Worker:
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._kill()
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "voiceskill.tts_worker"],
+                [sys.executable, "-m", "voiceskill.tts.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
-"""The speech worker: renders answers with pyttsx3 (espeak-ng) for voiceskill.tts.
+"""The speech worker: renders answers with pyttsx3 (espeak-ng) for voiceskill.tts.speaker.
 
-Run as `python -m voiceskill.tts_worker` by tts.Speaker, never by hand. It
+Run as `python -m voiceskill.tts.worker` by tts.Speaker, never by hand. It
 imports pyttsx3 (and so loads libespeak-ng) once, then answers one JSON line
 on stdout for each JSON line on stdin:
 
