@@ -30,7 +30,7 @@ from wyoming.handle import Handled
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
-from voiceskill.server import SkillService, start_server
+from voiceskill.serve import SkillService, start_server
 
 ROOT = Path(__file__).parents[1]
 QUESTION = ROOT / "audio_fixtures/clean/spasm_relief__1__flite-slt.wav"

@@ -39,7 +39,7 @@ from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
 from voiceskill.errors import UserError
 from voiceskill.pipeline import Skill
-from voiceskill.server import ConversationStore, Limits, SkillService, start_server
+from voiceskill.serve import ConversationStore, Limits, SkillService, start_server
 
 ROOT = Path(__file__).parents[1]
 MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
@@ -372,7 +372,7 @@ def test_an_oversized_event_is_refused_with_one_log_line_and_the_server_goes_on(
                 info = Info.from_event(await asyncio.wait_for(client.read_event(), GUARD_S))
             return error, rest, info
 
-    with caplog.at_level(logging.WARNING, logger="voiceskill.server"):
+    with caplog.at_level(logging.WARNING, logger="voiceskill.serve"):
         error, rest, info = asyncio.run(scenario())
     assert error.code == "refused" and "4097" in error.text
     assert rest == b""  # and the connection was closed
@@ -661,7 +661,7 @@ def test_tiny_chunks_past_the_cap_cost_no_memory():
     +140 MB)."""
     import tracemalloc
 
-    from voiceskill.server import AudioIntake
+    from voiceskill.serve import AudioIntake
 
     intake = AudioIntake()
     intake.add(AudioChunk(rate=16000, width=2, channels=1, audio=bytes(2 * 16000 * 31)).event())
@@ -679,7 +679,7 @@ def test_tiny_chunks_past_the_cap_cost_no_memory():
 
 
 def test_too_many_chunks_in_one_utterance_are_refused():
-    from voiceskill.server import AudioIntake, ProtocolViolation
+    from voiceskill.serve import AudioIntake, ProtocolViolation
 
     intake = AudioIntake(max_chunks=10)
     one_sample = AudioChunk(rate=16000, width=2, channels=1, audio=b"\x01\x00").event()

@@ -226,7 +226,7 @@ def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
 def _cmd_serve(args: argparse.Namespace, content: Content) -> int:
     import asyncio
 
-    from voiceskill.server import SkillService, serve
+    from voiceskill.serve import SkillService, serve
 
     service = SkillService(Skill(content, recognizer=_recognizer(args, content)))
     return asyncio.run(serve(service, args.uri, args.zeroconf))
