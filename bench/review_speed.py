@@ -24,7 +24,7 @@ def command_seconds(out: Path) -> float:
 def stages() -> dict[str, float]:
     from voiceskill import review
     from voiceskill.content import load_content
-    from voiceskill.sources import source_dirs
+    from voiceskill.review.sources import source_dirs
 
     timings, began = {}, time.perf_counter()
     content = load_content(strict=False)

@@ -17,7 +17,7 @@ from fixturegen import reverberate
 from virtual_audio import VirtualAudio, active_span, played_through, rendered, trimmed
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
 from voiceskill.content import load_content
-from voiceskill.echo import (
+from voiceskill.live.echo import (
     ALIGN_AFTER_S,
     ECHO_LAG_S,
     FOLLOW_RANGE_S,
@@ -109,7 +109,7 @@ def test_speexdsp_s_own_warning_never_reaches_the_terminal(answer, capfd, caplog
     and nothing reaches the terminal."""
     canceller = EchoCanceller()
     cancel(canceller, echo_of(answer), answer)
-    with caplog.at_level("DEBUG", logger="voiceskill.echo"):
+    with caplog.at_level("DEBUG", logger="voiceskill.live.echo"):
         cancel(canceller, np.zeros_like(answer), answer)
     assert capfd.readouterr().err == ""
     assert any("acting funny" in record.getMessage() for record in caplog.records)

@@ -576,7 +576,7 @@ def edit_first(path: Path, old: str, new: str) -> None:
 
 def test_a_symlink_in_a_source_folder_is_not_followed_out_of_it(tmp_path):
     """D1: find_document never returns a file outside the folder it searched."""
-    from voiceskill.sources import find_document
+    from voiceskill.review.sources import find_document
 
     folder = tmp_path / "seed"
     folder.mkdir()

@@ -19,7 +19,7 @@ from voiceskill import review
 from voiceskill.cli import main
 from voiceskill.content import default_folder, load_content
 from voiceskill.content.model import RedFlag
-from voiceskill.sources import DEFAULT_SOURCE_DIR
+from voiceskill.review.sources import DEFAULT_SOURCE_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
 SEED_DOCUMENT = "twitch-vs-spasm.txt"
@@ -334,7 +334,7 @@ def test_installed_from_a_wheel_sources_are_not_looked_for_inside_site_packages(
     site = tmp_path / "prefix" / "lib" / "python3" / "site-packages"
     package = Path(review.__file__).parent
     shutil.copytree(package, site / "voiceskill", ignore=shutil.ignore_patterns("__pycache__"))
-    code = ("from voiceskill.sources import BENCHMARK, DEFAULT_SOURCE_DIR\n"
+    code = ("from voiceskill.review.sources import BENCHMARK, DEFAULT_SOURCE_DIR\n"
             "print(BENCHMARK)\nprint(DEFAULT_SOURCE_DIR)\n")
     env = {key: value for key, value in os.environ.items() if key != "VOICESKILL_SHARED"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -10,7 +10,7 @@ from conftest import shared_document
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
-from voiceskill.sources import REPO_DOCS, split_paragraphs
+from voiceskill.review.sources import REPO_DOCS, split_paragraphs
 
 ARTICLE = "twitch-vs-spasm.txt"
 

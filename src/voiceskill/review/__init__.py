@@ -20,7 +20,7 @@ import graphviz
 
 from voiceskill.content import Content
 from voiceskill.errors import UserError
-from voiceskill.sources import find_document, split_paragraphs
+from voiceskill.review.sources import find_document, split_paragraphs
 
 START = "(start)"  # pseudo-nodes of the picture; real node names are snake_case
 ANYWHERE = "(anywhere)"

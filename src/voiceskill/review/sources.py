@@ -16,7 +16,7 @@ from pathlib import Path
 
 from voiceskill.content.schema import DOCUMENT_PATTERN
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 """The checkout this runs from; in an installed wheel it is not one (see IN_CHECKOUT)."""
 IN_CHECKOUT = (REPO / "pyproject.toml").is_file() and (REPO / "src" / "voiceskill").is_dir()
 _SHARED = os.environ.get("VOICESKILL_SHARED")
@@ -26,7 +26,7 @@ DEFAULT_SOURCE_DIR = (Path(_SHARED) / "seed" if _SHARED
 """$VOICESKILL_SHARED/seed, else ../shared/seed beside the checkout, else (installed from a
 wheel) ../shared/seed from the current folder; --source-dir overrides it."""
 BENCHMARK = REPO / "bench" / "results" / "latest.json" if IN_CHECKOUT else None
-PACKAGE_DOCS = Path(__file__).resolve().parent / "docs"  # where a built wheel puts docs/
+PACKAGE_DOCS = Path(__file__).resolve().parents[1] / "docs"  # where a built wheel puts docs/
 REPO_DOCS = PACKAGE_DOCS if PACKAGE_DOCS.is_dir() else REPO / "docs"
 
 

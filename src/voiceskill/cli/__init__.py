@@ -322,7 +322,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from importlib.metadata import PackageNotFoundError, version
 
     from voiceskill import review
-    from voiceskill.sources import BENCHMARK, source_dirs
+    from voiceskill.review.sources import BENCHMARK, source_dirs
 
     if args.source_dir is not None and not args.source_dir.is_dir():
         return _fail(f"source folder not found: {args.source_dir}")

@@ -27,7 +27,7 @@ from voiceskill import devices
 from voiceskill.asr import Transcript, Utterance
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
-from voiceskill.echo import EchoCanceller
+from voiceskill.live.echo import EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import TurnLog, report
 from voiceskill.text import normalize
