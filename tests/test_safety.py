@@ -10,7 +10,7 @@ from conftest import shared_document
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
-from voiceskill.review.sources import REPO_DOCS, split_paragraphs
+from voiceskill.review.sources import DOCS, split_paragraphs
 
 ARTICLE = "twitch-vs-spasm.txt"
 
@@ -37,7 +37,7 @@ ADVERTISING = ["specialist", "southwest", "provider", "schedule an appointment",
 
 def paragraphs(document: str) -> list[str]:
     """The article from ../shared (never copied into the repo); the policy from docs/."""
-    path = shared_document(f"seed/{document}") if document == ARTICLE else REPO_DOCS / document
+    path = shared_document(f"seed/{document}") if document == ARTICLE else DOCS / document
     return split_paragraphs(path.read_text(encoding="utf-8"))
 
 
@@ -116,7 +116,7 @@ def test_the_emergency_instruction_comes_first_and_nothing_hedges_it(content):
 def test_general_safety_statements_cite_the_policy_in_the_repo(content):
     """Safety statements rest on docs/safety-policy.md, a file of this repo."""
     policy = content.sources["safety_policy"]["document"]
-    assert (REPO_DOCS / policy).is_file()
+    assert (DOCS / policy).is_file()
     cited = {ref.paragraph for node in content.nodes.values() for ref in node.sources
              if ref.doc == "safety_policy"}
     assert cited and max(cited) <= len(paragraphs(policy))

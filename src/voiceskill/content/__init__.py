@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
@@ -45,6 +44,7 @@ from voiceskill.content.schema import (
     RED_FLAGS_SCHEMA,
 )
 from voiceskill.content.yamlsafe import ContentError, Document, Problem, read_yaml, schema_problems
+from voiceskill.packaged import data_folder
 from voiceskill.text import normalize
 
 CACHE_FORMAT = "4"  # bump when what is built from the content changes, to invalidate caches
@@ -236,10 +236,7 @@ def fingerprint(folder: Path) -> str:
 
 def default_folder() -> Path:
     """The content shipped with the package, or `intents/` of a source checkout."""
-    packaged = Path(str(resources.files("voiceskill"))) / "intents"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "intents"
+    return data_folder("intents")
 
 
 def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon: Lexicon

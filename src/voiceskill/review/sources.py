@@ -15,19 +15,16 @@ import re
 from pathlib import Path
 
 from voiceskill.content.schema import DOCUMENT_PATTERN
+from voiceskill.packaged import CHECKOUT, IN_CHECKOUT, data_folder
 
-REPO = Path(__file__).resolve().parents[3]
-"""The checkout this runs from; in an installed wheel it is not one (see IN_CHECKOUT)."""
-IN_CHECKOUT = (REPO / "pyproject.toml").is_file() and (REPO / "src" / "voiceskill").is_dir()
 _SHARED = os.environ.get("VOICESKILL_SHARED")
 DEFAULT_SOURCE_DIR = (Path(_SHARED) / "seed" if _SHARED
-                      else REPO.parent / "shared" / "seed" if IN_CHECKOUT
+                      else CHECKOUT.parent / "shared" / "seed" if IN_CHECKOUT
                       else Path("..") / "shared" / "seed")
 """$VOICESKILL_SHARED/seed, else ../shared/seed beside the checkout, else (installed from a
 wheel) ../shared/seed from the current folder; --source-dir overrides it."""
-BENCHMARK = REPO / "bench" / "results" / "latest.json" if IN_CHECKOUT else None
-PACKAGE_DOCS = Path(__file__).resolve().parents[1] / "docs"  # where a built wheel puts docs/
-REPO_DOCS = PACKAGE_DOCS if PACKAGE_DOCS.is_dir() else REPO / "docs"
+BENCHMARK = CHECKOUT / "bench" / "results" / "latest.json" if IN_CHECKOUT else None
+DOCS = data_folder("docs")
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -38,7 +35,7 @@ def split_paragraphs(text: str) -> list[str]:
 def source_dirs(source_dir: Path | None = None) -> list[Path]:
     """Where documents are looked for, first match wins."""
     first = source_dir if source_dir is not None else DEFAULT_SOURCE_DIR
-    return [first, REPO_DOCS]
+    return [first, DOCS]
 
 
 def safe_name(name: str) -> bool:
