@@ -16,6 +16,7 @@ import pytest
 
 from fixturegen import add_noise
 from voiceskill.asr import (
+    Clip,
     EngineUnavailable,
     Transcript,
     create_recognizer,
@@ -381,3 +382,21 @@ def test_the_recogniser_the_cli_builds_knows_the_lexicon_words_cmudict_lacks(tmp
         ["replay", "--engine", "pocketsphinx", "--frontend", "none", "x.wav"])
     _, engine = split_frontend(_recognizer(args, content))
     assert "tingly" not in engine.oov_words
+
+
+def test_clip_converts_what_a_front_end_received_and_keeps_at_most_its_limit():
+    """The one place audio of any rate, width and channel count becomes the recogniser's 16 kHz
+    mono int16, bounded by the turn limit (serve hands it Wyoming's chunks as they came)."""
+    seconds = np.arange(48000) / 48000
+    tone = np.round(8000 * np.sin(2 * np.pi * 440 * seconds)).astype("<i4") << 16
+    stereo_24bit = np.repeat(tone, 2).view(np.uint8).reshape(-1, 4)[:, 1:].tobytes()
+    clip = Clip(limit_s=0.5)
+    for start in range(0, len(stereo_24bit), 4800 * 6):  # 100 ms chunks
+        clip.add(stereo_24bit[start : start + 4800 * 6], 48000, 3, 2)
+    kept = np.concatenate(list(clip.chunks()))
+    assert len(kept) == 8000  # 0.5 s of 16 kHz
+    expected = 8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+    settled = slice(200, 8000)  # past the resampler's start-up
+    assert np.corrcoef(kept[settled], expected[settled])[0, 1] > 0.99
+    with pytest.raises(ValueError, match="whole number of frames"):
+        Clip().add(b"\x00" * 5, 16000, 2, 1)

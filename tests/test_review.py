@@ -332,7 +332,7 @@ def test_installed_from_a_wheel_sources_are_not_looked_for_inside_site_packages(
     """D15: REPO came from __file__, so an installed skill looked for the article in
     <prefix>/lib/shared/seed and for the benchmark in <prefix>/lib/python3.x/bench."""
     site = tmp_path / "prefix" / "lib" / "python3" / "site-packages"
-    package = Path(review.__file__).parent
+    package = Path(review.__file__).parents[1]  # voiceskill/, with review/ in it
     shutil.copytree(package, site / "voiceskill", ignore=shutil.ignore_patterns("__pycache__"))
     code = ("from voiceskill.review.sources import BENCHMARK, DEFAULT_SOURCE_DIR\n"
             "print(BENCHMARK)\nprint(DEFAULT_SOURCE_DIR)\n")

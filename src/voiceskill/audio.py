@@ -62,6 +62,61 @@ def read_wav_chunks(path: str | os.PathLike[str], chunk_ms: int = 100) -> Iterat
     return _stream(wav, str(path), SAMPLE_RATE * chunk_ms // 1000)
 
 
+
+class PcmStream:
+    """Raw PCM chunks of one stream, in whatever rate, sample width and channel count a
+    front-end received them, converted as they arrive to 16 kHz mono int16 (every channel
+    averaged; the resampler keeps its state between chunks). ValueError, one line, for a chunk
+    that is not usable PCM."""
+
+    def __init__(self) -> None:
+        self._format: tuple[int, int, int] | None = None
+        self._resampler: soxr.ResampleStream | None = None
+
+    def convert(self, pcm: bytes, rate: int, width: int, channels: int) -> np.ndarray:
+        _check_pcm(pcm, rate, width, channels)
+        if self._format != (rate, width, channels):
+            self._format = (rate, width, channels)
+            self._resampler = (None if rate == SAMPLE_RATE
+                               else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="int16"))
+        samples = _mono16(pcm, width, channels)
+        if self._resampler is None:
+            return samples
+        return self._resampler.resample_chunk(samples)
+
+    def flush(self) -> np.ndarray:
+        """What the resampler still holds at the end of the stream."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.int16)
+        rest = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+        self._format = self._resampler = None
+        return rest
+
+
+def _check_pcm(pcm: bytes, rate: int, width: int, channels: int) -> None:
+    fields = (rate, width, channels)
+    if not all(type(value) is int for value in fields):
+        raise ValueError("rate, width and channels must be whole numbers")
+    if not (1000 <= rate <= 384_000 and width in (1, 2, 3, 4) and 1 <= channels <= MAX_CHANNELS):
+        raise ValueError(f"{rate} Hz, {width} bytes, {channels} channels")
+    if not isinstance(pcm, bytes):
+        raise ValueError("no audio payload")
+    if len(pcm) % (width * channels):
+        raise ValueError("payload is not a whole number of frames")
+
+
+def _mono16(pcm: bytes, width: int, channels: int) -> np.ndarray:
+    """16-bit samples (the top two bytes of wider ones; 8-bit PCM is unsigned), channels
+    averaged."""
+    if width == 1:
+        samples = (np.frombuffer(pcm, np.uint8).astype(np.int16) - 128) << 8
+    else:
+        samples = np.frombuffer(pcm, np.uint8).reshape(-1, width)[:, -2:].copy().view("<i2")
+        samples = samples.ravel()
+    if channels > 1:
+        samples = np.round(samples.reshape(-1, channels).mean(axis=1))
+    return samples.astype(np.int16)
+
 def _open_wav(path: Path) -> soundfile.SoundFile:
     name = str(path)  # as it was given: "63" or "null" alone would not say which file
     source = _open_once(path, name)

@@ -33,6 +33,14 @@ MIN_RATE = 60
 log = logging.getLogger(__name__)
 
 
+def text_problem(text: str) -> str | None:
+    """Why a question in `text` is not answered at all, or None: longer than MAX_CHARACTERS
+    (the one limit every front-end's text goes through)."""
+    if len(text) > MAX_CHARACTERS:
+        return f"{len(text)} characters, at most {MAX_CHARACTERS}"
+    return None
+
+
 @dataclass(frozen=True)
 class TurnRecord:
     """A finished turn, in the shape of the `--json` contract (see DESIGN.md)."""
@@ -207,9 +215,9 @@ class Skill:
         """Answer typed text; longer than MAX_CHARACTERS, a record with `error` and no reply
         (cutting it short could cut off a "no" or the sign that matters)."""
         clock = _Stopwatch()
-        if len(text) > MAX_CHARACTERS:
-            error = (f"typed question not answered: {len(text)} characters, "
-                     f"at most {MAX_CHARACTERS}")
+        problem = text_problem(text)
+        if problem:
+            error = f"typed question not answered: {problem}"
             return TurnRecord({"text": text}, "", None, clock.finish(), error=error)
         return self._answer(conversation, {"text": text}, text, clock)
 

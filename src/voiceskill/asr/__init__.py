@@ -54,7 +54,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -63,7 +63,7 @@ import numpy as np
 from pocketsphinx import Config, Decoder, LogMath, NGramModel, Vad, get_model_path
 from pocketsphinx.lm import ArpaBoLM
 
-from voiceskill.audio import SAMPLE_RATE, read_wav_chunks
+from voiceskill.audio import SAMPLE_RATE, PcmStream, read_wav_chunks
 from voiceskill.cache import cache_dir as voiceskill_cache_dir
 from voiceskill.cache import keep_recent
 from voiceskill.config import ENGINES
@@ -194,6 +194,37 @@ class Utterance:
     def end(self) -> Transcript:
         return self._recognizer.end_utterance()
 
+
+
+class Clip:
+    """One utterance's audio as a front-end received it (PCM of any rate, width and channel
+    count), converted as it arrives and kept up to `limit_s` of it: memory is bounded however
+    the audio is cut into chunks, and the rest is dropped, as `replay` does."""
+
+    def __init__(self, limit_s: float = MAX_TURN_S) -> None:
+        self._stream = PcmStream()
+        self._buffer = np.empty(round(limit_s * SAMPLE_RATE), dtype=np.int16)
+        self._filled = 0
+
+    @property
+    def full(self) -> bool:
+        return self._filled == len(self._buffer)
+
+    def add(self, pcm: bytes, rate: int, width: int, channels: int) -> None:
+        """Take one chunk; ValueError (one line) if it is not usable PCM."""
+        self._keep(self._stream.convert(pcm, rate, width, channels))
+
+    def chunks(self, chunk_ms: int = 100) -> Iterator[np.ndarray]:
+        """The audio kept, in chunks as a recogniser is fed (see `recognize`)."""
+        self._keep(self._stream.flush())
+        step = SAMPLE_RATE * chunk_ms // 1000
+        for start in range(0, self._filled, step):
+            yield self._buffer[start : min(start + step, self._filled)].copy()
+
+    def _keep(self, samples: np.ndarray) -> None:
+        taken = samples[: len(self._buffer) - self._filled]
+        self._buffer[self._filled : self._filled + len(taken)] = taken
+        self._filled += len(taken)
 
 def recognize(recognizer: Recognizer, chunks: Iterable[np.ndarray],
               limit_s: float = MAX_TURN_S) -> Transcript:

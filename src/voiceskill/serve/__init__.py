@@ -43,10 +43,8 @@ from logging.handlers import QueueHandler
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 from wyoming.asr import Transcribe, Transcript
-from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
-from wyoming.audio import audioop as _audioop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
 from wyoming.handle import Handled, NotHandled
@@ -68,12 +66,10 @@ from wyoming.server import (
 )
 
 from voiceskill import __version__
-from voiceskill.asr import MAX_TURN_S, recognize
-from voiceskill.audio import SAMPLE_RATE
+from voiceskill.asr import Clip, recognize
 from voiceskill.dialogue import Conversation
 from voiceskill.errors import UserError
-from voiceskill.nlu import MAX_CHARACTERS
-from voiceskill.pipeline import Skill, TurnRecord
+from voiceskill.pipeline import Skill, TurnRecord, text_problem
 
 LANGUAGE = "en"
 MAX_ID_CHARS = 128
@@ -285,15 +281,13 @@ class SkillService:
             turn = self.skill.text_turn(conversation, text)
             return turn, conversation.awaiting_answer
 
-    def transcribe(self, samples: np.ndarray) -> str:
-        """Recognise one utterance (16 kHz mono int16); "" when the recogniser was unsure."""
+    def transcribe(self, clip: Clip) -> str:
+        """Recognise one utterance; "" when the recogniser was unsure."""
         recognizer = self.skill.recognizer
         if recognizer is None:
             raise RuntimeError("this server has no recogniser")
-        step = SAMPLE_RATE // 10
-        chunks = (samples[start : start + step] for start in range(0, len(samples), step))
         with self._recognizer_lock:  # screen() too: a cascade's second opinion reads this audio
-            return self.skill.screen(recognize(recognizer, chunks))
+            return self.skill.screen(recognize(recognizer, clip.chunks()))
 
 
 # --- reading events within limits ------------------------------------------------------------
@@ -368,67 +362,30 @@ def _length(header: dict, kind: str, key: str, limit: int) -> int:
 
 
 class AudioIntake:
-    """One utterance's audio, converted as it arrives to 16 kHz mono int16 into a buffer of
-    MAX_TURN_S (the rest is dropped, as `replay` does): memory is bounded however the audio is
-    cut into chunks, and at most `max_chunks` chunks are taken."""
+    """One utterance's audio events, taken into the recogniser's `Clip` (which converts and
+    bounds them); at most `max_chunks` chunks are taken."""
 
     def __init__(self, max_chunks: int = Limits.max_audio_chunks) -> None:
-        self._converter = AudioChunkConverter(rate=SAMPLE_RATE)
-        self._buffer = np.empty(int(MAX_TURN_S * SAMPLE_RATE), dtype=np.int16)
-        self._filled = 0
+        self.clip = Clip()
         self._chunks_left = max_chunks
 
     def add(self, event: Event) -> None:
-        if self._filled == len(self._buffer):
+        if self.clip.full:
             return  # the utterance is full: the rest is not even converted
         self._chunks_left -= 1
         if self._chunks_left < 0:
             raise ProtocolViolation("too many audio chunks in one utterance")
         try:
             chunk = AudioChunk.from_event(event)
-            _check_format(chunk)
-            converted = self._converter.convert(_mono16(chunk)).audio
-        except (KeyError, TypeError, ValueError, _audioop.error) as exc:
+            self.clip.add(chunk.audio, chunk.rate, chunk.width, chunk.channels)
+        except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolViolation(f"unusable audio chunk ({_chunk_problem(exc)})") from None
-        samples = np.frombuffer(converted, dtype="<i2")[: len(self._buffer) - self._filled]
-        self._buffer[self._filled : self._filled + len(samples)] = samples
-        self._filled += len(samples)
-
-    def samples(self) -> np.ndarray:
-        return self._buffer[: self._filled].copy()
-
-
-def _check_format(chunk: AudioChunk) -> None:
-    fields = (chunk.rate, chunk.width, chunk.channels)
-    if not all(type(value) is int for value in fields):
-        raise ValueError("rate, width and channels must be whole numbers")
-    if not (1000 <= chunk.rate <= 384_000 and chunk.width in (1, 2, 3, 4)
-            and 1 <= chunk.channels <= 8):
-        raise ValueError(f"{chunk.rate} Hz, {chunk.width} bytes, {chunk.channels} channels")
-    if not isinstance(chunk.audio, bytes):
-        raise ValueError("no audio payload")
-    if len(chunk.audio) % (chunk.width * chunk.channels):
-        raise ValueError("payload is not a whole number of frames")
 
 
 def _chunk_problem(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"no {shown(str(exc.args[0]))}"
     return shown(str(exc), 80)
-
-
-def _mono16(chunk: AudioChunk) -> AudioChunk:
-    """16-bit mono: every channel averaged (wyoming's converter downmixes any channel count as
-    if it were stereo, which garbles 3 to 8 channels)."""
-    audio = chunk.audio
-    if chunk.width != 2:
-        if chunk.width == 1:  # 8-bit PCM is unsigned
-            audio = _audioop.bias(audio, 1, -128)
-        audio = _audioop.lin2lin(audio, chunk.width, 2)
-    if chunk.channels > 1:
-        frames = np.frombuffer(audio, dtype="<i2").reshape(-1, chunk.channels)
-        audio = np.round(frames.mean(axis=1)).astype("<i2").tobytes()
-    return AudioChunk(rate=chunk.rate, width=2, channels=1, audio=audio)
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -549,8 +506,9 @@ class SkillHandler(AsyncEventHandler):
         text = event.data.get("text")
         if not isinstance(text, str):
             raise ProtocolViolation("transcript event has no text")
-        if len(text) > MAX_CHARACTERS:
-            raise ProtocolViolation(f"transcript longer than {MAX_CHARACTERS} characters")
+        problem = text_problem(text)
+        if problem:
+            raise ProtocolViolation(f"transcript longer than allowed ({problem})")
         context = event.data.get("context")
         context = dict(context) if isinstance(context, dict) else {}
         conversation_id = context.get("conversation_id")
@@ -573,10 +531,10 @@ class SkillHandler(AsyncEventHandler):
             self._audio = self._audio or AudioIntake(self.service.limits.max_audio_chunks)
             self._audio.add(event)
         elif AudioStop.is_type(event.type):
-            samples = self._audio.samples() if self._audio else np.zeros(0, dtype=np.int16)
+            clip = self._audio.clip if self._audio else Clip()
             self._audio = None
             try:
-                text = await asyncio.to_thread(self.service.transcribe, samples)
+                text = await asyncio.to_thread(self.service.transcribe, clip)
             except RuntimeError as exc:  # the engine failed; the next utterance restarts it
                 log.warning("recognition failed (%s)", exc)
                 await self.write_event(Error(text="recognition failed", code="asr").event())
