@@ -2,18 +2,14 @@
 
 Every engine in the pipeline takes 16 kHz mono 16-bit PCM, so files of any
 common WAV layout are converted here, as a stream (soundfile reads blocks,
-soxr resamples them): a long recording never has to fit in memory.
+soxr resamples them): a long recording never has to fit in memory; raw PCM a
+front-end received is converted by `PcmStream`.
 
 Utterances are cut with pocketsphinx's WebRTC-based `Endpointer`: an
 utterance ends after `silence_s` of non-speech (90 % of the frames in that
-window).  The default of 0.5 s was measured on espeak-ng speech over
-continuous white and pink noise at -60 and -40 dBFS: the end is declared
-0.45-0.48 s after the last word, a 1 s (or 0.5 s) pause always splits two
-utterances, and the 0.19 s pauses espeak-ng makes at commas never do.
-0.3 s answers 0.15 s sooner but splits a hesitant speaker ("when should I
-... see a doctor").  MEDIUM_STRICT is the default VAD mode because LOOSE took
-white noise at -30 dBFS for speech in the same measurement, while
-MEDIUM_STRICT, unlike STRICT, still found speech peaking near -30 dBFS.
+window).  The default silence and VAD mode were chosen by measurement
+(docs/measurements.md): long enough not to split a hesitant speaker, strict
+enough not to take noise for speech.
 """
 
 from __future__ import annotations

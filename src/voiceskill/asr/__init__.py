@@ -5,27 +5,19 @@ trigram LM built from the skill's sentences by pocketsphinx's own estimator
 (`pocketsphinx.lm.ArpaBoLM`) and cached on disk.  Vosk (when a model is given
 or found) decodes with the same sentences as its runtime grammar.
 
-Figures from bench/asr_probe.py: 20 in-domain and 8 out-of-domain questions,
-4 espeak-ng voices, 0.5 s of -60 dBFS noise around each, streamed in 100 ms
-chunks, 2 cores; "intents/" = the skill's 50 000 sentences scored by its
-IntentMatcher, "tests" = the 107 sentences of tests/test_asr.py.
+Audio becomes a `Transcript` one way: `recognize` (through an `Utterance`, the one
+length guard, MAX_TURN_S); a front-end that receives raw audio hands it to a `Clip`,
+which converts and bounds it.
 
 Way out for out-of-domain speech.  Besides the fallback sentences among the
-domain sentences, the LM holds the 2000 most frequent words of pocketsphinx's
-generic English LM as unigrams, so foreign speech comes out as foreign words
-("what's the weather like entirely", "when football game", "how do i big
-brand", "what is the doctor price article") rather than a domain sentence.
-Out-of-domain questions the IntentMatcher rejected: 88 % (81 % without the
-generic words, same 81 % in-domain intent accuracy).  The confidence is
-lower for them (median 0.63 against 0.82 in-domain) but overlaps too much to
-reject on (0.88-1.00 for "play some jazz music" -> "play some music"), and a
-second pass with the generic LM agreed *less* with the domain pass on
-in-domain speech than on out-of-domain speech (+90 MB, +0.3 s start-up), so
+domain sentences, the LM holds the GENERIC_WORDS most frequent words of
+pocketsphinx's generic English LM as unigrams, so foreign speech comes out as
+foreign words rather than a domain sentence.  The recogniser's confidence
+overlaps too much between in- and out-of-domain speech to reject on, so
 rejection is left to the intent matcher.
 
-Balance.  Passing {intent: sentences} weighs every intent the same; the
-skill's intents range from 17 sentences ("stop") to 16 000, and as one flat
-list OOD rejection fell to 81 % (intent accuracy 79 %).
+Balance.  The sentences come as {intent: sentences}, and every intent weighs
+the same however many samples it has.
 
 Confidence: the mean of the word posteriors from the `bestpath` lattice.  The
 whole-hypothesis posterior (`get_prob`) splits its mass over pronunciation and
@@ -36,13 +28,9 @@ takes several utterances to adapt, so the first (often only) utterance was
 decoded badly.  Each utterance is therefore first decoded from its speech
 frames only (the partial results come from this pass); after CMN_SPEECH_S of
 speech, or at the end, the decoder restarts with the cepstral mean of that
-speech and decodes the held audio again.  In-domain exact sentences (tests)
-68 % -> 78 %; intent accuracy (intents/) 72 % -> 81 %.
+speech and decodes the held audio again.
 
-Speed (intents/): recognition after the end of the audio p50 6 ms, p95 79 ms
-over all utterances, p95 7 ms for those of 3.5 s and more (the restart has
-happened by then); start-up to ready 0.64 s with the LM cached (0.47 s of it
-loading intents/), 1.6 s cold; RSS 116 MB.  Tests: 0.16 s cached, 53 MB.
+The figures behind each choice (bench/asr_probe.py) are in docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -82,7 +70,7 @@ GENERIC_WORDS = 2000  # frequent English words added as the way out
 GENERIC_SHARE = 0.5  # their unigram mass relative to the domain tokens
 
 DECODER_OPTIONS = {
-    "fwdflat": False,  # the second pass cost 35-60 ms at the end for no accuracy gain
+    "fwdflat": False,  # the second pass: time at the end for no accuracy gain
     "bestpath": True,  # lattice posteriors for the confidences
 }
 CMN_SPEECH_S = 1.5  # speech used to estimate the cepstral mean

@@ -27,7 +27,7 @@ FRONTENDS = ("auto", "none", "rnnoise", "deepfilter")
 DEFAULT_FRONTEND = "auto"
 NEURAL_RATE = 48000
 NEURAL_FRAME = 480  # 10 ms at 48 kHz, the frame both RNNoise and DeepFilterNet3 take
-RESAMPLER_QUALITY = "MQ"  # HQ added 4 ms of delay each way for no difference in recognition
+RESAMPLER_QUALITY = "MQ"  # HQ adds delay each way for no difference in recognition
 DEEPFILTER_ATTEN_LIMIT_DB = 20.0  # deeper suppression removed speech along with babble
 
 

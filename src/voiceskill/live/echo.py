@@ -11,8 +11,8 @@ Alignment: `PlaybackReference` puts each answer on the microphone's sample clock
 stamps every microphone block with the time it was recorded and tells when a sample written
 to the speaker will be heard (stream time + output latency), on one clock for all streams: the
 answer is placed at the microphone sample recorded at that instant; when it is cut off, the
-rest is dropped. That estimate was measured right for one answer and 0.58 s early for the next
-on the same PulseAudio device, so the echo is also found in the microphone signal by
+rest is dropped. That estimate can be wrong by more than half a second from one answer to the
+next on the same device, so the echo is also found in the microphone signal by
 cross-correlation ALIGN_AFTER_S into each answer, and the answer is moved to ECHO_LAG_S
 before it. The correction found is kept for the next answer, whose echo is then looked for
 sooner (VERIFY_AFTER_S in) and only near where it is expected; the filter that learned the
@@ -49,9 +49,8 @@ _SET_ECHO_STATE = 24
 # The preprocessor suppresses residual echo only with its denoiser on; noise is the front-end's
 # job, so the denoiser may take off no more than this (dB).
 NOISE_SUPPRESS_DB = -3
-# The filter starts knowing nothing of the room: measured with a small room's echo 6 dB under
-# the playback, it removed 2-4 dB in the first 0.5 s and 10-20 dB after 1-1.5 s of playback.
-# Until it has learned the room, speech heard over an answer may be the answer itself.
+# The filter starts knowing nothing of the room and takes a second or so of playback to learn
+# it; until then, speech heard over an answer may be the answer itself.
 SETTLED_ERLE_DB = 10.0
 SETTLE_LIMIT_S = 2.0  # no echo path to learn (a headset): trust the microphone after this
 ALIGN_AFTER_S = 0.8  # microphone heard into an answer before its echo is looked for
@@ -64,35 +63,33 @@ VERIFY_AFTER_S = 0.35
 VERIFY_SHARE = 0.8
 ALIGN_REFERENCE_S = 0.5  # at most this much of the answer's start is looked for
 MOVED_S = 0.02  # an echo further than this from where the last one was: the room changed
-# How far the echo may be from where the device said: on the virtual devices it comes a steady
-# 0.2 s early (played as soon as written, though the device reports its 0.2 s of latency),
-# which left it at the very edge of a range ending at 0.2 s (measured 198 ms).
+# How far the echo may be from where the device said (a device may play as soon as written,
+# though it reports its latency).
 MAX_EARLY_S, MAX_LATE_S = 0.35, 0.6
 NEAR_S = 0.05  # how far from where the last answer's echo says (further: looked for afresh)
 ECHO_LAG_S = 0.01  # where the echo is put, after the reference: the filter is causal
 SOUND_LEVEL = 300  # a sample of an answer louder than this is sound, not its silence
 # While an answer plays, its echo is looked for again every FOLLOW_EVERY_S in the last
 # FOLLOW_S of the microphone, within FOLLOW_RANGE_S of where it was. A delay that slips by a
-# fraction of a millisecond (two clocks, a buffer; the virtual room's pipe slips 0.25-1 ms
-# every few seconds) leaves the filter's room a few samples off, and it cancels ~7 dB instead
-# of ~30 until it has learned it again; moving the answer instead keeps the room it learned.
+# fraction of a millisecond (two clocks, a buffer) leaves the filter's room a few samples off,
+# and it cancels far less until it has learned it again; moving the answer instead keeps the
+# room it learned.
 FOLLOW_EVERY_S, FOLLOW_S, FOLLOW_RANGE_S = 0.02, 0.2, 0.002
 FOLLOW_BETTER = 1.05  # how much better the echo must match where it moved to than where it was
-# and how well, against the match when it was found: with the user talking over the answer
-# the echo matched 0.4 a millisecond astray (on the virtual devices).
+# and how well, against the match when it was found (the user talking over the answer lowers
+# the match where the echo really is).
 FOLLOW_SHARE = 0.6
 # The end of an answer, and an answer cut off, are not followed: a device may drop the last
-# of what it buffered when the stream closes, and the echo then matched 0.8 2 ms astray.
+# of what it buffered when the stream closes, and the echo then matches well where it is not.
 FOLLOW_END_S = 0.3
 # Normalised correlation of the answer with what the microphone heard at the best lag for the
-# echo to count as found: ~0.9 for a plain echo; speech of the user's is near 0.1.
+# echo to count as found: well under a plain echo's, well over the user's own speech.
 ECHO_CORRELATION = 0.3
 _POWER_SMOOTHING = 0.98  # per 10 ms frame: about half a second
 # What the filter and suppressor leave of the echo is quiet but still speech, and the voice
 # detector, which listens for the shape of speech more than its level, took it for the user
-# and cut answers off (about 3 s into the second answer on the virtual echo path, the residue
-# 30-35 dB under what the microphone heard). A frame this far under the microphone's level
-# over the last half second is silenced: the user talking over the answer is far louder.
+# and cut answers off. A frame this far under the microphone's level over the last half
+# second is silenced: the user talking over the answer is far louder.
 RESIDUAL_GATE_DB = 20.0
 
 
@@ -413,8 +410,7 @@ class PlaybackReference:
     def follow(self, mic: np.ndarray, mic_end: int) -> int:
         """Move the answer by what its echo has slipped since it was found, judged on the last
         FOLLOW_S of `mic` (raw, ending at `mic_end`). Returns the move (samples). Followed at
-        once: waiting for a second look to agree let the filter diverge (offline, with slips
-        every 4 s, 14 dB instead of 19)."""
+        once: waiting for a second look to agree let the filter diverge."""
         with self._lock:
             reach, length = round(FOLLOW_RANGE_S * SAMPLE_RATE), round(FOLLOW_S * SAMPLE_RATE)
             first = mic_end - length - self.start - round(ECHO_LAG_S * SAMPLE_RATE) - reach

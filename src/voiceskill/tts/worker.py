@@ -18,8 +18,8 @@ just queued are still being processed by espeak's own thread, so in one
 long-lived engine a new rate is applied only sometimes. pyttsx3.init() starts
 that thread, so this process never calls it: it stays single-threaded (safe to
 fork) and each request runs in a forked child with its own fresh engine
-(~3 ms to start; pyttsx3 is already imported). Even a fresh engine loses the
-rate now and then (3 in 100 renders at 110 wpm measured), so the child reads
+(quick to start: pyttsx3 is already imported). Even a fresh engine loses the
+rate now and then, so the child reads
 back the rate, volume and voice espeak-ng actually used and the render is
 repeated in a new child when they differ. pyttsx3 also prints "Audio saved
 to ..." to stdout and returns from runAndWait() before the WAV is written:
