@@ -6,7 +6,7 @@ microphone, and prints per utterance what came out and with what confidence;
 then exact-sentence rate, recognition time after the end of the audio,
 start-up time (cold and cached, fresh processes) and peak RSS.
 
-    python bench/asr_probe.py                # the tests' sentence list (tests/test_asr.py)
+    python bench/asr_probe.py                # the tests' sentence list (tests/helpers.py)
     python bench/asr_probe.py --content      # the skill's intents/, scored by its IntentMatcher
     python bench/asr_probe.py --generic-words 0 --discount 0.3    # try other LM settings
     python bench/asr_probe.py --default-cmn     # without the per-utterance cepstral mean
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]  # test_asr imports fixturegen
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]  # helpers needs tools/
 
-from test_asr import DOMAIN  # noqa: E402
+from helpers import DOMAIN  # noqa: E402
 from voiceskill import asr  # noqa: E402
 from voiceskill.audio import read_wav_chunks  # noqa: E402
 
@@ -197,7 +197,7 @@ def main() -> int:
         domain = "from voiceskill.content import load_content; sentences = load_content().intents"
     else:
         sentences = DOMAIN
-        domain = "from test_asr import DOMAIN as sentences"
+        domain = "from helpers import DOMAIN as sentences"
     if args.flat:
         sentences = [s for group in sentences.values() for s in group]
         domain += "; sentences = [s for group in sentences.values() for s in group]"

@@ -23,7 +23,7 @@ from queue import Empty
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_live import Listener  # noqa: E402
+from helpers import Listener  # noqa: E402
 from virtual_audio import VirtualAudio  # noqa: E402
 
 

@@ -1,4 +1,5 @@
-"""Reference all-MiniLM-L6-v2 vectors from sentence-transformers, for tests/test_embedding.py.
+"""Reference all-MiniLM-L6-v2 vectors from sentence-transformers, for
+tests/unit/nlu/test_embedding.py.
 
 voiceskill.nlu.embedding reimplements the model's forward pass in numpy; the parity test compares it
 with vectors that the real library computed from the same weights folder. This script needs torch

@@ -6,7 +6,6 @@ intents/ changes; the skill's real sentences are measured by bench/.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from fixturegen import add_noise
+from helpers import DOMAIN, ROOT
 from voiceskill.asr import (
     Clip,
     EngineUnavailable,
@@ -25,92 +25,6 @@ from voiceskill.asr import (
 )
 from voiceskill.audio import read_wav_chunks
 
-ROOT = Path(__file__).parents[1]
-
-
-def _expand(*parts: list[str]) -> list[str]:
-    return [" ".join(p for p in combo if p) for combo in itertools.product(*parts)]
-
-
-DOMAIN: dict[str, list[str]] = {
-    "twitch_vs_spasm": [
-        *_expand(
-            ["what is", "what's", "tell me"],
-            ["the difference between"],
-            ["a muscle twitch and a spasm", "a twitch and a spasm", "twitching and spasms"],
-        ),
-        "is a twitch the same as a spasm",
-        "how is a twitch different from a cramp",
-    ],
-    "twitch_causes": [
-        *_expand(
-            ["what causes", "why do i get"], ["muscle twitches", "eye twitching", "twitching"]
-        ),
-        "why does my eye keep twitching",
-        "can stress cause twitching",
-    ],
-    "spasm_causes": [
-        *_expand(
-            ["what causes", "why do i get"], ["muscle spasms", "cramps", "leg cramps at night"]
-        ),
-        "can dehydration cause muscle spasms",
-    ],
-    "twitch_serious": [
-        "is muscle twitching serious",
-        "should i worry about twitching",
-        "is twitching a sign of als",
-        "are muscle twitches dangerous",
-    ],
-    "spasm_relief": [
-        *_expand(
-            ["how do i", "how can i"],
-            ["relieve", "stop", "ease"],
-            ["a muscle spasm", "a cramp", "a leg cramp"],
-        ),
-        "what helps a muscle spasm",
-        "what should i do for a cramp",
-    ],
-    "spasm_prevention": _expand(
-        ["how do i", "how can i"], ["prevent"], ["muscle spasms", "cramps", "leg cramps"]
-    ),
-    "when_to_see_doctor": _expand(
-        ["when should i", "do i need to"],
-        ["see a doctor"],
-        ["", "about twitching", "about muscle spasms"],
-    ),
-    "doctor_visit": ["what will the doctor ask", "what tests will the doctor do"],
-    "back_spasm": ["i have a back spasm", "how do i relieve a back spasm"],
-    "medication": ["can medication cause twitching", "what medicine helps muscle spasms"],
-    "nutrition": ["does magnesium help with cramps", "can potassium help twitching"],
-    "emergency": [
-        "i can't breathe",
-        "i have chest pain",
-        "i can't move my arm",
-        "my face is drooping",
-        "call an ambulance",
-    ],
-    "repeat": ["repeat", "repeat that", "say that again"],
-    "slower": ["slower", "slow down", "speak slower"],
-    "stop": ["stop", "be quiet", "cancel"],
-    "help": ["help", "what can you do"],
-    "yes": ["yes", "yeah", "yes please"],
-    "no": ["no", "no thanks"],
-    "back": ["go back", "back"],
-    "start_over": ["start over", "start again"],
-    "goodbye": ["goodbye", "bye"],
-    "fallback": [
-        "what's the weather today",
-        "play some music",
-        "set a timer for ten minutes",
-        "tell me a joke",
-        "what time is it",
-        "turn on the lights",
-        "call my mom",
-        "what's the news",
-        "who is the president",
-        "order a pizza",
-    ],
-}
 IN_DOMAIN = {s for name, sentences in DOMAIN.items() if name != "fallback" for s in sentences}
 
 # Out-of-domain questions, none of them among the sentences above.

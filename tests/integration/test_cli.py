@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import MINIMAL
 from voiceskill.cli import build_parser, main
 
 KEYS = {"transcript", "intent", "confidence", "node", "answer", "outcome", "timings_ms"}
@@ -73,7 +73,6 @@ def test_say_writes_speech_to_a_wav(tmp_path):
 
 # --- one name for the content folder (D33) ----------------------------------------------------
 
-MINIMAL = Path(__file__).parent / "content" / "minimal"
 CONTENT_COMMANDS = [["ask", "hello"], ["replay", "x.wav"], ["listen"], ["serve"], ["check"],
                     ["review"], ["graph", "-o", "t.dot"]]
 

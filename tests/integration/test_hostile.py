@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from conftest import CACHE_GROUPS
+from helpers import MINIMAL, ROOT
 from voiceskill import asr
 from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
@@ -34,9 +35,8 @@ from voiceskill.outputs import OutputError, create_new
 from voiceskill.pipeline import Skill
 from voiceskill.present import TurnLog
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = ROOT
 FIXTURE = REPO / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
-MINIMAL = Path(__file__).parent / "content" / "minimal"
 HANG_S = 120  # a case still running after this long is a hang
 SOURCE = Path(asr.__file__).parents[1]  # the code under test, for the CLI in a subprocess
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import ROOT
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.cli import _apply_config, _recognizer, build_parser
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 
-ROOT = Path(__file__).parents[1]
 MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
 
 

@@ -4,15 +4,14 @@ it is happening."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from helpers import TESTS
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
-SIGNS = Path(__file__).parent / "content" / "signs"
+SIGNS = TESTS / "content" / "signs"
 
 
 @pytest.fixture(scope="module")

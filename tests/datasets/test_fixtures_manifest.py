@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 FIXTURES = ROOT / "audio_fixtures"
 MANIFEST = FIXTURES / "manifest.csv"
 REALISTIC = FIXTURES / "realistic"  # the held-out set's spoken subset, with its own manifest

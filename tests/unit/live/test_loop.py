@@ -6,18 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from voiceskill.asr import MAX_TURN_S, Transcript, create_recognizer
 from voiceskill.audio import SAMPLE_RATE, VadEvent, read_wav_chunks
 from voiceskill.content import load_content
 from voiceskill.live import Status, _Loop
 from voiceskill.pipeline import Skill
 
-CLEAN = Path(__file__).parents[1] / "audio_fixtures" / "clean"
+CLEAN = ROOT / "audio_fixtures" / "clean"
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,10 @@ answers captured from the virtual speaker and checked against what `say -o` rend
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from helpers import Listener, conversation, fixture
 from virtual_audio import (
     VirtualAudio,
     active_span,
@@ -29,87 +26,6 @@ from virtual_audio import (
 )
 
 pytestmark = pytest.mark.audio_devices
-
-ROOT = Path(__file__).parents[1]
-FIXTURES = ROOT / "audio_fixtures"
-TURN_TIMEOUT_S = 60
-
-
-def fixture(text_or_file: str) -> Path:
-    return FIXTURES / "clean" / text_or_file
-
-
-def conversation(name: str) -> list[Path]:
-    with (FIXTURES / "manifest.csv").open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r["conversation"] == name]
-    return [ROOT / r["file"] for r in sorted(rows, key=lambda r: int(r["turn"]))]
-
-
-def _hear_ctrl_c() -> None:
-    """A shell starts background jobs with Ctrl-C ignored, and the program inherits that;
-    the tests send it SIGINT wherever they are run from."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Listener:
-    """`voiceskill listen --json` as a subprocess on the virtual devices."""
-
-    def __init__(self, audio: VirtualAudio, *args: str, ready: str = "listening"):
-        self.audio = audio
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
-            env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_hear_ctrl_c,
-        )
-        self.turns: queue.Queue[dict] = queue.Queue()
-        self.status: list[str] = []
-        self._readers = [threading.Thread(target=self._read_turns, daemon=True),
-                         threading.Thread(target=self._read_status, daemon=True)]
-        for reader in self._readers:
-            reader.start()
-        try:
-            self.wait_for_status(ready)
-        except BaseException:  # the caller never gets this Listener to close
-            self.close()
-            raise
-
-    def _read_turns(self) -> None:
-        for line in self.process.stdout:
-            self.turns.put(json.loads(line))
-
-    def _read_status(self) -> None:
-        for line in self.process.stderr:
-            self.status.append(line.strip())
-
-    def wait_for_status(self, text: str) -> None:
-        deadline = time.monotonic() + TURN_TIMEOUT_S
-        while not any(text in line for line in self.status):
-            assert self.process.poll() is None, "\n".join(self.status)
-            assert time.monotonic() < deadline, "\n".join(self.status)
-            time.sleep(0.05)
-
-    def ask(self, wav: Path) -> dict:
-        self.audio.play_into_mic(wav)
-        return self.next_turn()
-
-    def next_turn(self) -> dict:
-        try:
-            return self.turns.get(timeout=TURN_TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail("no answer; status: " + " | ".join(self.status))
-
-    def wait(self, timeout: float = 60) -> int:
-        """The exit status, once the program has ended and all its output has been read."""
-        status = self.process.wait(timeout=timeout)
-        for reader in self._readers:
-            reader.join(timeout=timeout)
-        return status
-
-    def close(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.wait(timeout=30)
-
 
 @pytest.fixture
 def listener(virtual_audio):

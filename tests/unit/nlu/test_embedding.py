@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import run_python
+from helpers import TESTS
 from voiceskill.nlu import embedding
 from voiceskill.nlu.embedding import ModelUnavailableError, SentenceEncoder, shared_encoder
 
-REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
+REFERENCE = TESTS / "data" / "minilm_reference.npz"
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 
-ROOT = Path(__file__).parents[1]
 TURNS = 500
 WARM_UP = 50
 ALLOWED_GROWTH_MB = 25

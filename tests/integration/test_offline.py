@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+from helpers import ROOT
 
 # Loaded by every Python process of the run (the CLI and its TTS worker): any attempt to use
 # the network is written down and refused.

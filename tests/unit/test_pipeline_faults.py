@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from helpers import ROOT, FailsOnce
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 
-ROOT = Path(__file__).parents[1]
 CLEAN = ROOT / "audio_fixtures" / "clean"
-
-
-class FailsOnce:
-    """The real recogniser, made to fail once partway through its `utterance`-th utterance
-    (fault injection: a real engine error cannot be produced on demand)."""
-
-    def __init__(self, real, utterance: int):
-        self.real, self.fail_in, self.utterances, self.fed = real, utterance, 0, 0
-        self.name = real.name
-
-    def start_utterance(self) -> None:
-        self.utterances += 1
-        self.fed = 0
-        self.real.start_utterance()
-
-    def feed(self, pcm):
-        self.fed += 1
-        if self.utterances == self.fail_in and self.fed == 3:
-            raise RuntimeError("decoder failure")
-        return self.real.feed(pcm)
-
-    def end_utterance(self):
-        return self.real.end_utterance()
 
 
 def test_recogniser_error_mid_utterance_loses_only_that_turn():

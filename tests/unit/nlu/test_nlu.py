@@ -4,17 +4,17 @@ lay words from the lexicon, durations."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from conftest import run_python
+from helpers import ROOT
 from voiceskill.content import load_content
 from voiceskill.nlu import IntentMatcher
 from voiceskill.nlu.durations import days_in
 from voiceskill.text import normalize, tokens
 
-HELDOUT = Path(__file__).parents[1] / "bench" / "heldout_text.csv"
+HELDOUT = ROOT / "bench" / "heldout_text.csv"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).parents[1]
+from helpers import ROOT
+
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # How this machine reaches the package index (proxies, mirrors): kept, the rest is dropped.
 NETWORK_SETTINGS = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",

@@ -19,11 +19,12 @@ import pytest
 import soundfile as sf
 import soxr
 
+from helpers import ROOT
 from virtual_audio import SAMPLE_RATE, VirtualAudio, active_span, find_signal
 from voiceskill.tts import speaker as tts
 from voiceskill.tts.speaker import Speaker, TtsUnavailable, VoiceInfo, VoiceSettings, match_voice
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = ROOT / "src"
 
 SHORT_ANSWER = "A twitch is a small, brief movement of a muscle."
 ANSWER = (

@@ -14,11 +14,12 @@ import pytest
 
 from conftest import run_python
 from fixturegen import db, make_noise, rms, to_int16
+from helpers import ROOT
 from voiceskill.asr import EngineUnavailable, create_recognizer, transcribe_file, whisper
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 
-FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures"
+FIXTURES = ROOT / "audio_fixtures"
 CLEAN = FIXTURES / "clean" / "spasm_relief__1__flite-slt.wav"  # "how do i stop a cramp in my calf"
 BABBLE = FIXTURES / "noisy" / "babble_10" / "back_spasm__1__flite-slt.wav"
 

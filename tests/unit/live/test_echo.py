@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import soundfile as sf
 import soxr
 
 from fixturegen import reverberate
+from helpers import ROOT, TURN_TIMEOUT_S, Listener, fixture
 from virtual_audio import VirtualAudio, active_span, played_through, rendered, trimmed
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
 from voiceskill.content import load_content
@@ -24,8 +24,6 @@ from voiceskill.live.echo import (
     EchoCanceller,
     PlaybackReference,
 )
-
-ROOT = Path(__file__).parents[1]
 
 ANSWER = ("A twitch is a small flicker in a single muscle. A spasm is a group of muscles "
           "suddenly tightening and staying tight, which can hurt and make the muscle feel hard.")
@@ -361,7 +359,6 @@ def after_answer(live, timeout_s: float = 60) -> None:
 def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_path):
     """Speaker fed back into the microphone 6 dB down: two answers play out whole with no turn
     of their own; "stop" over the third cuts it off."""
-    from test_live import TURN_TIMEOUT_S, Listener, fixture
 
     audio = VirtualAudio().start()
     try:
@@ -400,7 +397,6 @@ def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
     paplay), while its echo may still be heard: first the greeting `listen` starts with, over
     which the canceller is still learning the room, then the first answer. Both are heard
     from their first word, and no answer is cut off."""
-    from test_live import Listener, fixture
 
     content = load_content()
     audio = VirtualAudio().start()

@@ -21,10 +21,11 @@ import pytest
 import soundfile as sf
 from rapidfuzz import fuzz, process
 
+from helpers import ROOT
 from voiceskill.content import load_content
 from voiceskill.text import normalize
 
-REALISTIC = Path(__file__).resolve().parents[1] / "bench" / "realistic"
+REALISTIC = ROOT / "bench" / "realistic"
 # The sets that report how well the skill understands people: realistic/ and the blind sets.
 # A realistic_dev* set is for finding misses only, and may overlap the samples.
 HELD_OUT_SETS = sorted(folder for folder in REALISTIC.parent.glob("realistic*/")

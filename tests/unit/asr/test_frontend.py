@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from fixturegen import add_noise, make_noise
+from helpers import ROOT
 from voiceskill.asr.frontend import (
     FRONTENDS,
     EnhancerUnavailable,
@@ -21,8 +21,6 @@ from voiceskill.asr.frontend import (
     with_frontend,
 )
 from voiceskill.audio import SAMPLE_RATE
-
-ROOT = Path(__file__).parents[1]
 
 SPEECH = ROOT / "audio_fixtures" / "clean" / "spasm_relief__1__flite-slt.wav"
 NEURAL = [name for name in FRONTENDS if name != "none"]

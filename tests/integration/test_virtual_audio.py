@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import ROOT
 from virtual_audio import SAMPLE_RATE, VirtualAudio, active_span, find_signal
 
 pytestmark = pytest.mark.audio_devices
@@ -63,7 +64,7 @@ sd.wait()
 """
 
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = ROOT / "src"
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 
-from test_faults import FailsOnce
+from helpers import ROOT, FailsOnce
 from voiceskill.asr import Transcript as Recognition
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
@@ -41,7 +41,6 @@ from voiceskill.errors import UserError
 from voiceskill.pipeline import Skill
 from voiceskill.serve import ConversationStore, Limits, SkillService, start_server
 
-ROOT = Path(__file__).parents[1]
 MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
 GUARD_S = 60  # only ever reached when the behaviour under test is broken
 

@@ -1,0 +1,209 @@
+"""What the tests share: the repo's folders, the `voiceskill listen` driver, a recogniser that
+fails on cue, and the domain sentences the recogniser tests and bench/asr_probe.py speak."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from virtual_audio import VirtualAudio
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FIXTURES = ROOT / "audio_fixtures"
+TURN_TIMEOUT_S = 60
+
+
+def fixture(text_or_file: str) -> Path:
+    return FIXTURES / "clean" / text_or_file
+
+
+def conversation(name: str) -> list[Path]:
+    with (FIXTURES / "manifest.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["conversation"] == name]
+    return [ROOT / r["file"] for r in sorted(rows, key=lambda r: int(r["turn"]))]
+
+
+def _hear_ctrl_c() -> None:
+    """A shell starts background jobs with Ctrl-C ignored, and the program inherits that;
+    the tests send it SIGINT wherever they are run from."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Listener:
+    """`voiceskill listen --json` as a subprocess on the virtual devices."""
+
+    def __init__(self, audio: VirtualAudio, *args: str, ready: str = "listening"):
+        self.audio = audio
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
+            env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_hear_ctrl_c,
+        )
+        self.turns: queue.Queue[dict] = queue.Queue()
+        self.status: list[str] = []
+        self._readers = [threading.Thread(target=self._read_turns, daemon=True),
+                         threading.Thread(target=self._read_status, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+        try:
+            self.wait_for_status(ready)
+        except BaseException:  # the caller never gets this Listener to close
+            self.close()
+            raise
+
+    def _read_turns(self) -> None:
+        for line in self.process.stdout:
+            self.turns.put(json.loads(line))
+
+    def _read_status(self) -> None:
+        for line in self.process.stderr:
+            self.status.append(line.strip())
+
+    def wait_for_status(self, text: str) -> None:
+        deadline = time.monotonic() + TURN_TIMEOUT_S
+        while not any(text in line for line in self.status):
+            assert self.process.poll() is None, "\n".join(self.status)
+            assert time.monotonic() < deadline, "\n".join(self.status)
+            time.sleep(0.05)
+
+    def ask(self, wav: Path) -> dict:
+        self.audio.play_into_mic(wav)
+        return self.next_turn()
+
+    def next_turn(self) -> dict:
+        try:
+            return self.turns.get(timeout=TURN_TIMEOUT_S)
+        except queue.Empty:
+            pytest.fail("no answer; status: " + " | ".join(self.status))
+
+    def wait(self, timeout: float = 60) -> int:
+        """The exit status, once the program has ended and all its output has been read."""
+        status = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        return status
+
+    def close(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout=30)
+MINIMAL = TESTS / "content" / "minimal"  # the smallest content that passes `check`
+
+
+class FailsOnce:
+    """The real recogniser, made to fail once partway through its `utterance`-th utterance
+    (fault injection: a real engine error cannot be produced on demand)."""
+
+    def __init__(self, real, utterance: int):
+        self.real, self.fail_in, self.utterances, self.fed = real, utterance, 0, 0
+        self.name = real.name
+
+    def start_utterance(self) -> None:
+        self.utterances += 1
+        self.fed = 0
+        self.real.start_utterance()
+
+    def feed(self, pcm):
+        self.fed += 1
+        if self.utterances == self.fail_in and self.fed == 3:
+            raise RuntimeError("decoder failure")
+        return self.real.feed(pcm)
+
+    def end_utterance(self):
+        return self.real.end_utterance()
+
+
+def combinations(*parts: list[str]) -> list[str]:
+    return [" ".join(p for p in combo if p) for combo in itertools.product(*parts)]
+
+
+DOMAIN: dict[str, list[str]] = {
+    "twitch_vs_spasm": [
+        *combinations(
+            ["what is", "what's", "tell me"],
+            ["the difference between"],
+            ["a muscle twitch and a spasm", "a twitch and a spasm", "twitching and spasms"],
+        ),
+        "is a twitch the same as a spasm",
+        "how is a twitch different from a cramp",
+    ],
+    "twitch_causes": [
+        *combinations(
+            ["what causes", "why do i get"], ["muscle twitches", "eye twitching", "twitching"]
+        ),
+        "why does my eye keep twitching",
+        "can stress cause twitching",
+    ],
+    "spasm_causes": [
+        *combinations(
+            ["what causes", "why do i get"], ["muscle spasms", "cramps", "leg cramps at night"]
+        ),
+        "can dehydration cause muscle spasms",
+    ],
+    "twitch_serious": [
+        "is muscle twitching serious",
+        "should i worry about twitching",
+        "is twitching a sign of als",
+        "are muscle twitches dangerous",
+    ],
+    "spasm_relief": [
+        *combinations(
+            ["how do i", "how can i"],
+            ["relieve", "stop", "ease"],
+            ["a muscle spasm", "a cramp", "a leg cramp"],
+        ),
+        "what helps a muscle spasm",
+        "what should i do for a cramp",
+    ],
+    "spasm_prevention": combinations(
+        ["how do i", "how can i"], ["prevent"], ["muscle spasms", "cramps", "leg cramps"]
+    ),
+    "when_to_see_doctor": combinations(
+        ["when should i", "do i need to"],
+        ["see a doctor"],
+        ["", "about twitching", "about muscle spasms"],
+    ),
+    "doctor_visit": ["what will the doctor ask", "what tests will the doctor do"],
+    "back_spasm": ["i have a back spasm", "how do i relieve a back spasm"],
+    "medication": ["can medication cause twitching", "what medicine helps muscle spasms"],
+    "nutrition": ["does magnesium help with cramps", "can potassium help twitching"],
+    "emergency": [
+        "i can't breathe",
+        "i have chest pain",
+        "i can't move my arm",
+        "my face is drooping",
+        "call an ambulance",
+    ],
+    "repeat": ["repeat", "repeat that", "say that again"],
+    "slower": ["slower", "slow down", "speak slower"],
+    "stop": ["stop", "be quiet", "cancel"],
+    "help": ["help", "what can you do"],
+    "yes": ["yes", "yeah", "yes please"],
+    "no": ["no", "no thanks"],
+    "back": ["go back", "back"],
+    "start_over": ["start over", "start again"],
+    "goodbye": ["goodbye", "bye"],
+    "fallback": [
+        "what's the weather today",
+        "play some music",
+        "set a timer for ten minutes",
+        "tell me a joke",
+        "what time is it",
+        "turn on the lights",
+        "call my mom",
+        "what's the news",
+        "who is the president",
+        "order a pizza",
+    ],
+}
