@@ -3,6 +3,8 @@ through `voiceskill listen` on virtual devices whose speaker is fed back into th
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from voiceskill.echo import (
     ECHO_LAG_S,
     FOLLOW_RANGE_S,
     EchoCanceller,
+    EchoCancellerUnavailable,
     PlaybackReference,
 )
 
@@ -113,6 +116,22 @@ def test_speexdsp_s_own_warning_never_reaches_the_terminal(answer, capfd, caplog
         cancel(canceller, np.zeros_like(answer), answer)
     assert capfd.readouterr().err == ""
     assert any("acting funny" in record.getMessage() for record in caplog.records)
+
+
+def test_without_speexdsp_one_clear_error_and_nothing_left_to_clean_up(monkeypatch):
+    """libspeexdsp missing (it is installed here, so its loader is made to fail as ctypes does):
+    the error says how to install it, and the half-built canceller's clean-up raised
+    AttributeError ('Exception ignored in ... __del__') because no speexdsp state was ever made."""
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    with pytest.raises(EchoCancellerUnavailable, match="apt-get install libspeexdsp1"):
+        EchoCanceller()
+    gc.collect()
+    assert not unraisable, [str(u.exc_value) for u in unraisable]
 
 
 def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):

@@ -134,6 +134,7 @@ class EchoCanceller:
     def __init__(self, position_at: Callable[[float], int] = lambda t: 0,
                  tail_s: float = ECHO_TAIL_S):
         self.reference = PlaybackReference(position_at)
+        self._echo = None  # until speexdsp has made it: close() has nothing to free before
         self._lib = lib = _load_speexdsp()
         self._echo = lib.speex_echo_state_init(FRAME, round(tail_s * SAMPLE_RATE))
         rate = ctypes.c_int(SAMPLE_RATE)
