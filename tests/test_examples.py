@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from voiceskill import classifier
 from voiceskill.classifier import ConceptFinder, train
 from voiceskill.content import ContentError, load_content, tokens
 from voiceskill.embedding import SentenceEncoder
@@ -68,3 +69,12 @@ def test_a_bad_example_is_named_with_its_line(tmp_path, text, message):
         load_content(folder)
     assert any(message in problem.message and problem.line == 3
                for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("setting", ["EXAMPLE_WEIGHT", "REGULARISATION_C",
+                                     "MAX_SAMPLES_PER_INTENT"])
+def test_a_model_trained_with_other_settings_is_not_taken_from_the_cache(monkeypatch, setting):
+    content = load_content(SIGNS)
+    before = classifier.model_path(content, "encoder")
+    monkeypatch.setattr(classifier, setting, getattr(classifier, setting) * 2)
+    assert classifier.model_path(content, "encoder") != before

@@ -179,8 +179,10 @@ def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> 
 
 
 def model_path(content: Content, encoder_fingerprint: str) -> Path:
-    """Where the model for exactly this content and embedding model is cached."""
-    return cache_dir() / f"intents-{content.fingerprint}-{encoder_fingerprint}.npz"
+    """Where the model for exactly this content, embedding model and way of training is
+    cached (a model trained with other settings is not this one)."""
+    settings = f"{MAX_SAMPLES_PER_INTENT}-{REGULARISATION_C:g}-{EXAMPLE_WEIGHT:g}"
+    return cache_dir() / f"intents-{content.fingerprint}-{encoder_fingerprint}-{settings}.npz"
 
 
 def load_or_train(content: Content, finder: ConceptFinder,
