@@ -413,6 +413,41 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
 
 
 @pytest.mark.audio_devices
+def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
+    """The answer's own voice also reaching the microphone by a path the canceller has not
+    learned (a late reflection, 6 dB under the echo it knows) leaves what the voice detector
+    takes for speech. The answer was cut off on it (the self-interruptions of
+    bench/echo_path.py); the microphone is no louder against what is played than before,
+    so it plays on, and what was heard is not taken for a turn."""
+    from test_live import Listener, fixture
+
+    audio = VirtualAudio().start()
+    live = None
+    try:
+        audio.start_echo_path(gain_db=-6.0)
+        live = Listener(audio)
+        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
+        since = len(live.status)
+        said = rendered(turn["answer"], tmp_path)
+        reflection = tmp_path / "reflection.wav"
+        sf.write(reflection, (said * 10 ** (-12 / 20)).astype(np.int16), SAMPLE_RATE)
+        audio.play_into_mic(reflection)
+        recording.wait_until("played the answer", played_through(said),
+                             context=lambda: " | ".join(live.status))
+        live.wait_for_status("answer played")
+        after_answer(live)
+        heard = live.status[since:]
+        assert any(line.startswith("hearing") for line in heard), heard  # what this is about
+        assert not [line for line in heard if "answer stopped" in line], heard
+        assert live.turns.empty(), f"answered itself: {live.turns.get()}"
+    finally:
+        if live is not None:
+            live.close()
+        audio.stop()
+
+
+@pytest.mark.audio_devices
 def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
     """Through the echo path, each question starts as soon as the speaker has played the last
     sound of what the skill said before (within about 0.2 s: the time to see it and start
