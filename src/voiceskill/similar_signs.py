@@ -117,7 +117,8 @@ class SimilarSigns:
         label = int(self._block_labels[int(np.argmax(scores))])
         return None if label == NOT_A_SIGN else self._index.flags[label]
 
-    def find(self, transcript: str, meaning: np.ndarray) -> tuple[str, ...]:
+    def find(self, transcript: str, meaning: np.ndarray,
+             floor: float = SIMILARITY_FLOOR) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `meaning` is the embedding
         of the whole transcript, and its clauses, when there are several, are embedded here."""
         words, starts = self._spotter.words_and_clauses(transcript)
@@ -132,7 +133,7 @@ class SimilarSigns:
         for (first, last), scores in zip(spans, best, strict=False):
             top = int(np.argmax(scores))
             label = int(self._block_labels[top])
-            if label == NOT_A_SIGN or scores[top] < SIMILARITY_FLOOR:
+            if label == NOT_A_SIGN or scores[top] < floor:
                 continue
             distinctive = self._index.distinctive[label]
             positions = [i for i in range(first, last) if stems[i] in distinctive]
