@@ -109,8 +109,7 @@ def main() -> int:
             return 2
         greeting_erle = erle_of(live)
         for number in range(args.answers):
-            turns_before, played_before = len(live.turns), live.count("answer played")
-            status_before = len(live.status)
+            turns_before = len(live.turns)
             say_stop = number % 2 == 1
             leads_to_quick = number % 4 == 2 and number + 1 < args.answers
             recording = (audio.record_speaker(scratch / "answer.wav", speaker_echo(args.room))
@@ -123,6 +122,10 @@ def main() -> int:
                 print(f"answer {number + 1}: the question{' (quick)' * quick} got no answer")
                 continue
             answer_turn = len(live.turns)
+            # what listen says from here on is about this answer: the last one's "answer played"
+            # may come after this question was asked (asked as it ended), and counted here it
+            # let the next question be asked over this answer
+            status_from = len(live.status)
             if live.turns[turns_before]["intent"] != intent:
                 lost += 1
                 print(f"answer {number + 1}: the question{' (quick)' * quick} was heard as "
@@ -150,10 +153,11 @@ def main() -> int:
                 recording.stop(tail_s=0)
                 quick = True
             else:
-                finished = live.wait(lambda n=played_before: live.count("answer played") > n)
+                finished = live.wait(lambda n=status_from: any(
+                    "answer played" in line for _, line in live.status[n:]))
             extra = live.turns[answer_turn:]
             own = [t for t in extra if not (say_stop and t["intent"] == "stop")]
-            cut_off = [at for at, line in live.status[status_before:]
+            cut_off = [at for at, line in live.status[status_from:]
                        if "answer stopped" in line and not (say_stop and at >= said_at)]
             if own or cut_off or not finished:
                 self_interruptions += 1

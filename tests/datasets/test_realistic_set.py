@@ -107,17 +107,19 @@ SHORT_ANSWER = 3
 # Rows a set's author wrote independently that are word for word a sample sentence that existed
 # before the set was written (the samples were not changed to match them). They are seen items,
 # and the set's README says so; every other row must still be unseen.
-COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a doctor about twitching"}}
+COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a doctor about twitching"},
+              "realistic_blind9": {"what can you do"}}
 
 
 class Samples:
     """Everything the matcher, the recogniser's language model and the sign index are built
-    from: the expanded sample sentences, the red-flag phrases and the flags' examples,
-    normalised; also in order of length."""
+    from: the expanded sample sentences, the examples, the red-flag phrases and the flags'
+    examples and references, normalised; also in order of length."""
 
     def __init__(self, content):
         built_from = [*content.domain_sentences().values(),
-                      *(texts for flag in content.red_flags for texts in flag.examples.values())]
+                      *(texts for flag in content.red_flags
+                        for texts in (*flag.examples.values(), *flag.references.values()))]
         self.all = {normalize(s) for sentences in built_from for s in sentences}
         self._by_length = sorted(self.all, key=len)
         self._lengths = [len(sample) for sample in self._by_length]

@@ -88,6 +88,7 @@ def test_check_reports_file_line_and_problem(content_copy, capsys, file, old, ne
 def test_missing_required_intent_is_reported(content_copy, capsys):
     path = content_copy / "intents.yaml"
     edit(path, "  goodbye:\n", "  farewell:\n")
+    edit(content_copy / "examples.yaml", '  "goodbye":\n', '  "farewell":\n')
     status, err = check(content_copy, capsys)
     assert status == 1
     # One problem, at the `intents:` mapping it is missing from; nothing else is blamed.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
@@ -36,10 +36,13 @@ from voiceskill.content.schema import (
     CONTRACT_INTENTS,
     DIALOGUE_FILE,
     DIALOGUE_SCHEMA,
+    EXAMPLES_FILE,
+    EXAMPLES_SCHEMA,
     INTENTS_FILE,
     INTENTS_SCHEMA,
     LEXICON_FILE,
     LEXICON_SCHEMA,
+    OPTIONAL_FILES,
     RED_FLAGS_FILE,
     RED_FLAGS_SCHEMA,
 )
@@ -72,6 +75,8 @@ class Content:
     folder: Path
     fingerprint: str
     problems: tuple[Problem, ...] = ()  # only a lenient read (strict=False) keeps any
+    examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per intent, sentences as people say them (examples.yaml), not expanded from templates."""
 
     def training_sentences(self) -> dict[str, tuple[str, ...]]:
         """Sample sentences per intent, fallback included, with lexicon terms swapped into
@@ -84,7 +89,9 @@ class Content:
         training sentences (so it can hear "charley horse") and the red-flag phrases (so it
         can hear "my words are coming out wrong")."""
         flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
-        return {**self.training_sentences(), "red_flags": flags}
+        return {**{name: (*sentences, *self.examples.get(name, ()))
+                   for name, sentences in self.training_sentences().items()},
+                "red_flags": flags}
 
 
 def _expand_intents(doc: Document, lexicon: Lexicon, budget: ExpansionBudget
@@ -149,13 +156,46 @@ def _build_nodes(data: Mapping) -> dict[str, Node]:
     }
 
 
-def _red_flags(doc: Document, phrases: Mapping[str, list[str]]) -> tuple[RedFlag, ...]:
+def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
+               references: Mapping[str, Mapping[str, tuple[str, ...]]]) -> tuple[RedFlag, ...]:
     flags = []
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
-                             tuple(flag["phrases"]), flag.get("max_gap")))
+                             tuple(flag["phrases"]), flag.get("max_gap"),
+                             references.get(name, {})))
     return tuple(flags)
+
+
+def _examples(doc: Document | None, intents: Mapping[str, tuple[str, ...]],
+              flags_doc: Document) -> tuple[dict, dict, list[Problem]]:
+    """examples.yaml (optional): sentences per intent and per red flag, normalized, each
+    naming an intent or flag that exists and none also another intent's sentence."""
+    if doc is None:
+        return {}, {}, []
+    problems: list[Problem] = []
+    owner = {sentence: name for name, sentences in intents.items() for sentence in sentences}
+    examples: dict[str, tuple[str, ...]] = {}
+    for name, texts in (doc.data.get("intents") or {}).items():
+        path = ("intents", name)
+        if name not in intents:
+            problems.append(doc.problem(path, f"examples of unknown intent '{name}'"))
+            continue
+        for index, text in enumerate(texts):
+            sentence = normalize(text)
+            other = owner.setdefault(sentence, name)
+            if not sentence or other != name:
+                why = f"is also a sentence of '{other}'" if sentence else "has no words"
+                problems.append(doc.problem((*path, index), f"example '{text}' {why}"))
+        examples[name] = _words(texts)
+    references = {}
+    for name, kinds in (doc.data.get("red_flags") or {}).items():
+        if name not in flags_doc.data["flags"]:
+            message = f"references of unknown red flag '{name}'"
+            problems.append(doc.problem(("red_flags", name), message))
+            continue
+        references[name] = {kind: _words(texts) for kind, texts in kinds.items()}
+    return examples, references, problems
 
 
 def _words(items: list[str]) -> tuple[str, ...]:
@@ -225,7 +265,7 @@ def _intent_kinds(doc: Document) -> tuple[dict[str, str], dict[str, str], list[P
 def fingerprint(folder: Path) -> str:
     """A hash of the content files: caches built from the content are keyed by it."""
     digest = hashlib.sha256(CACHE_FORMAT.encode())
-    for name in CONTENT_FILES:
+    for name in (*CONTENT_FILES, *OPTIONAL_FILES):
         path = Path(folder) / name
         digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
     return digest.hexdigest()[:20]
@@ -284,12 +324,15 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     if not folder.is_dir():
         raise ContentError([Problem(folder, 1, "content folder not found")])
     docs = {name: read_yaml(folder / name) for name in CONTENT_FILES}
+    examples_doc = read_yaml(folder / EXAMPLES_FILE) if (folder / EXAMPLES_FILE).exists() else None
     intents_doc, dialogue_doc = docs[INTENTS_FILE], docs[DIALOGUE_FILE]
     lexicon_doc, flags_doc = docs[LEXICON_FILE], docs[RED_FLAGS_FILE]
     problems = schema_problems(intents_doc, INTENTS_SCHEMA)
     problems += schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
     problems += schema_problems(lexicon_doc, LEXICON_SCHEMA)
     problems += schema_problems(flags_doc, RED_FLAGS_SCHEMA)
+    if examples_doc:
+        problems += schema_problems(examples_doc, EXAMPLES_SCHEMA)
     if problems:
         raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
@@ -297,7 +340,8 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon)
     actions, answers, kind_problems = _intent_kinds(intents_doc)
     needs, need_problems = _intent_needs(intents_doc, lexicon)
-    problems += kind_problems + need_problems
+    examples, references, example_problems = _examples(examples_doc, intents, flags_doc)
+    problems += kind_problems + need_problems + example_problems
     nodes = _build_nodes(dialogue_doc.data)
     problems += tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
     if problems and strict:
@@ -312,7 +356,7 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
         lexicon=lexicon,
         nodes=nodes,
         routes=dict(data["routes"]),
-        red_flags=_red_flags(flags_doc, phrases),
+        red_flags=_red_flags(flags_doc, phrases, references),
         context=_context(flags_doc),
         messages={key: " ".join(text.split()) for key, text in data["messages"].items()},
         disclaimer=data["disclaimer"],
@@ -321,4 +365,5 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
         folder=folder,
         fingerprint=content_fingerprint,
         problems=tuple(problems),
+        examples=examples,
     )

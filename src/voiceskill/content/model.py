@@ -44,6 +44,9 @@ class RedFlag:
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     templates: tuple[str, ...] = ()  # the phrases as written, before expansion
     max_gap: int | None = None  # words allowed between two of a phrase's; None: the default
+    references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """examples.yaml's sentences that say the sign (`present`) or only sound like it
+    (`not_a_sign`), in words no phrase rule need know: for finding it by meaning."""
 
 
 @dataclass(frozen=True)

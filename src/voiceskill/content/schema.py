@@ -7,7 +7,10 @@ INTENTS_FILE = "intents.yaml"
 DIALOGUE_FILE = "dialogue.yaml"
 LEXICON_FILE = "lexicon.yaml"
 RED_FLAGS_FILE = "red_flags.yaml"
+EXAMPLES_FILE = "examples.yaml"
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
+OPTIONAL_FILES = (EXAMPLES_FILE,)
+SIGN_REFERENCE_KINDS = ("present", "not_a_sign")
 OUTCOMES = ("self_care", "see_doctor", "urgent", "emergency")
 ACTIONS = ("repeat", "slower", "stop", "help", "more", "back", "start_over", "goodbye")
 ANSWERS = ("yes", "no", "unknown")
@@ -96,6 +99,12 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
                                  for kind in ("present", "negated", "question", "past")}),
     }), min_items=1),
+})
+
+EXAMPLES_SCHEMA = _record([], {
+    "intents": _named({"type": "array", "minItems": 1, "items": _TEXT}),
+    "red_flags": _named(_record([], {kind: {"type": "array", "items": _TEXT}
+                                     for kind in SIGN_REFERENCE_KINDS})),
 })
 
 # A document is looked up inside the source folders only: a relative path whose parts are plain

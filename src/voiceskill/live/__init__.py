@@ -3,7 +3,11 @@
 The microphone callback only queues 30 ms blocks; everything else runs in the main thread:
 voice activity detection cuts utterances, the streaming recogniser decodes them as they come,
 and answers are spoken from a second thread so the loop keeps listening. While an answer is
-playing, speech from the user cuts it off (barge-in) and is then recognised as a new turn.
+playing, the user talking over it cuts it off (barge-in) at once when the microphone hears
+more than the answer's echo (see _talked_over), else once what was said is made out for sure
+(a command, a question, a red flag): cut on any sound, the answer was cut off by what the echo
+canceller left of its own echo (bench/echo_path.py). What is said in a barge-in is also
+decoded with the commands' sentences alone, taken when the full model only half heard it.
 The loop first says the content's greeting (its start node): the echo canceller learns the
 room on it, so the first answer is cancelled like the later ones. "listening" is shown once
 the greeting and its echo are over.
@@ -12,6 +16,7 @@ the greeting and its echo are over.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import logging
 import queue
@@ -24,9 +29,10 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from voiceskill import devices
-from voiceskill.asr import Transcript, Utterance
+from voiceskill.asr import Transcript, Utterance, create_recognizer
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
+from voiceskill.content import Content
 from voiceskill.live.echo import EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import TurnLog, report
@@ -38,6 +44,12 @@ BLOCK = int(SAMPLE_RATE * 0.03)
 WAKE_SIMILARITY = 80.0
 MIC_SILENT_LIMIT_S = 3.0
 ENHANCED_KEPT_S = 10  # more than any speech the detector still holds back
+# Speech over an answer cuts it off at once if the microphone, against what is played, is this
+# much louder than just before the speech began (BEFORE_SPEECH_S): the user's voice adds to
+# the echo, while what the canceller leaves of the echo (most, when its filter has lost the
+# room) is no louder than the echo was.
+BARGE_IN_RISE_DB = 3.0
+BEFORE_SPEECH_S = 0.1
 
 
 class Microphone:
@@ -122,6 +134,18 @@ def _strip_wake(text: str, wake: str) -> str | None:
     return " ".join(words[len(wake_words) :])
 
 
+def command_recognizer(content: Content, wake: str | None):
+    """pocketsphinx (whatever the engine) with a model of the commands' sample sentences
+    alone, and the wake phrase: what a short command said in a barge-in is heard as (offline,
+    "stop" and "okay stop talking" over an answer's echo, cancelled: the full model made out 10
+    of 15, this one 13)."""
+    sentences = {name: content.intents[name] for name in content.actions}
+    if wake:
+        sentences["wake"] = [normalize(wake)]
+    return create_recognizer("pocketsphinx", sentences,
+                             pronunciations=content.lexicon.pronunciations)
+
+
 class _Stop(BaseException):
     """SIGTERM, turned into an orderly exit of the loop; like KeyboardInterrupt, no handler
     of ordinary errors (in a library, around a device call) may take it for one."""
@@ -177,11 +201,16 @@ class _Loop:
         self.answer_playing = False  # an answer, or its echo, may still reach the microphone
         self.over_answer = False  # the current utterance began while it could
         self.utterance: Utterance | None = None  # what the recogniser is hearing
+        self.commands = None  # the command listener (_command_listener)
+        self.command_utterance: Utterance | None = None  # what it is hearing, in a barge-in
+        # (microphone position, EchoCanceller.heard_over_played_db) over the last 3 s
+        self.loudness: collections.deque[tuple[int, float]] = collections.deque(maxlen=100)
         self.greeting = skill.content.nodes[skill.content.start].say  # said first
         self.greeted = False  # the greeting, and its echo, are over
 
     def run(self, microphone: Microphone) -> None:
         self.echo = self._echo_canceller(microphone)
+        self.commands = self._command_listener()
         while not self.conversation.ended:
             block = microphone.read(timeout=0.5)
             if block is None:
@@ -191,6 +220,7 @@ class _Loop:
                 self.greeting = ""
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
+                self.loudness.append((microphone.block_position, self.echo.heard_over_played_db))
                 self._follow_echo(microphone.block_position)
             if not (self.greeted or self.voice.busy or self.answer_playing):
                 self.greeted = True
@@ -217,6 +247,13 @@ class _Loop:
         speaker.playback_listener = echo.reference
         return echo
 
+    def _command_listener(self):
+        """command_recognizer for this content, or None when nothing is played aloud."""
+        speaker = self.voice.speaker
+        if speaker is None or not speaker.can_play:
+            return None
+        return command_recognizer(self.skill.content, self.args.wake)
+
     def _keep_enhanced(self, samples: np.ndarray) -> None:
         """The enhanced stream, for the recogniser. Speech is detected on the signal itself:
         after an enhancer a short "no" or "stop" (under half a second) no longer reached the
@@ -241,11 +278,31 @@ class _Loop:
             return event.samples
         return self._enhanced_at(event.time_s, len(event.samples))
 
-    def _start_utterance(self) -> None:
-        if self.voice.interrupt():  # barge-in: the user talks over the answer
+    def _start_utterance(self, barge_in: bool = False) -> None:
+        """`barge_in`: the user is heard talking over the answer, which is cut off; what they
+        say is then also heard by the command listener."""
+        barged_in = barge_in and self.voice.interrupt()
+        if barged_in:
             self.status.show("answer stopped to listen")
         self.utterance = Utterance(self.recognizer)
+        self.command_utterance = (Utterance(self.commands)
+                                  if barged_in and self.commands is not None else None)
         self.status.show("hearing …")
+
+    def _talked_over(self, time_s: float) -> bool:
+        """Whether speech that began at `time_s` over the answer is the user's for sure: with
+        no echo to cancel, or the microphone BARGE_IN_RISE_DB louder against what is played
+        than just before it began."""
+        if self.echo is None or not self.echo.reference.echo_found:
+            return True
+        began = round((time_s - BEFORE_SPEECH_S) * SAMPLE_RATE)
+        before = [level for position, level in self.loudness if position <= began]
+        if not before:
+            return False
+        rise = self.echo.heard_over_played_db - before[-1]
+        log.debug("speech over an answer at %.2f s: the microphone %+.1f dB against what is "
+                  "played", time_s, rise)
+        return rise >= BARGE_IN_RISE_DB
 
     def _feed(self, samples: np.ndarray) -> None:
         """Recognise `samples` as part of the current utterance. One that reaches MAX_TURN_S
@@ -253,23 +310,27 @@ class _Loop:
         is the next utterance: a TV the detector never hears pause does not make the skill
         deaf, nor the recogniser's memory grow."""
         rest = self.utterance.feed(samples)
+        if self.command_utterance is not None:
+            self.command_utterance.feed(samples)
         if self.utterance.full:
             self._end_utterance(wait_ms=0.0)
             self.over_answer = self.voice.busy or self.answer_playing
-            self.utterance = Utterance(self.recognizer)
+            self._start_utterance()
             self._feed(rest)
 
     def _end_utterance(self, wait_ms: float) -> None:
         speech_end = time.perf_counter()
-        transcript = self.utterance.end()
+        readings = [self.utterance.end()]
+        if self.command_utterance is not None:
+            readings.append(self.command_utterance.end())
         asr_ms = (time.perf_counter() - speech_end) * 1000
-        self._answer(transcript, speech_end, asr_ms, wait_ms)
+        self._answer(readings, speech_end, asr_ms, wait_ms)
 
     def _release_if_no_echo(self) -> None:
         """A held-back utterance is the user's if the canceller found no echo to learn."""
         if self.deaf and self.echo.reference.aligned and not self.echo.reference.echo_found:
             self.deaf = False
-            self._start_utterance()
+            self._start_utterance(barge_in=True)
             self._feed_held(after=0)
 
     def _feed_held(self, after: int) -> None:
@@ -311,7 +372,7 @@ class _Loop:
             if self.deaf:
                 self.status.show("hearing my own voice (echo canceller still learning)")
                 return
-            self._start_utterance()
+            self._start_utterance(barge_in=self.over_answer and self._talked_over(event.time_s))
         elif self.deaf:
             if event.kind == "audio":
                 self.held.append((round(event.time_s * SAMPLE_RATE),
@@ -329,26 +390,24 @@ class _Loop:
         elif event.kind == "end":
             self._end_utterance(event.silence_ms)
 
-    def _answer(self, transcript: Transcript, speech_end: float, asr_ms: float,
+    def _answer(self, readings: list[Transcript], speech_end: float, asr_ms: float,
                 wait_ms: float) -> None:
-        text = self._addressed(transcript.text)
-        if text is None:
-            self.status.show("ignored (not addressed to me)" if transcript.text else "listening")
+        found = self._understood(readings, asr_ms)
+        if found is None:
+            heard = readings[0].text
+            self.status.show("ignored (not addressed to me)" if heard else "listening")
             return
-        # Over the answer or its echo, what is not made out for sure is what the canceller
-        # left of the echo: the user speaking over it (a barge-in, a quick "yes") is made
-        # out; a half-heard "ow" is not answered.
-        turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
-                                over_answer=self.over_answer, addressed=bool(self.args.wake))
+        text, turn = found
         if isinstance(turn, Ignored) and turn.half_heard:
-            log.debug('half heard over the answer: "%s" (confidence %.2f)', text,
-                      transcript.confidence or 0.0)
             self.status.show("ignored (half heard over my own voice)")
             return
         self.status.show(f'heard "{text}"')
         if isinstance(turn, Ignored):
             self.status.show("ignored (not for me)")
             return
+        if self.voice.interrupt():  # barge-in: the user talked over the answer
+            self.status.show("answer stopped to listen")
+            self.voice.finish()  # its last block played: the next answer has the speaker
         reply = turn.reply
         self.status.show("answering")
         self.voice.say(reply.answer, self.skill.speech_rate(reply), background=True)
@@ -361,6 +420,27 @@ class _Loop:
             self.log.write(turn)
         self.awake = False
         self.status.show("listening")
+
+    def _understood(self, readings: list[Transcript], asr_ms: float) -> tuple[str, object] | None:
+        """The words and turn of the first of `readings` (the recogniser's; in a barge-in, then
+        the command listener's) that is made out, else of the last addressed to the skill;
+        None if none was."""
+        found = None
+        for transcript in readings:
+            text = self._addressed(transcript.text)
+            if text is None:
+                continue
+            # Over the answer or its echo, what is not made out for sure is what the canceller
+            # left of the echo: the user speaking over it (a barge-in, a quick "yes") is made
+            # out; a half-heard "ow" is not answered.
+            turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
+                                    over_answer=self.over_answer, addressed=bool(self.args.wake))
+            found = text, turn
+            if not (isinstance(turn, Ignored) and turn.half_heard):
+                break
+            log.debug('half heard over the answer: "%s" (confidence %.2f)', text,
+                      transcript.confidence or 0.0)
+        return found
 
     def _addressed(self, transcript: str) -> str | None:
         """The words meant for the skill, or None when the wake phrase is required but absent."""

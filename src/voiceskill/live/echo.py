@@ -131,6 +131,7 @@ class EchoCanceller:
     def __init__(self, position_at: Callable[[float], int] = lambda t: 0,
                  tail_s: float = ECHO_TAIL_S):
         self.reference = PlaybackReference(position_at)
+        self._echo = None  # until speexdsp has made it: close() has nothing to free before
         self._lib = lib = _load_speexdsp()
         self._echo = lib.speex_echo_state_init(FRAME, round(tail_s * SAMPLE_RATE))
         rate = ctypes.c_int(SAMPLE_RATE)
@@ -143,7 +144,7 @@ class EchoCanceller:
         self._ref = np.zeros(0, dtype=np.int16)
         self._out = np.zeros(FRAME, dtype=np.int16)
         self._library_says = _CapturedStderr()
-        self._mic_power = self._out_power = 1.0
+        self._mic_power = self._out_power = self._played_power = 1.0
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
         self._history_end = 0  # microphone position just after them
         self.played_s = 0.0  # playback heard so far: what the filter has had to learn from
@@ -159,6 +160,15 @@ class EchoCanceller:
     def erle_db(self) -> float:
         """Echo return loss enhancement over the last half second of playback (dB)."""
         return 10 * float(np.log10(self._mic_power / self._out_power))
+
+    @property
+    def heard_over_played_db(self) -> float:
+        """How loud the microphone is against what is played, over the last half second of
+        playback (dB): the echo path's gain while the microphone hears only the echo, more
+        while someone talks over it. Unlike the ERLE it does not depend on how well the filter
+        is doing: a filter that lost the room leaves more of the echo, but the echo itself is
+        no louder."""
+        return 10 * float(np.log10(self._mic_power / self._played_power))
 
     @property
     def answer_erle_db(self) -> float:
@@ -244,17 +254,18 @@ class EchoCanceller:
                                           self._out.ctypes.data)
         self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
         if ref.any():
-            out_power = self._track(rec, self._out)
+            out_power = self._track(rec, self._out, ref)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
                 return np.zeros(FRAME, dtype=np.int16)  # after _track: the filter's figures
         return self._out.copy()
 
-    def _track(self, mic: np.ndarray, out: np.ndarray) -> float:
+    def _track(self, mic: np.ndarray, out: np.ndarray, played: np.ndarray) -> float:
         """Add one frame to the ERLE figures; returns the cleaned frame's power."""
         keep = _POWER_SMOOTHING
         mic_power, out_power = _power(mic), _power(out)
         self._mic_power = keep * self._mic_power + (1 - keep) * mic_power
         self._out_power = keep * self._out_power + (1 - keep) * out_power
+        self._played_power = keep * self._played_power + (1 - keep) * _power(played)
         self._answer_energy[0] += mic_power
         self._answer_energy[1] += out_power
         self.played_s += FRAME / SAMPLE_RATE

@@ -25,7 +25,7 @@ from voiceskill.nlu.classifier import ConceptFinder, features, load_or_train, mo
 from voiceskill.nlu.durations import days_in
 from voiceskill.nlu.embedding import SentenceEncoder, shared_encoder
 from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter
-from voiceskill.nlu.similar_signs import SimilarSigns, index_path
+from voiceskill.nlu.similar_signs import SIMILARITY_FLOOR, SimilarSigns, index_path
 from voiceskill.text import normalize, tokens
 
 DEFAULT_THRESHOLD = 0.2
@@ -37,7 +37,10 @@ COMMAND_THRESHOLD = 0.5
 asking again."""
 CLEAR_QUESTION = 0.5
 """A question of the skill's this sure is answered, not met with "Did you say ...?" for a
-sign found only by meaning (measurements in docs/understanding.md)."""
+sign found only by meaning, unless the sign is said nearly in a flag's own words (at least
+STRONG_SIMILARITY): "how come my wee has gone the colour of coffee" asks and says a sign
+(measurements in docs/understanding.md)."""
+STRONG_SIMILARITY = 0.75
 MAX_CHARACTERS = 1000
 """A spoken question is far shorter; longer typed text is refused, not cut (a cut could drop
 the "no" or the sign that matters)."""
@@ -122,8 +125,10 @@ class IntentMatcher:
         if words:
             meaning = self._encoder.encode([text])[0]
             guess, confidence = self._classify(words, concepts, meaning)
-            if not findings and not self._clearly_a_question(guess, confidence):
-                possible = self._similar.find(said, meaning)
+            if not findings:
+                floor = (STRONG_SIMILARITY if self._clearly_a_question(guess, confidence)
+                         else SIMILARITY_FLOOR)
+                possible = self._similar.find(said, meaning, floor)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(

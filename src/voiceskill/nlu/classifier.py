@@ -36,6 +36,10 @@ from voiceskill.text import tokens
 log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_INTENT = 1500
 REGULARISATION_C = 4.0
+EXAMPLE_WEIGHT = 5.0
+"""How much more a sentence written as someone would say it (examples.yaml) counts in
+training than one expanded from a template: there are few of them, and they carry the
+phrasing templates lack."""
 
 
 class ConceptFinder:
@@ -142,17 +146,21 @@ class LinearModel:
 
 
 def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> LinearModel:
-    """Fit on the sample sentences (evenly thinned to MAX_SAMPLES_PER_INTENT per intent)."""
+    """Fit on the sample sentences (evenly thinned to MAX_SAMPLES_PER_INTENT per intent) and
+    on every example, weighted EXAMPLE_WEIGHT."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    texts, labels = [], []
+    texts, labels, weights = [], [], []
     for intent, sentences in content.training_sentences().items():
         step = max(1, math.ceil(len(sentences) / MAX_SAMPLES_PER_INTENT))
-        for sentence in sentences[::step]:
+        examples = content.examples.get(intent, ())
+        for sentence, weight in [*((s, 1.0) for s in sentences[::step]),
+                                 *((s, EXAMPLE_WEIGHT) for s in examples)]:
             texts.append(sentence)
             labels.append(intent)
+            weights.append(weight)
 
     def analyse(text: str) -> list[str]:
         words = tokens(text)
@@ -162,7 +170,7 @@ def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> 
     words = vectorizer.fit_transform(texts)
     meanings = encoder.encode(texts)
     model = LogisticRegression(C=REGULARISATION_C, max_iter=3000, class_weight="balanced")
-    model.fit(hstack([words, csr_matrix(meanings)]).tocsr(), labels)
+    model.fit(hstack([words, csr_matrix(meanings)]).tocsr(), labels, sample_weight=weights)
     width = words.shape[1]
     return LinearModel(tuple(str(c) for c in model.classes_),
                        {feat: int(col) for feat, col in vectorizer.vocabulary_.items()},
@@ -173,8 +181,10 @@ def train(content: Content, finder: ConceptFinder, encoder: SentenceEncoder) -> 
 
 
 def model_path(content: Content, encoder_fingerprint: str) -> Path:
-    """Where the model for exactly this content and embedding model is cached."""
-    return cache_dir() / f"intents-{content.fingerprint}-{encoder_fingerprint}.npz"
+    """Where the model for exactly this content, embedding model and way of training is
+    cached (a model trained with other settings is not this one)."""
+    settings = f"{MAX_SAMPLES_PER_INTENT}-{REGULARISATION_C:g}-{EXAMPLE_WEIGHT:g}"
+    return cache_dir() / f"intents-{content.fingerprint}-{encoder_fingerprint}-{settings}.npz"
 
 
 def load_or_train(content: Content, finder: ConceptFinder,

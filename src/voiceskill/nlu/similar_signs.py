@@ -41,7 +41,7 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
-INDEX_FORMAT = "2"  # bump when what build_index makes changes, so old caches are not read
+INDEX_FORMAT = "3"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 ESCALATING = ("urgent", "emergency")
 INABILITY_REACH = 3
@@ -118,7 +118,8 @@ class SimilarSigns:
         label = int(self._block_labels[int(np.argmax(scores))])
         return None if label == NOT_A_SIGN else self._index.flags[label]
 
-    def find(self, transcript: str, meaning: np.ndarray) -> tuple[str, ...]:
+    def find(self, transcript: str, meaning: np.ndarray,
+             floor: float = SIMILARITY_FLOOR) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `meaning` is the embedding
         of the whole transcript, and its clauses, when there are several, are embedded here."""
         words, starts = self._spotter.words_and_clauses(transcript)
@@ -133,7 +134,7 @@ class SimilarSigns:
         for (first, last), scores in zip(spans, best, strict=False):
             top = int(np.argmax(scores))
             label = int(self._block_labels[top])
-            if label == NOT_A_SIGN or scores[top] < SIMILARITY_FLOOR:
+            if label == NOT_A_SIGN or scores[top] < floor:
                 continue
             distinctive = self._index.distinctive[label]
             positions = [i for i in range(first, last) if stems[i] in distinctive]
@@ -161,14 +162,16 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     for label, flag in enumerate(content.red_flags):
         # A flag that does not escalate (how long it lasted) is nothing to confirm.
         sign = label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
-        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ())]
+        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ()),
+                *flag.references.get("present", ())]
         labelled += [(text, sign) for text in said]
         unsaid = [*(t for kind in ("negated", "question", "past")
                     for t in flag.examples.get(kind, ())),
+                  *flag.references.get("not_a_sign", ()),
                   *filter(None, map(_without_negation, flag.phrases))]
         labelled += [(text, NOT_A_SIGN) for text in unsaid]
     ordinary = _thinned(_ordinary_sentences(content, spotter), ORDINARY_SENTENCES)
-    labelled += [(text, NOT_A_SIGN) for text in ordinary]
+    labelled += [(text, NOT_A_SIGN) for text in [*ordinary, *_ordinary_examples(content, spotter)]]
     ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
     distinctive = tuple(
         frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
@@ -183,12 +186,23 @@ def build_index(content: Content, spotter: RedFlagSpotter,
 
 def _ordinary_sentences(content: Content, spotter: RedFlagSpotter) -> list[str]:
     """Sample sentences of the domain's questions that name no sign said to be happening."""
-    emergency = {intent for intent, node in content.routes.items()
-                 if content.nodes[node].outcome == "emergency"}
     sentences = [sentence for intent, texts in content.training_sentences().items()
-                 if intent in content.routes and intent not in emergency for sentence in texts]
+                 if intent in _questions(content) for sentence in texts]
     return [s for s in _thinned(sentences, 3 * ORDINARY_SENTENCES)
             if not any(f.status == PRESENT for f in spotter.spot(s))]
+
+
+def _ordinary_examples(content: Content, spotter: RedFlagSpotter) -> list[str]:
+    """The domain's questions as people put them (examples.yaml) that name no sign said to be
+    happening: every one kept, as they are few and word things as nobody's template does."""
+    return [s for intent, texts in content.examples.items() if intent in _questions(content)
+            for s in texts if not any(f.status == PRESENT for f in spotter.spot(s))]
+
+
+def _questions(content: Content) -> frozenset[str]:
+    """The intents with an answer that is not an emergency's."""
+    return frozenset(intent for intent, node in content.routes.items()
+                     if content.nodes[node].outcome != "emergency")
 
 
 def _common_stems(sentences: list[str]) -> frozenset[str]:

@@ -3,6 +3,8 @@ through `voiceskill listen` on virtual devices whose speaker is fed back into th
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from voiceskill.live.echo import (
     ECHO_LAG_S,
     FOLLOW_RANGE_S,
     EchoCanceller,
+    EchoCancellerUnavailable,
     PlaybackReference,
 )
 
@@ -111,6 +114,22 @@ def test_speexdsp_s_own_warning_never_reaches_the_terminal(answer, capfd, caplog
         cancel(canceller, np.zeros_like(answer), answer)
     assert capfd.readouterr().err == ""
     assert any("acting funny" in record.getMessage() for record in caplog.records)
+
+
+def test_without_speexdsp_one_clear_error_and_nothing_left_to_clean_up(monkeypatch):
+    """libspeexdsp missing (it is installed here, so its loader is made to fail as ctypes does):
+    the error says how to install it, and the half-built canceller's clean-up raised
+    AttributeError ('Exception ignored in ... __del__') because no speexdsp state was ever made."""
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    with pytest.raises(EchoCancellerUnavailable, match="apt-get install libspeexdsp1"):
+        EchoCanceller()
+    gc.collect()
+    assert not unraisable, [str(u.exc_value) for u in unraisable]
 
 
 def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):
@@ -387,6 +406,41 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
         assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
     finally:
         live.close()
+        audio.stop()
+
+
+@pytest.mark.audio_devices
+def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
+    """The answer's own voice also reaching the microphone by a path the canceller has not
+    learned (a late reflection, 6 dB under the echo it knows) leaves what the voice detector
+    takes for speech. The answer was cut off on it (the self-interruptions of
+    bench/echo_path.py); the microphone is no louder against what is played than before,
+    so it plays on, and what was heard is not taken for a turn."""
+    from test_live import Listener, fixture
+
+    audio = VirtualAudio().start()
+    live = None
+    try:
+        audio.start_echo_path(gain_db=-6.0)
+        live = Listener(audio)
+        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
+        since = len(live.status)
+        said = rendered(turn["answer"], tmp_path)
+        reflection = tmp_path / "reflection.wav"
+        sf.write(reflection, (said * 10 ** (-12 / 20)).astype(np.int16), SAMPLE_RATE)
+        audio.play_into_mic(reflection)
+        recording.wait_until("played the answer", played_through(said),
+                             context=lambda: " | ".join(live.status))
+        live.wait_for_status("answer played")
+        after_answer(live)
+        heard = live.status[since:]
+        assert any(line.startswith("hearing") for line in heard), heard  # what this is about
+        assert not [line for line in heard if "answer stopped" in line], heard
+        assert live.turns.empty(), f"answered itself: {live.turns.get()}"
+    finally:
+        if live is not None:
+            live.close()
         audio.stop()
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from voiceskill.asr import MAX_TURN_S, Transcript, create_recognizer
+from voiceskill.asr import MAX_TURN_S, Transcript, create_recognizer, transcribe_file
 from voiceskill.audio import SAMPLE_RATE, VadEvent, read_wav_chunks
 from voiceskill.content import load_content
-from voiceskill.live import Status, _Loop
+from voiceskill.live import Status, _Loop, command_recognizer
 from voiceskill.pipeline import Skill
 
 CLEAN = ROOT / "audio_fixtures" / "clean"
@@ -40,8 +40,8 @@ def test_an_out_of_domain_reply_to_did_you_say_is_answered_not_dropped(skill, ca
     """The confirmation was cleared by the turn, and only then was the turn found 'not for
     me': the skill said nothing and the question was gone."""
     live = loop(skill)
-    live._answer(Transcript("i can't breathe", (), 0.3, True), time.perf_counter(), 0.0, 0.0)
-    live._answer(Transcript("play some jazz music", (), 0.9, True),
+    live._answer([Transcript("i can't breathe", (), 0.3, True)], time.perf_counter(), 0.0, 0.0)
+    live._answer([Transcript("play some jazz music", (), 0.9, True)],
                  time.perf_counter(), 0.0, 0.0)
     asked, answered = turns(capsys.readouterr().out)
     assert asked["answer"].startswith("Did you say")
@@ -49,7 +49,7 @@ def test_an_out_of_domain_reply_to_did_you_say_is_answered_not_dropped(skill, ca
 
 
 def test_out_of_domain_speech_with_no_question_pending_is_let_pass(skill, capsys):
-    loop(skill)._answer(Transcript("play some jazz music", (), 0.9, True),
+    loop(skill)._answer([Transcript("play some jazz music", (), 0.9, True)],
                         time.perf_counter(), 0.0, 0.0)
     captured = capsys.readouterr()
     assert captured.out == "" and "ignored (not for me)" in captured.err
@@ -78,7 +78,20 @@ def test_an_utterance_is_cut_at_the_cap_replay_and_serve_use(skill, capsys):
 def test_a_question_about_a_sign_in_words_no_intent_has_is_answered(skill, capsys):
     """The dialogue answers it with what to do if it happens, under the fallback intent: the
     loop took that for 'not for me' and said nothing."""
-    loop(skill)._answer(Transcript("what are the signs of a stroke", (), 0.9, True),
+    loop(skill)._answer([Transcript("what are the signs of a stroke", (), 0.9, True)],
                         time.perf_counter(), 0.0, 0.0)
     (turn,) = turns(capsys.readouterr().out)
     assert "emergency" in turn["answer"]
+
+
+def test_a_command_said_in_a_barge_in_is_read_with_the_commands_own_model_too(skill, capsys):
+    """'okay stop talking' in a Scottish voice: the full model hears "he's got", which said
+    over the answer is half heard, and the answer went on; the commands' own model hears it."""
+    wav = CLEAN / "stop__2__espeak-en-gb-scotland.wav"
+    live = loop(skill)
+    live.over_answer = True
+    readings = [transcribe_file(recognizer, wav)
+                for recognizer in (skill.recognizer, command_recognizer(skill.content, None))]
+    live._answer(readings, time.perf_counter(), 0.0, 0.0)
+    (turn,) = turns(capsys.readouterr().out)
+    assert turn["intent"] == "stop"

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import run_python
 from helpers import ROOT
+from voiceskill import nlu
 from voiceskill.content import load_content
 from voiceskill.nlu import IntentMatcher
 from voiceskill.nlu.durations import days_in
@@ -207,3 +208,12 @@ def test_a_sign_below_emergency_is_made_out_for_sure(matcher):
     a present sign must never be, whatever its urgency and whatever the intent."""
     understanding = matcher.understand("i feel hot and muddled")
     assert understanding.flags and understanding.definite
+
+
+def test_a_sure_question_that_says_a_sign_nearly_in_its_words_is_still_confirmed(matcher):
+    """A question the classifier is sure of skips the signs found by meaning, unless one is
+    said nearly as a flag says it: dark urine after exercise asked as "how come"."""
+    heard = matcher.understand("how come my wee has gone the colour of coffee since leg day")
+    assert heard.confidence >= nlu.CLEAR_QUESTION and heard.flags == ()
+    assert heard.possible_flags == ("rhabdo",)
+    assert matcher.understand("why does my eyelid twitch when I am tired").possible_flags == ()
