@@ -416,7 +416,7 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
     takes for speech. The answer was cut off on it (the self-interruptions of
     bench/echo_path.py); the microphone is no louder against what is played than before,
     so it plays on, and what was heard is not taken for a turn."""
-    from test_live import Listener, fixture
+    from helpers import Listener, fixture
 
     audio = VirtualAudio().start()
     live = None
