@@ -117,7 +117,7 @@ class Samples:
     examples and references, normalised; also in order of length."""
 
     def __init__(self, content):
-        built_from = [*content.domain_sentences().values(),
+        built_from = [*content.domain_sentences().values(), *content.examples.values(),
                       *(texts for flag in content.red_flags
                         for texts in (*flag.examples.values(), *flag.references.values()))]
         self.all = {normalize(s) for sentences in built_from for s in sentences}

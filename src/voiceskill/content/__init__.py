@@ -89,9 +89,7 @@ class Content:
         training sentences (so it can hear "charley horse") and the red-flag phrases (so it
         can hear "my words are coming out wrong")."""
         flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
-        return {**{name: (*sentences, *self.examples.get(name, ()))
-                   for name, sentences in self.training_sentences().items()},
-                "red_flags": flags}
+        return {**self.training_sentences(), "red_flags": flags}
 
 
 def _expand_intents(doc: Document, lexicon: Lexicon, budget: ExpansionBudget
