@@ -50,6 +50,8 @@ CONTRACT_INTENTS = (
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
 OPTIONAL_FILES = (EXAMPLES_FILE,)
 SIGN_REFERENCE_KINDS = ("present", "not_a_sign")
+LASTING_STATUSES = ("gradual", "occasional")
+"""ConText statuses of a sign that is happening but crept up or comes and goes."""
 CACHE_FORMAT = "4"  # bump when what is built from the content changes, to invalidate caches
 SWAP_POOL = 400
 SWAPS_PER_TERM = 12
@@ -122,6 +124,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS, "decoys": _WORDS,
             "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
             "hypothetical": _record([], _TRIGGERS),
+            **{status: _record([], _TRIGGERS) for status in LASTING_STATUSES},
             "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS,
         },
     ),
@@ -129,6 +132,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
         "goto": _NAME,
         "max_gap": {"type": "integer", "minimum": 0, "maximum": 16},
         "confirm": _TEXT,
+        "becomes": _record([], {status: _NAME for status in LASTING_STATUSES}),
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
                                  for kind in ("present", "negated", "question", "past")}),
@@ -214,6 +218,10 @@ class RedFlag:
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     templates: tuple[str, ...] = ()  # the phrases as written, before expansion
     max_gap: int | None = None  # words allowed between two of a phrase's; None: the default
+    becomes: Mapping[str, str] = field(default_factory=dict)
+    """The flag this one counts as when said to come and go (`occasional`: "pins and needles
+    sometimes") or to have crept up (`gradual`: "slurred lately"): such a sign is a reason to
+    see a doctor, not an ambulance (clinical review M11, m13). Otherwise it is itself."""
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """examples.yaml's sentences that say the sign (`present`) or only sound like it
     (`not_a_sign`), in words no phrase rule need know: for finding it by meaning."""
@@ -751,6 +759,10 @@ def _tree_problems(doc: _Document, nodes: dict[str, Node], intents: Mapping,
         if flag["goto"] not in nodes:
             message = f"no node named '{flag['goto']}'"
             problems.append(flags.problem(("flags", name, "goto"), message))
+        for status, other in (flag.get("becomes") or {}).items():
+            if other not in flags.data["flags"]:
+                message = f"no red flag named '{other}'"
+                problems.append(flags.problem(("flags", name, "becomes", status), message))
     for node in nodes.values():
         path = ("nodes", node.id)
         for intent, target in node.on.items():
@@ -882,7 +894,7 @@ def _red_flags(doc: _Document, phrases: Mapping[str, list[str]],
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
-                             references.get(name, {})))
+                             dict(flag.get("becomes") or {}), references.get(name, {})))
     return tuple(flags)
 
 
@@ -923,7 +935,7 @@ def _words(items: list[str]) -> tuple[str, ...]:
 
 def _context(doc: _Document) -> ContextRules:
     rules = doc.data["context"]
-    statuses = ("negated", "historical", "hypothetical")
+    statuses = ("negated", "historical", "hypothetical", *LASTING_STATUSES)
     return ContextRules(
         window=rules["window"],
         max_gap=doc.data["max_gap"],
@@ -931,8 +943,10 @@ def _context(doc: _Document) -> ContextRules:
         pseudo=_words(rules["pseudo"]),
         decoys=_words(rules.get("decoys", [])),
         present=_words(rules["present"]),
-        forward={status: _words(rules[status].get("forward", [])) for status in statuses},
-        backward={status: _words(rules[status].get("backward", [])) for status in statuses},
+        forward={status: _words(rules.get(status, {}).get("forward", []))
+                 for status in statuses},
+        backward={status: _words(rules.get(status, {}).get("backward", []))
+                  for status in statuses},
         question_backward=_words(rules["question_backward"]),
         question_starts=frozenset(_words(rules["question_starts"])),
         light_words=frozenset(_words(rules.get("light_words", []))),
