@@ -69,6 +69,9 @@ BROKEN = [
     ("dialogue.yaml", "  anything_else:\n", "  anything_else:\n  anything_else:\n",
      "duplicate key 'anything_else'", "  anything_else:\n  anything_else:\n"),
     ("dialogue.yaml", "start: welcome", "start: [welcome", "YAML syntax", "\ndisclaimer:"),
+    ("red_flags.yaml", "    becomes: {occasional: lasting}\n",
+     "    becomes: {occasional: lastin}\n", "no red flag named 'lastin'",
+     "    becomes: {occasional: lastin}"),
 ]
 
 

@@ -256,3 +256,22 @@ def test_a_triage_answer_is_not_taken_for_a_sign_to_confirm(skill):
     conversation.node = "triage_cause"
     reply = skill.text_turn(conversation, "I take statins").reply
     assert reply.answer not in confirmations and reply.node.startswith("advice_")
+
+
+@pytest.mark.parametrize(("text", "outcome"), [
+    # clinical review M11: occasional tingling or unsteadiness is a routine visit
+    ("I get pins and needles in my foot sometimes", "see_doctor"),
+    ("I lose my balance now and then", "see_doctor"),
+    ("pins and needles in my foot", "urgent"),
+    ("my fingers keep going numb on and off all week", "urgent"),  # keeps coming back
+    # m13: gradual slurring or choking on drinks is same-day care, not an ambulance
+    ("my speech has got a bit slurred over the past few weeks", "urgent"),
+    ("I choke on my drinks now and then", "urgent"),
+    ("his speech is slurred", "emergency"),
+    ("he is choking now", "emergency"),
+    ("I get chest pain sometimes", "emergency"),  # no milder sign to become: stays itself
+    ("can you sometimes get chest pain from a cramp", None),  # asked, not said
+])
+def test_a_sign_that_comes_and_goes_or_crept_up_is_met_as_its_milder_sign(skill, text,
+                                                                          outcome):
+    assert talk(skill, text)[0].outcome == outcome

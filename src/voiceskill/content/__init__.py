@@ -40,6 +40,7 @@ from voiceskill.content.schema import (
     EXAMPLES_SCHEMA,
     INTENTS_FILE,
     INTENTS_SCHEMA,
+    LASTING_STATUSES,
     LEXICON_FILE,
     LEXICON_SCHEMA,
     OPTIONAL_FILES,
@@ -161,7 +162,7 @@ def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
-                             references.get(name, {})))
+                             dict(flag.get("becomes") or {}), references.get(name, {})))
     return tuple(flags)
 
 
@@ -202,7 +203,7 @@ def _words(items: list[str]) -> tuple[str, ...]:
 
 def _context(doc: Document) -> ContextRules:
     rules = doc.data["context"]
-    statuses = ("negated", "historical", "hypothetical")
+    statuses = ("negated", "historical", "hypothetical", *LASTING_STATUSES)
     return ContextRules(
         window=rules["window"],
         max_gap=doc.data["max_gap"],
@@ -210,8 +211,10 @@ def _context(doc: Document) -> ContextRules:
         pseudo=_words(rules["pseudo"]),
         decoys=_words(rules.get("decoys", [])),
         present=_words(rules["present"]),
-        forward={status: _words(rules[status].get("forward", [])) for status in statuses},
-        backward={status: _words(rules[status].get("backward", [])) for status in statuses},
+        forward={status: _words(rules.get(status, {}).get("forward", []))
+                 for status in statuses},
+        backward={status: _words(rules.get(status, {}).get("backward", []))
+                  for status in statuses},
         question_backward=_words(rules["question_backward"]),
         question_starts=frozenset(_words(rules["question_starts"])),
         light_words=frozenset(_words(rules.get("light_words", []))),

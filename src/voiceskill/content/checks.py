@@ -35,6 +35,10 @@ def tree_problems(doc: Document, nodes: dict[str, Node], intents: Mapping,
         if flag["goto"] not in nodes:
             message = f"no node named '{flag['goto']}'"
             problems.append(flags.problem(("flags", name, "goto"), message))
+        for status, other in (flag.get("becomes") or {}).items():
+            if other not in flags.data["flags"]:
+                message = f"no red flag named '{other}'"
+                problems.append(flags.problem(("flags", name, "becomes", status), message))
     for node in nodes.values():
         path = ("nodes", node.id)
         for intent, target in node.on.items():

@@ -44,6 +44,10 @@ class RedFlag:
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     templates: tuple[str, ...] = ()  # the phrases as written, before expansion
     max_gap: int | None = None  # words allowed between two of a phrase's; None: the default
+    becomes: Mapping[str, str] = field(default_factory=dict)
+    """The flag this one counts as when said to come and go (`occasional`: "pins and needles
+    sometimes") or to have crept up (`gradual`: "slurred lately"): such a sign is a reason to
+    see a doctor, not an ambulance (clinical review M11, m13). Otherwise it is itself."""
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """examples.yaml's sentences that say the sign (`present`) or only sound like it
     (`not_a_sign`), in words no phrase rule need know: for finding it by meaning."""

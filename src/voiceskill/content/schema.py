@@ -11,6 +11,8 @@ EXAMPLES_FILE = "examples.yaml"
 CONTENT_FILES = (INTENTS_FILE, DIALOGUE_FILE, LEXICON_FILE, RED_FLAGS_FILE)
 OPTIONAL_FILES = (EXAMPLES_FILE,)
 SIGN_REFERENCE_KINDS = ("present", "not_a_sign")
+LASTING_STATUSES = ("gradual", "occasional")
+"""ConText statuses of a sign that is happening but crept up or comes and goes."""
 OUTCOMES = ("self_care", "see_doctor", "urgent", "emergency")
 ACTIONS = ("repeat", "slower", "stop", "help", "more", "back", "start_over", "goodbye")
 ANSWERS = ("yes", "no", "unknown")
@@ -88,6 +90,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "terminators": _WORDS, "pseudo": _WORDS, "present": _WORDS, "decoys": _WORDS,
             "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
             "hypothetical": _record([], _TRIGGERS),
+            **{status: _record([], _TRIGGERS) for status in LASTING_STATUSES},
             "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS,
         },
     ),
@@ -95,6 +98,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
         "goto": _NAME,
         "max_gap": {"type": "integer", "minimum": 0, "maximum": 16},
         "confirm": _TEXT,
+        "becomes": _record([], {status: _NAME for status in LASTING_STATUSES}),
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
                                  for kind in ("present", "negated", "question", "past")}),

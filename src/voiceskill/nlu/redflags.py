@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import snowballstemmer
 
 from voiceskill.content.model import ContextRules, RedFlag
+from voiceskill.content.schema import LASTING_STATUSES
 from voiceskill.text import tokens
 
 PRESENT = "present"
@@ -55,6 +56,7 @@ class RedFlagSpotter:
 
     def __init__(self, flags: tuple[RedFlag, ...], rules: ContextRules):
         self._rules = rules
+        self._becomes = {flag.name: flag.becomes for flag in flags}
         self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._by_first_stem: dict[str, list[tuple[tuple[Forms, ...], str, tuple[int, ...]]]] = {}
         seen = set()
@@ -79,6 +81,10 @@ class RedFlagSpotter:
         self._question_backward = [("hypothetical", tuple(tokens(t)))
                                    for t in rules.question_backward]
         self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
+        # "now and then" says how often, it does not end the clause at "now"
+        self._unsplit = self._pseudo + [tuple(tokens(t)) for status in LASTING_STATUSES
+                                        for table in (rules.forward, rules.backward)
+                                        for t in table[status]]
         self._decoys = [tuple(tokens(t)) for t in rules.decoys]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
@@ -101,7 +107,7 @@ class RedFlagSpotter:
         starts = [0]
         for part in CLAUSE_PUNCTUATION.split(text):
             clause = tokens(part)
-            hidden = _covered(clause, self._pseudo)  # "for a while" ends nothing
+            hidden = _covered(clause, self._unsplit)  # "for a while" ends nothing
             for index in range(len(clause)):
                 size = _match_at(clause, index, self._terminators)
                 if size and index not in hidden:
@@ -125,13 +131,17 @@ class RedFlagSpotter:
                 matched = _phrase_positions(forms, light, start, phrase, gaps)
                 if matched and not decoyed.intersection(matched):
                     status = self._status(words, triggers, starts, matched)
-                    findings.append(Finding(flag, status))
+                    if status in LASTING_STATUSES:  # happening, maybe as a milder sign
+                        findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT))
+                    else:
+                        findings.append(Finding(flag, status))
         return findings
 
     def status_of(self, words: list[str], starts: list[int], positions: list[int]) -> str:
         """The ConText status of a sign said by the words at `positions` (in order), for a
-        sign found some other way than by a phrase."""
-        return self._status(words, self._triggers(words), starts, positions)
+        sign found some other way than by a phrase (one that comes and goes is happening)."""
+        status = self._status(words, self._triggers(words), starts, positions)
+        return PRESENT if status in LASTING_STATUSES else status
 
     def negates(self, word: str) -> bool:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
@@ -152,9 +162,13 @@ class RedFlagSpotter:
         # its last words ("what are the signs" + "signs of a stroke").
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
                   and start - t.end < window]
-        forward = max(before, key=lambda t: t.end, default=None)
+        # "how it comes and goes" words never hide a nearer question or denial before them
+        # ("can a cramp sometimes be a heart attack").
+        forward = max((t for t in before if t.status not in LASTING_STATUSES),
+                      key=lambda t: t.end, default=None)
         if forward is not None and forward.status != PRESENT:
             statuses.add(forward.status)
+        statuses.update(t.status for t in before if t.status in LASTING_STATUSES)
         for trigger in triggers:
             if not (end <= trigger.start and trigger.end <= last
                     and trigger.start - end < window):
@@ -164,7 +178,7 @@ class RedFlagSpotter:
                 statuses.add(trigger.status)
         if self._said_over_after(words, triggers, starts, last):
             statuses.add("historical")
-        for status in ("negated", "historical", "hypothetical"):
+        for status in ("negated", "historical", "hypothetical", *LASTING_STATUSES):
             if status in statuses:
                 return status
         return PRESENT
