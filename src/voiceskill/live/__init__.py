@@ -136,9 +136,8 @@ def _strip_wake(text: str, wake: str) -> str | None:
 
 def command_recognizer(content: Content, wake: str | None):
     """pocketsphinx (whatever the engine) with a model of the commands' sample sentences
-    alone, and the wake phrase: what a short command said in a barge-in is heard as (offline,
-    5 recordings of "stop" and "okay stop talking" over an answer's echo, 3 times each,
-    cancelled: the full model made out 9 of 15 at a confidence of 0.5 or more, this one 12)."""
+    alone, and the wake phrase: a short command said over an answer's echo is made out more
+    often by it than by the full model (docs/measurements.md)."""
     sentences = {name: content.intents[name] for name in content.actions}
     if wake:
         sentences["wake"] = [normalize(wake)]
