@@ -147,8 +147,9 @@ class IntentMatcher:
 
     def _clearly_a_question(self, intent: str, confidence: float) -> bool:
         """Clearly one of the skill's questions ("could my new tablets cause cramps?"): a
-        sign found only by meaning is then not asked about; one said in a sign's own words
-        still is (the rules, which run first)."""
+        sign found only by meaning is then asked about only when said nearly in a flag's own
+        words (STRONG_SIMILARITY); one said in a sign's own words still is (the rules, which
+        run first)."""
         route = self._content.routes.get(intent)
         return (route is not None and confidence >= CLEAR_QUESTION
                 and self._content.nodes[route].outcome != OUTCOMES[-1])

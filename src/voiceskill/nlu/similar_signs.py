@@ -170,8 +170,9 @@ def build_index(content: Content, spotter: RedFlagSpotter,
                   *flag.references.get("not_a_sign", ()),
                   *filter(None, map(_without_negation, flag.phrases))]
         labelled += [(text, NOT_A_SIGN) for text in unsaid]
-    ordinary = _thinned(_ordinary_sentences(content, spotter), ORDINARY_SENTENCES)
-    labelled += [(text, NOT_A_SIGN) for text in [*ordinary, *_ordinary_examples(content, spotter)]]
+    samples, examples = _ordinary_sentences(content, spotter)
+    ordinary = _thinned(samples, ORDINARY_SENTENCES)
+    labelled += [(text, NOT_A_SIGN) for text in [*ordinary, *examples]]
     ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
     distinctive = tuple(
         frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
@@ -184,25 +185,22 @@ def build_index(content: Content, spotter: RedFlagSpotter,
                      distinctive, after_negation)
 
 
-def _ordinary_sentences(content: Content, spotter: RedFlagSpotter) -> list[str]:
-    """Sample sentences of the domain's questions that name no sign said to be happening."""
-    sentences = [sentence for intent, texts in content.training_sentences().items()
-                 if intent in _questions(content) for sentence in texts]
-    return [s for s in _thinned(sentences, 3 * ORDINARY_SENTENCES)
-            if not any(f.status == PRESENT for f in spotter.spot(s))]
+def _ordinary_sentences(content: Content, spotter: RedFlagSpotter
+                        ) -> tuple[list[str], list[str]]:
+    """The domain's questions that name no sign said to be happening: sample sentences
+    (thinned) and the examples of examples.yaml (every one kept, as they are few and word
+    things as nobody's template does)."""
+    questions = frozenset(intent for intent, node in content.routes.items()
+                          if content.nodes[node].outcome != "emergency")
+    samples = [sentence for intent, texts in content.training_sentences().items()
+               if intent in questions for sentence in texts]
+    examples = [sentence for intent, texts in content.examples.items()
+                if intent in questions for sentence in texts]
 
+    def unsaid(sentences: list[str]) -> list[str]:
+        return [s for s in sentences if not any(f.status == PRESENT for f in spotter.spot(s))]
 
-def _ordinary_examples(content: Content, spotter: RedFlagSpotter) -> list[str]:
-    """The domain's questions as people put them (examples.yaml) that name no sign said to be
-    happening: every one kept, as they are few and word things as nobody's template does."""
-    return [s for intent, texts in content.examples.items() if intent in _questions(content)
-            for s in texts if not any(f.status == PRESENT for f in spotter.spot(s))]
-
-
-def _questions(content: Content) -> frozenset[str]:
-    """The intents with an answer that is not an emergency's."""
-    return frozenset(intent for intent, node in content.routes.items()
-                     if content.nodes[node].outcome != "emergency")
+    return unsaid(_thinned(samples, 3 * ORDINARY_SENTENCES)), unsaid(examples)
 
 
 def _common_stems(sentences: list[str]) -> frozenset[str]:
