@@ -16,7 +16,12 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 MAX_KEPT = 4  # entries per kind: the content in use, and a few edits back
@@ -87,6 +92,26 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+Built = TypeVar("Built")
+
+
+def load_arrays(path: Path, build: Callable[[np.lib.npyio.NpzFile], Built],
+                whole: Callable[[Built], bool], what: str) -> Built:
+    """What `build` makes of the arrays cached at `path` (no pickles); ValueError unless
+    `whole` finds every array of the shape, type and values its user relies on, so a damaged
+    or doctored file is rebuilt, never used."""
+    import numpy as np  # only where arrays are cached: content loading needs none
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            built = build(data)
+    except TypeError:  # e.g. names stored as a single value
+        raise ValueError(f"{path} holds a damaged {what}") from None
+    if not whole(built):
+        raise ValueError(f"{path} holds a {what} of the wrong shape")
+    return built
 
 
 def keep_recent(entry: Path, kind: str) -> None:

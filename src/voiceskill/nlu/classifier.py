@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceskill.cache import cache_dir, keep_recent, write_atomic
+from voiceskill.cache import cache_dir, keep_recent, load_arrays, write_atomic
 from voiceskill.content import Content
 from voiceskill.content.model import Lexicon
 from voiceskill.nlu.embedding import DIMENSION, SentenceEncoder
@@ -122,16 +122,11 @@ class LinearModel:
     def load(cls, path: Path) -> LinearModel:
         """The model cached at `path`; ValueError unless every array has the shape, type and
         finite values answering needs (a damaged or doctored file is rebuilt, never used)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                model = cls(tuple(str(c) for c in data["classes"]),
-                            json.loads(str(data["vocabulary"])), data["idf"], data["coef"],
-                            data["meaning_coef"], data["intercept"])
-        except TypeError:  # e.g. classes stored as a single value
-            raise ValueError(f"{path} holds a damaged model") from None
-        if not model._whole():
-            raise ValueError(f"{path} holds a model of the wrong shape")
-        return model
+        return load_arrays(
+            path, lambda data: cls(tuple(str(c) for c in data["classes"]),
+                                   json.loads(str(data["vocabulary"])), data["idf"],
+                                   data["coef"], data["meaning_coef"], data["intercept"]),
+            cls._whole, "intent model")
 
     def _whole(self) -> bool:
         classes = len(self.classes)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceskill.cache import cache_dir, keep_recent, write_atomic
+from voiceskill.cache import cache_dir, keep_recent, load_arrays, write_atomic
 from voiceskill.content import Content
 from voiceskill.nlu.embedding import DIMENSION, SentenceEncoder
 from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter, stem
@@ -71,17 +71,12 @@ class SignIndex:
     def load(cls, path: Path) -> SignIndex:
         """The index cached at `path`; ValueError unless its arrays have the shapes, types and
         values `find` relies on (a damaged or doctored file is rebuilt, never used)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                index = cls(tuple(str(f) for f in data["flags"]), data["vectors"],
-                            data["labels"],
-                            tuple(frozenset(str(d).split()) for d in data["distinctive"]),
-                            tuple(frozenset(str(d).split()) for d in data["after_negation"]))
-        except TypeError:  # e.g. flags stored as a single value
-            raise ValueError(f"{path} holds a damaged index") from None
-        if not index._whole():
-            raise ValueError(f"{path} holds an index of the wrong shape")
-        return index
+        return load_arrays(
+            path, lambda data: cls(
+                tuple(str(f) for f in data["flags"]), data["vectors"], data["labels"],
+                tuple(frozenset(str(d).split()) for d in data["distinctive"]),
+                tuple(frozenset(str(d).split()) for d in data["after_negation"])),
+            cls._whole, "sign index")
 
     def _whole(self) -> bool:
         vectors, labels = self.vectors, self.labels
