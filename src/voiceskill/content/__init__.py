@@ -169,23 +169,16 @@ def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
 def _examples(doc: Document | None, intents: Mapping[str, tuple[str, ...]],
               flags_doc: Document) -> tuple[dict, dict, list[Problem]]:
     """examples.yaml (optional): sentences per intent and per red flag, normalized, each
-    naming an intent or flag that exists and none also another intent's sentence."""
+    naming an intent or flag that exists (that none is another intent's sentence is checked
+    when the content is expanded, `_example_clashes`)."""
     if doc is None:
         return {}, {}, []
     problems: list[Problem] = []
-    owner = {sentence: name for name, sentences in intents.items() for sentence in sentences}
     examples: dict[str, tuple[str, ...]] = {}
     for name, texts in (doc.data.get("intents") or {}).items():
-        path = ("intents", name)
         if name not in intents:
-            problems.append(doc.problem(path, f"examples of unknown intent '{name}'"))
+            problems.append(doc.problem(("intents", name), f"examples of unknown intent '{name}'"))
             continue
-        for index, text in enumerate(texts):
-            sentence = normalize(text)
-            other = owner.setdefault(sentence, name)
-            if not sentence or other != name:
-                why = f"is also a sentence of '{other}'" if sentence else "has no words"
-                problems.append(doc.problem((*path, index), f"example '{text}' {why}"))
         examples[name] = _words(texts)
     references = {}
     for name, kinds in (doc.data.get("red_flags") or {}).items():
@@ -197,8 +190,25 @@ def _examples(doc: Document | None, intents: Mapping[str, tuple[str, ...]],
     return examples, references, problems
 
 
+def _example_clashes(doc: Document | None, intents: Mapping[str, tuple[str, ...]]
+                     ) -> list[Problem]:
+    """Examples with no words, or that are another intent's sentence."""
+    if doc is None:
+        return []
+    problems = []
+    owner = {sentence: name for name, sentences in intents.items() for sentence in sentences}
+    for name, texts in (doc.data.get("intents") or {}).items():
+        for index, text in enumerate(texts if name in intents else ()):
+            sentence = normalize(text)
+            other = owner.setdefault(sentence, name)
+            if not sentence or other != name:
+                why = f"is also a sentence of '{other}'" if sentence else "has no words"
+                problems.append(doc.problem(("intents", name, index), f"example '{text}' {why}"))
+    return problems
+
+
 def _words(items: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(normalize(item) for item in items if normalize(item)))
+    return tuple(dict.fromkeys(filter(None, map(normalize, items))))
 
 
 def _context(doc: Document) -> ContextRules:
@@ -280,10 +290,11 @@ def default_folder() -> Path:
     return data_folder("intents")
 
 
-def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon: Lexicon
-                ) -> tuple[dict, dict, dict, list[Problem]]:
-    """Expanded sample sentences, their lexicon swaps and the red-flag phrases; cached by
-    the content's fingerprint, since expanding takes longer than answering a question."""
+def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon: Lexicon,
+                examples_doc: Document | None) -> tuple[dict, dict, dict, list[Problem]]:
+    """Expanded sample sentences, their lexicon swaps and the red-flag phrases, checked
+    against the examples; cached by the content's fingerprint, since expanding takes longer
+    than answering a question."""
     path = cache_dir() / f"content-{content_fingerprint}.json"
     cached = read_json(path)
     if cached and _whole_expansions(cached, docs):
@@ -292,7 +303,7 @@ def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon:
     budget = ExpansionBudget()
     intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon, budget)
     flags, flag_problems = flag_phrases(docs[RED_FLAGS_FILE], budget)
-    problems += flag_problems
+    problems += flag_problems + _example_clashes(examples_doc, intents)
     swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
     if not problems:
         record = {"intents": intents, "swapped": swapped, "flags": flags}
@@ -338,7 +349,8 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
         raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
     content_fingerprint = fingerprint(folder)
-    intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon)
+    intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon,
+                                                      examples_doc)
     actions, answers, kind_problems = _intent_kinds(intents_doc)
     needs, need_problems = _intent_needs(intents_doc, lexicon)
     examples, references, example_problems = _examples(examples_doc, intents, flags_doc)
