@@ -277,12 +277,15 @@ class UtteranceDetector:
     that much must be heard to decide.
     """
 
+    sample_rate = SAMPLE_RATE
+    """The rate `process` takes: a live source (the microphone) records at it."""
+
     def __init__(self, silence_s: float = DEFAULT_SILENCE_S, *, vad_mode: int = DEFAULT_VAD_MODE):
         self._endpointer = Endpointer(
             window=silence_s,
             ratio=0.9,
             vad_mode=vad_mode,
-            sample_rate=SAMPLE_RATE,
+            sample_rate=self.sample_rate,
             frame_length=0.03,
         )
         self._frame = self._endpointer.frame_bytes // 2

@@ -31,7 +31,7 @@ from rapidfuzz import fuzz
 from voiceskill import devices
 from voiceskill.asr import Transcript, Utterance, create_recognizer
 from voiceskill.asr.frontend import split_frontend
-from voiceskill.audio import SAMPLE_RATE, UtteranceDetector
+from voiceskill.audio import UtteranceDetector
 from voiceskill.content import Content
 from voiceskill.live.echo import EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
@@ -40,7 +40,7 @@ from voiceskill.text import normalize
 
 log = logging.getLogger(__name__)
 
-BLOCK = int(SAMPLE_RATE * 0.03)
+BLOCK_S = 0.03
 WAKE_SIMILARITY = 80.0
 MIC_SILENT_LIMIT_S = 3.0
 ENHANCED_KEPT_S = 10  # more than any speech the detector still holds back
@@ -53,10 +53,13 @@ BEFORE_SPEECH_S = 0.1
 
 
 class Microphone:
-    """16 kHz mono int16 blocks from sounddevice; the callback never blocks or allocates much."""
+    """Mono int16 blocks from sounddevice, at the rate the voice detector takes; the callback
+    never blocks or allocates much."""
 
-    def __init__(self, device_spec: str | None):
+    def __init__(self, device_spec: str | None,
+                 sample_rate: int = UtteranceDetector.sample_rate):
         sd = devices.sounddevice()
+        self.sample_rate = sample_rate
         index = devices.find_device(device_spec, kind="input")
         self._blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=1000)
         self.captured = 0  # samples recorded so far: the clock the echo canceller aligns on
@@ -64,7 +67,8 @@ class Microphone:
         self._stamp = (0, 0.0)  # (samples captured, stream time the last block began)
         try:
             self._stream = sd.InputStream(
-                samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
+                samplerate=sample_rate, channels=1, dtype="int16",
+                blocksize=round(sample_rate * BLOCK_S),
                 device=index, callback=self._callback,
             )
         except sd.PortAudioError as exc:
@@ -81,7 +85,7 @@ class Microphone:
         """The sample the microphone records at `stream_time` (PortAudio's clock, which every
         stream of the process shares): where the echo canceller places what is played then."""
         captured, recorded_at = self._stamp
-        return captured + round((stream_time - recorded_at) * SAMPLE_RATE)
+        return captured + round((stream_time - recorded_at) * self.sample_rate)
 
     def read(self, timeout: float) -> np.ndarray | None:
         """The next block, or None; raises DeviceError once the device has gone quiet for good.
@@ -159,7 +163,7 @@ def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> in
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     status = Status()
     log = TurnLog(args.log_dir) if args.log_dir else None
-    loop = _Loop(skill, args, status, log)
+    loop = Loop(skill, args, status, log)
     status_code = 0
     try:
         with microphone:
@@ -179,8 +183,10 @@ def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> in
     return status_code
 
 
-class _Loop:
-    """One conversation on the microphone: utterances in, answers out."""
+class Loop:
+    """One conversation on the microphone: utterances in, answers out. `run` takes any
+    source of blocks with the microphone's `read`, `block_position` and `position_at`;
+    `answer` is what it does with what was recognised (tests drive both in process)."""
 
     def __init__(self, skill: Skill, args: argparse.Namespace, status: Status, log):
         self.skill = skill
@@ -190,6 +196,7 @@ class _Loop:
         self.voice = skill.voice
         self.conversation = skill.conversation()
         self.detector = UtteranceDetector()
+        self.rate = self.detector.sample_rate  # what the microphone records at
         self.enhancer, self.recognizer = split_frontend(skill.recognizer)
         self.echo: EchoCanceller | None = None
         self.awake = False
@@ -241,7 +248,7 @@ class _Loop:
         speaker = self.voice.speaker
         if not self.args.echo_cancel or speaker is None or not speaker.can_play:
             return None
-        echo = EchoCanceller(microphone.position_at)
+        echo = EchoCanceller(self.rate, microphone.position_at)
         speaker.playback_listener = echo.reference
         return echo
 
@@ -257,13 +264,13 @@ class _Loop:
         after an enhancer a short "no" or "stop" (under half a second) no longer reached the
         detector's 90 %-of-0.5 s rule on the virtual devices."""
         self.enhanced = np.concatenate([self.enhanced, samples])
-        excess = len(self.enhanced) - ENHANCED_KEPT_S * SAMPLE_RATE
+        excess = len(self.enhanced) - ENHANCED_KEPT_S * self.rate
         if excess > 0:
             self.enhanced, self.enhanced_from = self.enhanced[excess:], self.enhanced_from + excess
 
     def _enhanced_at(self, time_s: float, length: int) -> np.ndarray:
         """The enhanced audio of the `length` samples the detector found at `time_s`."""
-        begin = round(time_s * SAMPLE_RATE) - self.enhanced_from
+        begin = round(time_s * self.rate) - self.enhanced_from
         found = self.enhanced[max(0, begin) : max(0, begin + length)]
         return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
 
@@ -293,7 +300,7 @@ class _Loop:
         than just before it began."""
         if self.echo is None or not self.echo.reference.echo_found:
             return True
-        began = round((time_s - BEFORE_SPEECH_S) * SAMPLE_RATE)
+        began = round((time_s - BEFORE_SPEECH_S) * self.rate)
         before = [level for position, level in self.loudness if position <= began]
         if not before:
             return False
@@ -322,7 +329,7 @@ class _Loop:
         if self.command_utterance is not None:
             readings.append(self.command_utterance.end())
         asr_ms = (time.perf_counter() - speech_end) * 1000
-        self._answer(readings, speech_end, asr_ms, wait_ms)
+        self.answer(readings, speech_end, asr_ms, wait_ms)
 
     def _release_if_no_echo(self) -> None:
         """A held-back utterance is the user's if the canceller found no echo to learn."""
@@ -361,7 +368,7 @@ class _Loop:
             # speaker) makes it the user's after all.
             self.over_answer = self.voice.busy or self.answer_playing
             self.deaf = self.over_answer and self.echo is not None and not self.echo.settled_at(
-                round(event.time_s * SAMPLE_RATE))
+                round(event.time_s * self.rate))
             self.held = []
             if self.echo is not None and self.over_answer:
                 log.debug("speech over an answer at %.2f s: echo canceller %s, %.0f dB",
@@ -373,7 +380,7 @@ class _Loop:
             self._start_utterance(barge_in=self.over_answer and self._talked_over(event.time_s))
         elif self.deaf:
             if event.kind == "audio":
-                self.held.append((round(event.time_s * SAMPLE_RATE),
+                self.held.append((round(event.time_s * self.rate),
                                   self._for_recogniser(event)))
             self._release_if_no_echo()
             if self.deaf:
@@ -388,7 +395,7 @@ class _Loop:
         elif event.kind == "end":
             self._end_utterance(event.silence_ms)
 
-    def _answer(self, readings: list[Transcript], speech_end: float, asr_ms: float,
+    def answer(self, readings: list[Transcript], speech_end: float, asr_ms: float,
                 wait_ms: float) -> None:
         found = self._understood(readings, asr_ms)
         if found is None:

@@ -36,12 +36,12 @@ from collections.abc import Callable
 import numpy as np
 import soxr
 
-from voiceskill.audio import SAMPLE_RATE, fade_out
+from voiceskill.audio import fade_out
 from voiceskill.errors import UserError
 
 log = logging.getLogger(__name__)
 
-FRAME = SAMPLE_RATE // 100  # speexdsp works on 10 ms frames
+FRAME_S = 0.01  # speexdsp works on 10 ms frames
 ECHO_TAIL_S = 0.5  # echo path the filter can model: unmeasured output buffering + room
 _SET_SAMPLING_RATE = 24  # speex_echo.h
 _SET_NOISE_SUPPRESS = 18  # speex_preprocess.h
@@ -120,29 +120,32 @@ def _load_speexdsp() -> ctypes.CDLL:
 
 
 class EchoCanceller:
-    """speexdsp's echo canceller and residual-echo suppressor over a 16 kHz int16 stream.
+    """speexdsp's echo canceller and residual-echo suppressor over a mono int16 stream
+    recorded at `rate`.
 
     The live loop gives the speaker `reference` as its playback listener and passes each
     microphone block to `process` with its position on the microphone's clock.  `cancel`
-    takes the reference samples directly (benchmarks).  Output is FRAME-aligned: it lags by
-    less than one 10 ms frame.
+    takes the reference samples directly (benchmarks).  Output is aligned on 10 ms frames: it
+    lags by less than one frame.
     """
 
-    def __init__(self, position_at: Callable[[float], int] = lambda t: 0,
+    def __init__(self, rate: int, position_at: Callable[[float], int] = lambda t: 0,
                  tail_s: float = ECHO_TAIL_S):
-        self.reference = PlaybackReference(position_at)
+        self.rate = rate
+        self._frame = round(rate * FRAME_S)
+        self.reference = PlaybackReference(rate, position_at)
         self._echo = None  # until speexdsp has made it: close() has nothing to free before
         self._lib = lib = _load_speexdsp()
-        self._echo = lib.speex_echo_state_init(FRAME, round(tail_s * SAMPLE_RATE))
-        rate = ctypes.c_int(SAMPLE_RATE)
-        lib.speex_echo_ctl(self._echo, _SET_SAMPLING_RATE, ctypes.byref(rate))
-        self._pre = lib.speex_preprocess_state_init(FRAME, SAMPLE_RATE)
+        self._echo = lib.speex_echo_state_init(self._frame, round(tail_s * self.rate))
+        c_rate = ctypes.c_int(rate)
+        lib.speex_echo_ctl(self._echo, _SET_SAMPLING_RATE, ctypes.byref(c_rate))
+        self._pre = lib.speex_preprocess_state_init(self._frame, self.rate)
         suppress = ctypes.c_int(NOISE_SUPPRESS_DB)
         lib.speex_preprocess_ctl(self._pre, _SET_NOISE_SUPPRESS, ctypes.byref(suppress))
         lib.speex_preprocess_ctl(self._pre, _SET_ECHO_STATE, ctypes.c_void_p(self._echo))
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
-        self._out = np.zeros(FRAME, dtype=np.int16)
+        self._out = np.zeros(self._frame, dtype=np.int16)
         self._library_says = _CapturedStderr()
         self._mic_power = self._out_power = self._played_power = 1.0
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
@@ -197,22 +200,22 @@ class EchoCanceller:
         reference even a millisecond off would teach the filter a wrong room, and the echo let
         through meanwhile would sound like the user starting to speak."""
         mic = np.asarray(mic, dtype=np.int16)
-        keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.5) * SAMPLE_RATE)
+        keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.5) * self.rate)
         self._history = np.concatenate([self._history, mic])[-keep:]
         self._history_end = position + len(mic)
         reference = self.reference
         if reference.aligned:
             if self._history_end >= self._next_follow:
-                self._next_follow = self._history_end + round(FOLLOW_EVERY_S * SAMPLE_RATE)
+                self._next_follow = self._history_end + round(FOLLOW_EVERY_S * self.rate)
                 reference.follow(self._history, self._history_end)
             return self._cancel_from(position, mic)
         if not self._held:
             self._held_from = position
         self._held.append(mic)
-        due = reference.start + round(reference.align_after_s * SAMPLE_RATE)
+        due = reference.start + round(reference.align_after_s * self.rate)
         if self._history_end < due:
             return np.zeros(0, dtype=np.int16)
-        if reference.align(self._history, self._history_end) > MOVED_S * SAMPLE_RATE:
+        if reference.align(self._history, self._history_end) > MOVED_S * self.rate:
             self.converged, self.played_s = False, 0.0  # what it learned is the wrong room
         if not reference.aligned:  # not where the last echo said: looked for again, later
             return np.zeros(0, dtype=np.int16)
@@ -239,12 +242,13 @@ class EchoCanceller:
             raise ValueError("microphone and reference blocks must be the same length")
         self._mic = np.concatenate([self._mic, np.asarray(mic, dtype=np.int16)])
         self._ref = np.concatenate([self._ref, np.asarray(played, dtype=np.int16)])
-        whole = len(self._mic) - len(self._mic) % FRAME
+        frame = self._frame
+        whole = len(self._mic) - len(self._mic) % frame
         cleaned = np.empty(whole, dtype=np.int16)
         with self._library_says:
-            for i in range(0, whole, FRAME):
-                cleaned[i : i + FRAME] = self._cancel_frame(self._mic[i : i + FRAME],
-                                                            self._ref[i : i + FRAME])
+            for i in range(0, whole, frame):
+                cleaned[i : i + frame] = self._cancel_frame(self._mic[i : i + frame],
+                                                            self._ref[i : i + frame])
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
 
@@ -256,7 +260,7 @@ class EchoCanceller:
         if ref.any():
             out_power = self._track(rec, self._out, ref)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
-                return np.zeros(FRAME, dtype=np.int16)  # after _track: the filter's figures
+                return np.zeros(len(rec), dtype=np.int16)  # after _track: the filter's figures
         return self._out.copy()
 
     def _track(self, mic: np.ndarray, out: np.ndarray, played: np.ndarray) -> float:
@@ -268,7 +272,7 @@ class EchoCanceller:
         self._played_power = keep * self._played_power + (1 - keep) * _power(played)
         self._answer_energy[0] += mic_power
         self._answer_energy[1] += out_power
-        self.played_s += FRAME / SAMPLE_RATE
+        self.played_s += FRAME_S
         if self.played_s >= 0.5 and self.erle_db >= SETTLED_ERLE_DB:
             self.converged = True
         return out_power
@@ -336,12 +340,14 @@ def _power(samples: np.ndarray) -> float:
 class PlaybackReference:
     """What the speaker is playing, on the microphone's sample clock (thread-safe).
 
-    `position_at(t)` maps a stream time to the microphone sample recorded then; the speaker
+    `rate` is the microphone's and `position_at(t)` maps a stream time to the microphone
+    sample recorded then (the answer is resampled to that rate and clock); the speaker
     calls `started` when an answer begins to play and `stopped` if it is cut off; the loop asks
     `take(position, n)` for the reference of microphone samples position..position+n.
     """
 
-    def __init__(self, position_at: Callable[[float], int]) -> None:
+    def __init__(self, rate: int, position_at: Callable[[float], int]) -> None:
+        self.rate = rate
         self._position_at = position_at
         self._lock = threading.Lock()
         self._estimate = 0  # where the device said the current answer would be heard
@@ -349,18 +355,18 @@ class PlaybackReference:
         self._found_correlation = 1.0  # how well that echo matched the answer when found
         self._cut_off = False
         self._samples = np.zeros(0, dtype=np.int16)
-        self._rate = SAMPLE_RATE  # the rate the answer came at
+        self._answer_rate = self.rate  # the rate the answer came at
         self.aligned = True  # whether the current answer was looked for in the microphone
         self.echo_found = False  # and found there
         self.answers = 0  # answers played so far
 
     def started(self, samples: np.ndarray, rate: int, heard_at: float) -> None:
         """`samples` will be heard from stream time `heard_at` on."""
-        played = samples if rate == SAMPLE_RATE else soxr.resample(samples, rate, SAMPLE_RATE)
+        played = samples if rate == self.rate else soxr.resample(samples, rate, self.rate)
         with self._lock:
             self._estimate = self._position_at(heard_at)
             self._samples = np.asarray(played, dtype=np.int16)
-            self._rate = rate
+            self._answer_rate = rate
             self._cut_off = False  # whether stopped() cut it: its end is then not followed
             self.aligned = False
             self.answers += 1
@@ -388,24 +394,24 @@ class PlaybackReference:
             self.aligned = True
             self.echo_found = False
             start = self.start
-            heard_s = (mic_end - start) / SAMPLE_RATE
-            length = round(min(ALIGN_REFERENCE_S, heard_s - 0.1) * SAMPLE_RATE)
+            heard_s = (mic_end - start) / self.rate
+            length = round(min(ALIGN_REFERENCE_S, heard_s - 0.1) * self.rate)
             reference = self._samples[:length].astype(float)
             early_s, late_s = (NEAR_S, NEAR_S) if self.expected else (MAX_EARLY_S, MAX_LATE_S)
             # looked for from `first` on: not before the microphone's first sample (an answer
             # said as the loop starts, the greeting) nor before the history kept
-            first = max(start - round(early_s * SAMPLE_RATE), mic_end - len(mic))
+            first = max(start - round(early_s * self.rate), mic_end - len(mic))
             window = mic[first - (mic_end - len(mic)) :].astype(float)
             if len(reference) == 0 or not reference.any():
                 self.echo_found = True  # cannot tell: assume the worst
                 return 0
-            offsets = start + round(late_s * SAMPLE_RATE) - first
+            offsets = start + round(late_s * self.rate) - first
             scores, best, correlation = _match(window, reference, offsets)
             if len(scores) == 0:
                 return 0
-            move = first + best - start - round(ECHO_LAG_S * SAMPLE_RATE)
+            move = first + best - start - round(ECHO_LAG_S * self.rate)
             log.debug("answer %d at %.2f s: its echo %.0f ms from there, correlation %.2f",
-                      self.answers, start / SAMPLE_RATE, move * 1000 / SAMPLE_RATE,
+                      self.answers, start / self.rate, move * 1000 / self.rate,
                       correlation)
             if self.expected and correlation < VERIFY_SHARE * self._found_correlation:
                 self._correction, self.aligned = None, False  # look again, wider and later
@@ -423,9 +429,9 @@ class PlaybackReference:
         FOLLOW_S of `mic` (raw, ending at `mic_end`). Returns the move (samples). Followed at
         once: waiting for a second look to agree let the filter diverge."""
         with self._lock:
-            reach, length = round(FOLLOW_RANGE_S * SAMPLE_RATE), round(FOLLOW_S * SAMPLE_RATE)
-            first = mic_end - length - self.start - round(ECHO_LAG_S * SAMPLE_RATE) - reach
-            end = len(self._samples) - round(FOLLOW_END_S * SAMPLE_RATE)
+            reach, length = round(FOLLOW_RANGE_S * self.rate), round(FOLLOW_S * self.rate)
+            first = mic_end - length - self.start - round(ECHO_LAG_S * self.rate) - reach
+            end = len(self._samples) - round(FOLLOW_END_S * self.rate)
             if (not self.echo_found or self._cut_off or len(mic) < length or first < 0
                     or first + length + 2 * reach > end):
                 return 0
@@ -440,14 +446,14 @@ class PlaybackReference:
             self._correction = (self._correction or 0) + move
             if move:
                 log.debug("answer %d: its echo slipped %+d samples at %.2f s (correlation %.2f,"
-                          " %.2f where it was)", self.answers, move, mic_end / SAMPLE_RATE,
+                          " %.2f where it was)", self.answers, move, mic_end / self.rate,
                           correlation, correlation * scores[reach] / scores[best])
             return move
 
     def stopped(self, played: int, faded: int) -> None:
         """The answer was cut off: only its first `played` samples (at the rate it was started
         with) are heard, the last `faded` of them fading out."""
-        scale = SAMPLE_RATE / self._rate
+        scale = self.rate / self._answer_rate
         with self._lock:
             end, fade = round(played * scale), round(faded * scale)
             self._samples = self._samples[:end].copy()
@@ -461,13 +467,13 @@ class PlaybackReference:
         with self._lock:
             loud = np.flatnonzero(np.abs(self._samples) > SOUND_LEVEL)
             last = int(loud[-1]) + 1 if len(loud) else 0
-            return self.start + round(ECHO_LAG_S * SAMPLE_RATE) + last
+            return self.start + round(ECHO_LAG_S * self.rate) + last
 
     def heard_at(self, position: int) -> bool:
         """Whether the microphone may still hear the answer at `position`: until its last
         sample has come back through the room (a filter's length after it)."""
         with self._lock:
-            end = self.start + len(self._samples) + round(ECHO_TAIL_S * SAMPLE_RATE)
+            end = self.start + len(self._samples) + round(ECHO_TAIL_S * self.rate)
         return self.answers > 0 and position < end
 
     def take(self, position: int, n: int) -> np.ndarray:

@@ -64,7 +64,7 @@ def level_db(samples: np.ndarray) -> float:
 def test_the_echo_is_cut_by_20_db_once_the_room_is_learned(answer):
     played = np.concatenate([answer, answer])  # a first answer to learn the room on
     mic = echo_of(played)
-    canceller = EchoCanceller()
+    canceller = EchoCanceller(SAMPLE_RATE)
     out = cancel(canceller, mic, played)
     second = slice(len(answer), len(out))
     assert level_db(mic[second]) - level_db(out[second]) >= 20
@@ -77,7 +77,7 @@ def test_the_user_talking_over_the_answer_comes_through(answer):
     at = len(answer) + SAMPLE_RATE
     mic = echo_of(played).astype(np.int32)
     mic[at : at + len(user)] += user
-    out = cancel(EchoCanceller(), mic.astype(np.int16), played)
+    out = cancel(EchoCanceller(SAMPLE_RATE), mic.astype(np.int16), played)
     spoken = slice(at, at + len(user))
     before = slice(at - len(user), at)
     assert level_db(out[spoken]) - level_db(out[before]) >= 15  # the user stands out
@@ -98,7 +98,7 @@ def test_what_is_left_of_a_learned_echo_is_not_taken_for_the_user(answer):
             mic.append(echo_of(heard, room=None) if playing else heard)
             played.append(heard if playing else np.zeros_like(heard))
         answers.append((start / SAMPLE_RATE, (start + len(answer)) / SAMPLE_RATE))
-    out = cancel(EchoCanceller(), np.concatenate(mic), np.concatenate(played))
+    out = cancel(EchoCanceller(SAMPLE_RATE), np.concatenate(mic), np.concatenate(played))
     starts = [event.time_s for event in UtteranceDetector().process(out) if event.kind == "start"]
     learned = answers[1:]
     assert not [at for at in starts if any(begin <= at < end for begin, end in learned)]
@@ -108,7 +108,7 @@ def test_speexdsp_s_own_warning_never_reaches_the_terminal(answer, capfd, caplog
     """An echo the filter learned stops coming back (the speaker went quiet): speexdsp resets
     its filter and prints a warning to file descriptor 2 from C. It is logged at debug level,
     and nothing reaches the terminal."""
-    canceller = EchoCanceller()
+    canceller = EchoCanceller(SAMPLE_RATE)
     cancel(canceller, echo_of(answer), answer)
     with caplog.at_level("DEBUG", logger="voiceskill.live.echo"):
         cancel(canceller, np.zeros_like(answer), answer)
@@ -127,13 +127,13 @@ def test_without_speexdsp_one_clear_error_and_nothing_left_to_clean_up(monkeypat
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     monkeypatch.setattr(ctypes, "CDLL", missing)
     with pytest.raises(EchoCancellerUnavailable, match="apt-get install libspeexdsp1"):
-        EchoCanceller()
+        EchoCanceller(SAMPLE_RATE)
     gc.collect()
     assert not unraisable, [str(u.exc_value) for u in unraisable]
 
 
 def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):
-    canceller = EchoCanceller()
+    canceller = EchoCanceller(SAMPLE_RATE)
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=0.0)
     mic = echo_of(answer)
     canceller.process(mic[:4800], 0)
@@ -145,7 +145,7 @@ def test_the_canceller_is_not_settled_before_it_has_heard_the_room(answer):
 
 def test_the_reference_is_found_where_the_echo_really_is(answer):
     """The device said the sound would be heard at sample 0; it came 0.3 s later."""
-    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference = PlaybackReference(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     reference.started(answer, SAMPLE_RATE, heard_at=0.0)
     late, before = round(0.3 * SAMPLE_RATE), round(0.2 * SAMPLE_RATE)
     mic = np.concatenate([np.zeros(before + late, np.int16), answer // 2])[: before + SAMPLE_RATE]
@@ -158,7 +158,7 @@ def test_an_answer_said_as_the_microphone_starts_is_found_too(answer):
     """The greeting starts with the loop: the device says it is heard 0.15 s into the
     microphone's clock, and as on the virtual devices it comes sooner (0.02 s in), so the
     range looked through begins before the microphone's first sample."""
-    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference = PlaybackReference(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     reference.started(answer, SAMPLE_RATE, heard_at=0.15)
     mic = np.concatenate([np.zeros(round(0.02 * SAMPLE_RATE), np.int16), answer // 2])
     reference.align(mic[:SAMPLE_RATE], mic_end=SAMPLE_RATE)
@@ -167,13 +167,13 @@ def test_an_answer_said_as_the_microphone_starts_is_found_too(answer):
 
 
 def play_until_looked_for(canceller: EchoCanceller, answer: np.ndarray, heard_at: float,
-                          late_s: float) -> tuple[np.ndarray, int]:
-    """Silence until the device says `answer` is heard (`heard_at`), then its echo `late_s`
-    later, in 50 ms blocks until the canceller has looked for it. Returns the rest of the
-    microphone signal and the position it starts at."""
+                          late_s: float, mic_end: int) -> tuple[np.ndarray, int]:
+    """Silence from `mic_end` (where the microphone the canceller was given so far ends) until
+    the device says `answer` is heard (`heard_at`), then its echo `late_s` later, in 50 ms
+    blocks until the canceller has looked for it. Returns the rest of the microphone signal
+    and the position it starts at."""
     start = round(heard_at * SAMPLE_RATE)
-    canceller.process(np.zeros(start - canceller._history_end, np.int16),
-                      canceller._history_end)
+    canceller.process(np.zeros(start - mic_end, np.int16), mic_end)
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=heard_at)
     mic = np.concatenate([np.zeros(round(late_s * SAMPLE_RATE), np.int16), echo_of(answer)])
     step = round(0.05 * SAMPLE_RATE)
@@ -192,13 +192,14 @@ def echo_start(heard_at: float, late_s: float) -> int:
 def test_the_next_answer_is_looked_for_sooner_where_the_last_echo_was(answer):
     """The device says each answer is heard at once; it is heard 0.1 s later every time. The
     first answer's echo is found 0.8 s in; the second's already 0.35 s in, where expected."""
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
-    found_after_s = []  # after the echo began
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
+    found_after_s, mic_end = [], 0  # after the echo began
     for heard_at in (1.0, 15.0):
-        rest, position = play_until_looked_for(canceller, answer, heard_at, 0.1)
+        rest, position = play_until_looked_for(canceller, answer, heard_at, 0.1, mic_end)
         found_after_s.append(position / SAMPLE_RATE - (heard_at + 0.1 + 0.06))
         assert canceller.reference.start == echo_start(heard_at, 0.1), heard_at
         canceller.process(rest, position)
+        mic_end = position + len(rest)
     assert found_after_s[0] >= ALIGN_AFTER_S - 0.2
     assert found_after_s[1] <= found_after_s[0] - 0.25
 
@@ -207,7 +208,7 @@ def test_the_start_of_an_answer_is_cancelled_too(answer):
     """The microphone is held back until the echo is found, then given back cancelled: the
     second answer's first 0.35 s (its echo found where the first one's was) is cut by 20 dB,
     not let through to sound like the user starting to speak."""
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     starts = (0.48, 12.0)  # on block boundaries
     length = round(14 * SAMPLE_RATE) + len(answer)
     played, mic = np.zeros(length, np.int16), np.zeros(length, np.int16)
@@ -230,11 +231,11 @@ def test_the_start_of_an_answer_is_cancelled_too(answer):
 def test_an_echo_that_moved_is_looked_for_afresh(answer):
     """The second answer is heard 0.2 s later than the first: not where expected, so it is
     looked for again over the whole range, found, and the room learned anew."""
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
-    rest, position = play_until_looked_for(canceller, answer, 1.0, 0.0)
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
+    rest, position = play_until_looked_for(canceller, answer, 1.0, 0.0, 0)
     canceller.process(rest, position)
     assert canceller.converged
-    play_until_looked_for(canceller, answer, 16.0, 0.2)
+    play_until_looked_for(canceller, answer, 16.0, 0.2, position + len(rest))
     assert not canceller.converged  # the room it knew is not this one
     assert canceller.reference.start == echo_start(16.0, 0.2)
 
@@ -243,7 +244,7 @@ def test_an_echo_that_slips_mid_answer_is_followed(answer):
     """Two answers back to back; 2 s into the second the echo comes 10 samples (0.6 ms)
     later, as when a buffer slips: the answer is moved with it, and the room the filter
     learned still cancels the echo."""
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     played = np.concatenate([answer, answer])
     echo = echo_of(played)
     slip = len(answer) + 2 * SAMPLE_RATE
@@ -263,7 +264,7 @@ def test_an_echo_that_slips_mid_answer_is_followed(answer):
 
 
 def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer):
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     played = np.concatenate([answer, answer])
     user = sf.read(USER, dtype="int16")[0]
     mic = np.concatenate([np.zeros(SAMPLE_RATE, np.int16), echo_of(played)]).astype(np.int32)
@@ -281,7 +282,7 @@ def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer)
 
 def found_at_zero(answer: np.ndarray) -> PlaybackReference:
     """`answer`, its echo already found where the device said (ECHO_LAG_S after sample 0)."""
-    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference = PlaybackReference(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     reference.started(answer, SAMPLE_RATE, heard_at=0.0)
     reference.aligned = reference.echo_found = True
     return reference
@@ -324,7 +325,7 @@ def test_a_slip_is_followed_only_to_a_clear_peak_inside_the_range(answer):
 
 
 def test_speech_begun_before_the_canceller_settled_stays_suspect(answer):
-    canceller = EchoCanceller()
+    canceller = EchoCanceller(SAMPLE_RATE)
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=0.0)
     mic = echo_of(answer)
     for i in range(0, len(mic), 480):
@@ -336,7 +337,7 @@ def test_speech_begun_before_the_canceller_settled_stays_suspect(answer):
 
 def test_with_no_echo_at_all_the_microphone_is_trusted_once_that_is_known(answer):
     """A headset: the microphone never hears the answer."""
-    canceller = EchoCanceller(lambda t: round(t * SAMPLE_RATE))
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     canceller.process(np.zeros(SAMPLE_RATE, np.int16), 0)
     canceller.reference.started(answer, SAMPLE_RATE, heard_at=1.0)
     room = (np.random.default_rng(0).normal(0, 30, SAMPLE_RATE)).astype(np.int16)
@@ -349,7 +350,7 @@ def test_with_no_echo_at_all_the_microphone_is_trusted_once_that_is_known(answer
 
 def test_an_answer_cut_off_is_expected_in_the_echo_as_it_was_played(answer):
     """Cut off after 0.5 s (at 22.05 kHz), the last 30 ms fading out: so is the reference."""
-    reference = PlaybackReference(lambda t: round(t * SAMPLE_RATE))
+    reference = PlaybackReference(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     played = soxr.resample(answer, SAMPLE_RATE, 22050)
     reference.started(played, 22050, heard_at=0.0)
     reference.stopped(played=round(0.5 * 22050), faded=round(0.03 * 22050))

@@ -1,5 +1,6 @@
 """The live loop's decisions in process, without audio devices: what it does with a
-recognised turn, and how long it lets one utterance run (the real recogniser and content)."""
+recognised turn, and how long it lets one utterance run, heard from a recording (the real
+recogniser, voice detector and content)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 
 from helpers import ROOT
 from voiceskill.asr import MAX_TURN_S, Transcript, create_recognizer, transcribe_file
-from voiceskill.audio import SAMPLE_RATE, VadEvent, read_wav_chunks
+from voiceskill.audio import SAMPLE_RATE, trim_silence
 from voiceskill.content import load_content
-from voiceskill.live import Status, _Loop, command_recognizer
+from voiceskill.devices import DeviceError
+from voiceskill.live import BLOCK_S, Loop, Status, command_recognizer
 from voiceskill.pipeline import Skill
 
 CLEAN = ROOT / "audio_fixtures" / "clean"
@@ -27,9 +29,9 @@ def skill() -> Skill:
                                                        content.domain_sentences()))
 
 
-def loop(skill: Skill) -> _Loop:
+def loop(skill: Skill) -> Loop:
     args = argparse.Namespace(wake=None, json=True, echo_cancel=False)
-    return _Loop(skill, args, Status(), None)
+    return Loop(skill, args, Status(), None)
 
 
 def turns(out: str) -> list[dict]:
@@ -40,8 +42,8 @@ def test_an_out_of_domain_reply_to_did_you_say_is_answered_not_dropped(skill, ca
     """The confirmation was cleared by the turn, and only then was the turn found 'not for
     me': the skill said nothing and the question was gone."""
     live = loop(skill)
-    live._answer([Transcript("i can't breathe", (), 0.3, True)], time.perf_counter(), 0.0, 0.0)
-    live._answer([Transcript("play some jazz music", (), 0.9, True)],
+    live.answer([Transcript("i can't breathe", (), 0.3, True)], time.perf_counter(), 0.0, 0.0)
+    live.answer([Transcript("play some jazz music", (), 0.9, True)],
                  time.perf_counter(), 0.0, 0.0)
     asked, answered = turns(capsys.readouterr().out)
     assert asked["answer"].startswith("Did you say")
@@ -49,36 +51,44 @@ def test_an_out_of_domain_reply_to_did_you_say_is_answered_not_dropped(skill, ca
 
 
 def test_out_of_domain_speech_with_no_question_pending_is_let_pass(skill, capsys):
-    loop(skill)._answer([Transcript("play some jazz music", (), 0.9, True)],
+    loop(skill).answer([Transcript("play some jazz music", (), 0.9, True)],
                         time.perf_counter(), 0.0, 0.0)
     captured = capsys.readouterr()
     assert captured.out == "" and "ignored (not for me)" in captured.err
 
 
+class Recording:
+    """A microphone that plays `samples` in the loop's blocks and is then gone: Loop.run ends
+    with DeviceError, as when a microphone is unplugged."""
+
+    def __init__(self, samples: np.ndarray):
+        self.samples, self.block_position, self._next = samples, 0, 0
+
+    def read(self, timeout: float) -> np.ndarray:
+        if self._next >= len(self.samples):
+            raise DeviceError("the recording is over")
+        self.block_position = self._next
+        self._next += round(BLOCK_S * SAMPLE_RATE)
+        return self.samples[self.block_position : self._next]
+
+
 def test_an_utterance_is_cut_at_the_cap_replay_and_serve_use(skill, capsys):
-    """Speech the detector never hears end (a TV, a long monologue) is answered once it
-    reaches MAX_TURN_S, and what goes on is the next utterance: listen had no cap."""
-    question = np.concatenate(list(read_wav_chunks(CLEAN / "spasm_relief__1__flite-slt.wav")))
-    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)
-    speech = np.tile(np.concatenate([question, pause]),
-                     int(MAX_TURN_S * SAMPLE_RATE / (len(question) + len(pause))) + 2)
-    live = loop(skill)
-    live._recognise(VadEvent("start", 0.0))
-    block = SAMPLE_RATE // 2
-    for start in range(0, len(speech), block):
-        samples = speech[start : start + block]
-        live._keep_enhanced(samples)  # as run() does before the detector's events
-        live._recognise(VadEvent("audio", start / SAMPLE_RATE, samples))
+    """Speech the detector never hears end (a TV, a long monologue: here a question said over
+    and over without a pause) is answered once it reaches MAX_TURN_S, and what goes on is the
+    next utterance, answered at its end: listen had no cap, and answered once."""
+    question = trim_silence(CLEAN / "spasm_relief__1__flite-slt.wav", keep_s=0.0)
+    speech = np.tile(question, int(MAX_TURN_S * SAMPLE_RATE / len(question)) + 2)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.int16)  # then the end of speech is heard
+    with pytest.raises(DeviceError):
+        loop(skill).run(Recording(np.concatenate([speech, silence])))
     heard = [line for line in capsys.readouterr().err.splitlines() if line.startswith("heard")]
-    assert len(heard) == 1  # at the cap, with no end of speech
-    live._recognise(VadEvent("end", len(speech) / SAMPLE_RATE, silence_ms=500.0))
-    assert any(line.startswith("heard") for line in capsys.readouterr().err.splitlines())
+    assert len(heard) == 2, heard  # at the cap, with no end of speech; then the rest
 
 
 def test_a_question_about_a_sign_in_words_no_intent_has_is_answered(skill, capsys):
     """The dialogue answers it with what to do if it happens, under the fallback intent: the
     loop took that for 'not for me' and said nothing."""
-    loop(skill)._answer([Transcript("what are the signs of a stroke", (), 0.9, True)],
+    loop(skill).answer([Transcript("what are the signs of a stroke", (), 0.9, True)],
                         time.perf_counter(), 0.0, 0.0)
     (turn,) = turns(capsys.readouterr().out)
     assert "emergency" in turn["answer"]
@@ -92,6 +102,6 @@ def test_a_command_said_in_a_barge_in_is_read_with_the_commands_own_model_too(sk
     live.over_answer = True
     readings = [transcribe_file(recognizer, wav)
                 for recognizer in (skill.recognizer, command_recognizer(skill.content, None))]
-    live._answer(readings, time.perf_counter(), 0.0, 0.0)
+    live.answer(readings, time.perf_counter(), 0.0, 0.0)
     (turn,) = turns(capsys.readouterr().out)
     assert turn["intent"] == "stop"
