@@ -14,7 +14,7 @@ import soundfile as sf
 
 from helpers import ROOT
 from voiceskill.asr.frontend import split_frontend
-from voiceskill.cli import _apply_config, _recognizer, build_parser
+from voiceskill.cli import assemble
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
 
@@ -52,10 +52,7 @@ def test_single_questions_in_a_natural_voice_reach_their_intent():
 def replay_skill() -> Skill:
     """The skill `voiceskill replay --no-speak` assembles (same recogniser, same default
     front-end), built once; the command itself runs as a subprocess in the other tests here."""
-    content = load_content()
-    args = build_parser().parse_args(["replay", "--no-speak", "unused.wav"])
-    _apply_config(args)
-    return Skill(content, recognizer=_recognizer(args, content))
+    return assemble(["replay", "--no-speak", "unused.wav"], load_content())
 
 
 def replay_conversation(skill: Skill, files: list[Path]) -> list[dict]:

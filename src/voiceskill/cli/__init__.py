@@ -210,8 +210,23 @@ def _recognizer(args: argparse.Namespace, content: Content):
     return with_frontend(recognizer, create_enhancer(args.frontend))
 
 
+def _heard_skill(args: argparse.Namespace, content: Content) -> Skill:
+    """The skill of `replay` and `listen`: the recogniser and front-end their flags name."""
+    return _skill(args, content, _recognizer(args, content))
+
+
+def assemble(argv: list[str], content: Content) -> Skill:
+    """The skill the `replay` or `listen` command line `argv` assembles (flags, then the
+    config file, then the defaults; the recogniser and front-end it names), without running
+    the command. Public because tests drive in one process exactly what the command would:
+    the recogniser it builds, the turns it takes."""
+    args = build_parser().parse_args(argv)
+    _apply_config(args)
+    return _heard_skill(args, content)
+
+
 def _cmd_replay(args: argparse.Namespace, content: Content) -> int:
-    skill = _skill(args, content, _recognizer(args, content))
+    skill = _heard_skill(args, content)
     return _run_turns(skill, args, args.wav, skill.audio_turn)
 
 
@@ -219,8 +234,7 @@ def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
     from voiceskill.live import Microphone, listen
 
     microphone = Microphone(args.input_device)  # first: no microphone, nothing else to set up
-    skill = _skill(args, content, _recognizer(args, content))
-    return listen(skill, args, microphone)
+    return listen(_heard_skill(args, content), args, microphone)
 
 
 def _cmd_serve(args: argparse.Namespace, content: Content) -> int:

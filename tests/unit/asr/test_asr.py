@@ -287,14 +287,14 @@ def test_vosk_refuses_a_model_that_knows_none_of_the_domain(korean_model):
 def test_the_recogniser_the_cli_builds_knows_the_lexicon_words_cmudict_lacks(tmp_path):
     """lexicon.yaml's pronunciations reach pocketsphinx: "tingly" is not left out."""
     from voiceskill.asr.frontend import split_frontend
-    from voiceskill.cli import _recognizer, build_parser
+    from voiceskill.cli import assemble
     from voiceskill.content import load_content
 
     content = load_content()
     assert "tingly" in content.lexicon.pronunciations
-    args = build_parser().parse_args(
-        ["replay", "--engine", "pocketsphinx", "--frontend", "none", "x.wav"])
-    _, engine = split_frontend(_recognizer(args, content))
+    skill = assemble(["replay", "--engine", "pocketsphinx", "--frontend", "none", "--no-speak",
+                      "x.wav"], content)
+    _, engine = split_frontend(skill.recognizer)
     assert "tingly" not in engine.oov_words
 
 
