@@ -16,7 +16,6 @@ from voiceskill.asr.frontend import (
     FRONTENDS,
     EnhancerUnavailable,
     NoiseMeter,
-    _package_file,
     create_enhancer,
     with_frontend,
 )
@@ -132,9 +131,19 @@ def test_none_leaves_the_recognizer_bare():
     assert with_frontend(engine, create_enhancer("none")) is engine
 
 
-def test_a_missing_package_is_one_clear_error():
-    with pytest.raises(EnhancerUnavailable, match="pip install nothing-here"):
-        _package_file("nothing_here_at_all", "lib.so", "pip install nothing-here")
+def test_a_missing_package_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyrnnoise", None)  # Python's own way to block an import
+    with pytest.raises(EnhancerUnavailable, match=r"not installed \(pip install pyrnnoise\)"):
+        create_enhancer("rnnoise")
+
+
+def test_a_package_installed_without_its_library_is_one_clear_error(monkeypatch, tmp_path):
+    (tmp_path / "pyrnnoise").mkdir()
+    (tmp_path / "pyrnnoise" / "__init__.py").write_text("")
+    monkeypatch.delitem(sys.modules, "pyrnnoise", raising=False)
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(EnhancerUnavailable, match=r"installed without librnnoise\.so"):
+        create_enhancer("rnnoise")
 
 
 @pytest.mark.parametrize("frontend", ["none", "auto"])
