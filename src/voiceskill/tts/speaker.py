@@ -117,7 +117,8 @@ class Speaker:
     playing: `can_play` is then False and `warning` says why, so the caller
     can print the answer instead. Raises TtsUnavailable when pyttsx3 or
     espeak-ng is missing or `settings.voice` matches no voice. close() (or
-    garbage collection, or interpreter exit) stops the speech worker.
+    garbage collection, or interpreter exit) stops the speech worker. `timeout_s`
+    bounds each render and may be changed between them.
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class Speaker:
         self.settings = settings
         self._output_spec = output_device
         self._play = play
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._stop = threading.Event()
         self._playing = threading.Event()
         self._output_checked = False
@@ -144,6 +145,12 @@ class Speaker:
         if settings.voice:
             voices = _voices_from(self._worker.request({"op": "voices"}, timeout_s))
             self._voice_id = match_voice(voices, settings.voice).id
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the speech worker, None while none runs: the process its
+        supervision (restart, kill on timeout, close) is about, for whoever watches it."""
+        return self._worker.pid
 
     def close(self) -> None:
         """Stop the speech worker; a later render starts a new one."""
@@ -169,7 +176,7 @@ class Speaker:
                 "voice": self._voice_id,
                 "volume": self.settings.volume,
             }
-            self._worker.request(request, self._timeout_s)
+            self._worker.request(request, self.timeout_s)
             samples, sample_rate = sf.read(path, dtype="int16")
         return SpeechAudio(samples, sample_rate)
 

@@ -62,7 +62,7 @@ from voiceskill.tts.speaker import Speaker, VoiceSettings
 
 speaker = Speaker(VoiceSettings(), play=False)
 speaker.render("Hello there.")
-print(speaker._worker.pid, flush=True)
+print(speaker.worker_pid, flush=True)
 if sys.argv[1] == "hang":
     sys.stdin.read()  # until killed
 """
@@ -220,45 +220,45 @@ def test_a_hung_render_is_killed_and_the_next_one_works(monkeypatch: pytest.Monk
     with Speaker(VoiceSettings(), play=False, timeout_s=1e-6) as speaker:
         with pytest.raises(TtsUnavailable, match="timed out"):
             speaker.render(LONG_ANSWER)  # the worker kills the render it is waiting for
-        worker = speaker._worker.pid
-        monkeypatch.setattr(speaker, "_timeout_s", 10.0)
+        worker = speaker.worker_pid
+        monkeypatch.setattr(speaker, "timeout_s", 10.0)
         assert speaker.render(ANSWER).duration_s > 1
-        assert speaker._worker.pid == worker  # the same worker carries on
+        assert speaker.worker_pid == worker  # the same worker carries on
 
 
 def test_a_hung_worker_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tts, "WORKER_GRACE_S", 0.1)
     with Speaker(VoiceSettings(), play=False) as speaker:
         speaker.render(SHORT_ANSWER)
-        hung = speaker._worker.pid
+        hung = speaker.worker_pid
         assert hung is not None
         os.kill(hung, signal.SIGSTOP)  # answers nothing from now on
-        monkeypatch.setattr(speaker, "_timeout_s", 0.2)
+        monkeypatch.setattr(speaker, "timeout_s", 0.2)
         with pytest.raises(TtsUnavailable, match=r"^speech synthesis timed out after 0\.2 s$"):
             speaker.render(SHORT_ANSWER)
         assert gone(hung)
-        monkeypatch.setattr(speaker, "_timeout_s", 10.0)
+        monkeypatch.setattr(speaker, "timeout_s", 10.0)
         assert len(speaker.render(SHORT_ANSWER).samples) > 0
-        assert speaker._worker.pid not in (None, hung)
+        assert speaker.worker_pid not in (None, hung)
 
 
 def test_a_dead_worker_is_restarted(speaker: Speaker) -> None:
-    dead = speaker._worker.pid
+    dead = speaker.worker_pid
     assert dead is not None
     os.kill(dead, signal.SIGKILL)
     assert len(speaker.render(SHORT_ANSWER).samples) > 0
-    assert speaker._worker.pid != dead
+    assert speaker.worker_pid != dead
 
 
 def test_workers_stop_with_close_and_garbage_collection() -> None:
     before = worker_pids()
     speaker = Speaker(VoiceSettings(), play=False)
-    first = speaker._worker.pid
+    first = speaker.worker_pid
     assert first in worker_pids()
     speaker.close()
     assert first not in worker_pids()
     speaker.render(SHORT_ANSWER)  # starts a new worker
-    assert speaker._worker.pid in worker_pids()
+    assert speaker.worker_pid in worker_pids()
     del speaker
     gc.collect()
     assert worker_pids() == before
