@@ -772,16 +772,17 @@ def test_a_huge_finite_float_sample_is_clipped_quietly(tmp_path):
 def test_the_cache_is_never_put_at_the_root_or_under_a_made_up_home(tmp_path, monkeypatch,
                                                                       env, expected):
     """D31: HOME="" wrote /.cache/voiceskill, HOME=/nonexistent created that folder, and a
-    relative XDG_CACHE_HOME was taken relative to the current folder."""
-    from voiceskill import cache
-
-    monkeypatch.setattr(cache, "_fallback", None)
-    monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path / "tmp"))
+    relative XDG_CACHE_HOME was taken relative to the current folder. Asked in a fresh
+    process each time: the temporary fallback is chosen once per process."""
     (tmp_path / "tmp").mkdir()
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     for key, value in env.items():
         monkeypatch.setenv(key, value.format(home=tmp_path))
-    folder = cache.cache_dir()
+    asked = subprocess.run(
+        [sys.executable, "-c", "from voiceskill.cache import cache_dir; print(cache_dir())"],
+        capture_output=True, text=True, check=True, timeout=60)
+    folder = Path(asked.stdout.strip())
     if expected is not None:
         assert folder == Path(expected.format(home=tmp_path))
     else:
