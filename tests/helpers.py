@@ -98,6 +98,19 @@ class Listener:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout=30)
+def after_answer(live, timeout_s: float = 60) -> None:
+    """Until what the microphone heard as the answer ended (its echo's tail) is dealt with."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = max(i for i, line in enumerate(live.status) if "answer played" in line)
+        since = live.status[last + 1 :]
+        if not any(line.startswith("hearing") for line in since) or any(
+                line == "listening" or line.startswith(("ignored", "heard")) for line in since):
+            return
+        assert time.monotonic() < deadline, live.status
+        time.sleep(0.05)
+
+
 MINIMAL = TESTS / "content" / "minimal"  # the smallest content that passes `check`
 
 

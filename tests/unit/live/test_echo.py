@@ -1,5 +1,6 @@
-"""Echo cancellation with the real speexdsp on the skill's real spoken answers, offline and
-through `voiceskill listen` on virtual devices whose speaker is fed back into the microphone."""
+"""Echo cancellation with the real speexdsp on the skill's real spoken answers, offline (the
+same through `voiceskill listen` on virtual devices: tests/integration/test_listen_echo.py
+and test_listen_own_voice.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import ctypes
 import gc
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,10 +15,8 @@ import soundfile as sf
 import soxr
 
 from fixturegen import reverberate
-from helpers import ROOT, TURN_TIMEOUT_S, Listener, fixture
-from virtual_audio import VirtualAudio, active_span, played_through, rendered, trimmed
+from helpers import ROOT
 from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
-from voiceskill.content import load_content
 from voiceskill.live.echo import (
     ALIGN_AFTER_S,
     ECHO_LAG_S,
@@ -360,122 +358,3 @@ def test_an_answer_cut_off_is_expected_in_the_echo_as_it_was_played(answer):
     assert np.array_equal(heard[: fade.start], whole[: fade.start])
     assert np.array_equal(heard[fade], fade_out(whole[fade]))
     assert not heard[SAMPLE_RATE // 2 :].any()
-
-
-def after_answer(live, timeout_s: float = 60) -> None:
-    """Until what the microphone heard as the answer ended (its echo's tail) is dealt with."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        last = max(i for i, line in enumerate(live.status) if "answer played" in line)
-        since = live.status[last + 1 :]
-        if not any(line.startswith("hearing") for line in since) or any(
-                line == "listening" or line.startswith(("ignored", "heard")) for line in since):
-            return
-        assert time.monotonic() < deadline, live.status
-        time.sleep(0.05)
-
-
-@pytest.mark.audio_devices
-def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_path):
-    """Speaker fed back into the microphone 6 dB down: two answers play out whole with no turn
-    of their own; "stop" over the third cuts it off."""
-
-    audio = VirtualAudio().start()
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        live = Listener(audio)
-        for question in ("spasm_relief__1__flite-slt.wav", "twitch_causes__1__flite-slt.wav"):
-            played_before = sum("answer played" in line for line in live.status)
-            turn = live.ask(fixture(question))
-            deadline = time.monotonic() + TURN_TIMEOUT_S
-            while sum("answer played" in line for line in live.status) == played_before:
-                assert time.monotonic() < deadline, live.status
-                time.sleep(0.05)
-            after_answer(live)
-            assert live.turns.empty(), f"answered itself: {live.turns.get()}"
-            assert not [line for line in live.status if "answer stopped" in line], " | ".join(
-                live.status)
-            assert turn["answer"]
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
-        first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
-        recording.wait_until(  # past the canceller's first second
-            "played 2 s of the answer", lambda heard: active_span(heard) >= 2 * SAMPLE_RATE,
-            context=lambda: f"{first} | {' | '.join(live.status)}")
-        audio.play_into_mic(fixture("stop__1__flite-slt.wav"))
-        live.wait_for_status("answer played")
-        heard = sf.read(recording.stop(), dtype="int16")[0]
-        assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
-    finally:
-        live.close()
-        audio.stop()
-
-
-@pytest.mark.audio_devices
-def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
-    """The answer's own voice also reaching the microphone by a path the canceller has not
-    learned (a late reflection, 6 dB under the echo it knows) leaves what the voice detector
-    takes for speech. The answer was cut off on it (the self-interruptions of
-    bench/echo_path.py); the microphone is no louder against what is played than before,
-    so it plays on, and what was heard is not taken for a turn."""
-    from helpers import Listener, fixture
-
-    audio = VirtualAudio().start()
-    live = None
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        live = Listener(audio)
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
-        turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
-        since = len(live.status)
-        said = rendered(turn["answer"], tmp_path)
-        reflection = tmp_path / "reflection.wav"
-        sf.write(reflection, (said * 10 ** (-12 / 20)).astype(np.int16), SAMPLE_RATE)
-        audio.play_into_mic(reflection)
-        recording.wait_until("played the answer", played_through(said),
-                             context=lambda: " | ".join(live.status))
-        live.wait_for_status("answer played")
-        after_answer(live)
-        heard = live.status[since:]
-        assert any(line.startswith("hearing") for line in heard), heard  # what this is about
-        assert not [line for line in heard if "answer stopped" in line], heard
-        assert live.turns.empty(), f"answered itself: {live.turns.get()}"
-    finally:
-        if live is not None:
-            live.close()
-        audio.stop()
-
-
-@pytest.mark.audio_devices
-def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
-    """Through the echo path, each question starts as soon as the speaker has played the last
-    sound of what the skill said before (within about 0.2 s: the time to see it and start
-    paplay), while its echo may still be heard: first the greeting `listen` starts with, over
-    which the canceller is still learning the room, then the first answer. Both are heard
-    from their first word, and no answer is cut off."""
-
-    content = load_content()
-    audio = VirtualAudio().start()
-    live = None
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
-        live = Listener(audio, ready="")
-        said = content.nodes[content.start].say
-        for question, intent, text in (
-                ("spasm_relief__1__flite-slt.wav", "spasm_relief",
-                 "how do I stop a cramp in my calf"),
-                ("twitch_causes__1__flite-slt.wav", "twitch_causes",
-                 "why does my eyelid keep twitching")):
-            recording.wait_until("played it all", played_through(rendered(said, tmp_path)),
-                                 context=lambda: " | ".join(live.status))
-            turn = live.ask(trimmed(fixture(question), tmp_path))
-            assert turn["intent"] == intent, " | ".join(live.status)
-            # every word heard (the recogniser may mistake one: the start of this recording
-            # alone is heard as "can do I stop ..."); before, the first was lost
-            assert len(turn["transcript"].split()) >= len(text.split()), " | ".join(live.status)
-            said = turn["answer"]
-        assert not [line for line in live.status if "answer stopped" in line], live.status
-    finally:
-        if live is not None:
-            live.close()
-        audio.stop()
