@@ -108,7 +108,15 @@ SHORT_ANSWER = 3
 # before the set was written (the samples were not changed to match them). They are seen items,
 # and the set's README says so; every other row must still be unseen.
 COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a doctor about twitching"},
-              "realistic_blind9": {"what can you do"}}
+              "realistic_blind9": {"what can you do"},
+              # found by script when the set was added, in content written before it
+              # (its writer never saw the content)
+              "realistic_blind10": {
+                "can i still go to work with a back spasm",
+                "can my blood pressure tablets give me cramps",
+                "is it ice or heat for a muscle spasm",
+                "should i be eating bananas for leg cramps", "twitching versus spasms",
+                "what can you do", "what rhymes with cramp", "who won the cricket last night"}}
 
 
 class Samples:
