@@ -3,6 +3,7 @@ fails on cue, and the domain sentences the recogniser tests and bench/asr_probe.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,22 @@ class Listener:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout=30)
+@contextlib.contextmanager
+def listeners(audio: VirtualAudio) -> Iterator[Callable[..., Listener]]:
+    """Starts `Listener`s on `audio` with the arguments given; closes them all on the way out."""
+    opened: list[Listener] = []
+
+    def start(*args: str) -> Listener:
+        opened.append(Listener(audio, *args))
+        return opened[-1]
+
+    try:
+        yield start
+    finally:
+        for item in opened:
+            item.close()
+
+
 def after_answer(live, timeout_s: float = 60) -> None:
     """Until what the microphone heard as the answer ended (its echo's tail) is dealt with."""
     deadline = time.monotonic() + timeout_s

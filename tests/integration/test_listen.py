@@ -1,13 +1,12 @@
 """`voiceskill listen` end to end on virtual devices: questions played into a virtual microphone,
-answers captured from the virtual speaker and checked against what `say -o` renders."""
+answers captured from the virtual speaker and checked against what `say -o` renders (how the
+loop ends: test_listen_exit.py, a file of its own so that the two test workers share these
+real-time tests)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from helpers import Listener, conversation, fixture
+from helpers import conversation, fixture, listeners
 from virtual_audio import (
-    VirtualAudio,
     active_span,
     fell_quiet,
     find_signal,
@@ -27,17 +25,11 @@ from virtual_audio import (
 
 pytestmark = pytest.mark.audio_devices
 
+
 @pytest.fixture
 def listener(virtual_audio):
-    opened: list[Listener] = []
-
-    def start(*args: str) -> Listener:
-        opened.append(Listener(virtual_audio, *args))
-        return opened[-1]
-
-    yield start
-    for item in opened:
-        item.close()
+    with listeners(virtual_audio) as start:
+        yield start
 
 
 def recorded(path: Path) -> np.ndarray:
@@ -89,56 +81,6 @@ def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):
     assert stop["answer"] == ""
     assert "to_first_audio" not in stop["timings_ms"]  # it was the answer's before, negative
     assert active_span(heard) < 0.8 * active_span(full_answer)
-
-
-def test_goodbye_ends_the_loop_cleanly(listener):
-    live = listener()
-    turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
-    assert turn["intent"] == "goodbye"
-    assert live.wait() == 0
-    assert not any("Traceback" in line for line in live.status)
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
-    live = listener()
-    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
-                              text=True).stdout.split()
-    assert children, "the TTS worker should be running"
-    live.process.send_signal(signum)
-    assert live.wait() == 0
-    assert not any("Traceback" in line for line in live.status)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in children):
-        assert time.monotonic() < deadline, f"left running: {children}"
-        time.sleep(0.1)
-
-
-def test_no_microphone_is_one_line_and_status_2(tmp_path):
-    env = {"PULSE_SERVER": f"unix:{tmp_path}/nowhere", "PATH": "/usr/bin:/bin",
-           "HOME": str(tmp_path), "ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf",
-           "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
-    result = subprocess.run([sys.executable, "-m", "voiceskill", "listen"], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
-
-
-def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
-    """PulseAudio moves a stream to another source when one is unplugged, so the sound
-    server itself goes away here: the microphone stops delivering audio."""
-    with VirtualAudio() as own_audio:  # a private daemon: this test kills it
-        live = Listener(own_audio)
-        try:
-            turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
-            assert turn["intent"] == "spasm_relief"
-            own_audio._daemon.kill()
-            assert live.wait() == 2
-        finally:
-            live.close()
-    assert "microphone" in live.status[-1]
-    assert not any("Traceback" in line for line in live.status)
 
 
 def test_devices_lists_the_virtual_devices(virtual_audio):

@@ -1,0 +1,74 @@
+"""How `voiceskill listen` ends on virtual devices: said goodbye to, signalled, with no
+microphone, or with its sound server gone (the conversation itself: test_listen.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import Listener, fixture, listeners
+from virtual_audio import VirtualAudio
+
+pytestmark = pytest.mark.audio_devices
+
+
+@pytest.fixture
+def listener(virtual_audio):
+    with listeners(virtual_audio) as start:
+        yield start
+
+
+def test_goodbye_ends_the_loop_cleanly(listener):
+    live = listener()
+    turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
+    assert turn["intent"] == "goodbye"
+    assert live.wait() == 0
+    assert not any("Traceback" in line for line in live.status)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
+    live = listener()
+    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the TTS worker should be running"
+    live.process.send_signal(signum)
+    assert live.wait() == 0
+    assert not any("Traceback" in line for line in live.status)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, f"left running: {children}"
+        time.sleep(0.1)
+
+
+def test_no_microphone_is_one_line_and_status_2(tmp_path):
+    env = {"PULSE_SERVER": f"unix:{tmp_path}/nowhere", "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf",
+           "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
+    result = subprocess.run([sys.executable, "-m", "voiceskill", "listen"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
+    """PulseAudio moves a stream to another source when one is unplugged, so the sound
+    server itself goes away here: the microphone stops delivering audio."""
+    with VirtualAudio() as own_audio:  # a private daemon: this test kills it
+        live = Listener(own_audio)
+        try:
+            turn = live.ask(fixture("spasm_relief__1__flite-slt.wav"))
+            assert turn["intent"] == "spasm_relief"
+            own_audio._daemon.kill()
+            assert live.wait() == 2
+        finally:
+            live.close()
+    assert "microphone" in live.status[-1]
+    assert not any("Traceback" in line for line in live.status)
