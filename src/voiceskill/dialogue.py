@@ -2,7 +2,9 @@
 
 Order of precedence for each turn, safest first:
 1. a red flag said to be happening jumps to its node (the most severe one wins); heard
-   unclearly, it is first confirmed ("Did you say you can't breathe?");
+   unclearly, it is first confirmed ("Did you say you can't breathe?"), and so is a graver
+   sign found by meaning beside it (a numb hand said outright, slurred words only meant):
+   anything but "yes" then takes the sign that was said to its node;
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
    otherwise a sign found by meaning alone is confirmed;
@@ -57,6 +59,9 @@ class Conversation:
     ended: bool = False
     unclear_answers: int = 0
     confirming: RedFlag | None = None
+    unless_confirmed: str | None = None
+    """The node a pending confirmation falls back to when it is not a "yes": that of the
+    less severe sign said outright beside it."""
 
     def __post_init__(self) -> None:
         self.node = self.node or self.content.start
@@ -84,15 +89,23 @@ class Conversation:
         content = self.content
         current = content.nodes[self.node]
         confirming, self.confirming = self.confirming, None
+        unless_confirmed, self.unless_confirmed = self.unless_confirmed, None
         flag = self._most_severe(heard.flags)
         if flag and heard.heard_clearly and self._severity(flag.goto) < self._severity(self.node):
             return self._speak(current)  # "he's confused now" after a collapse: still call
+        graver = self._most_severe(heard.possible_flags)
+        if flag and heard.heard_clearly and graver and (
+                self._severity(graver.goto) > self._severity(flag.goto)):
+            self.unless_confirmed = flag.goto
+            return self._confirm(graver)
         if flag and heard.heard_clearly:
             return self._enter(flag.goto)
         if flag:
             return self._confirm(flag)
         if confirming and heard.answer == "yes":
             return self._enter(confirming.goto)
+        if unless_confirmed:
+            return self._enter(unless_confirmed)
         if confirming and heard.answer == "no":
             return content.messages["not_confirmed"], None
         if current.kind == "question" and heard.heard_clearly:

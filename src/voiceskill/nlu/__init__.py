@@ -24,7 +24,7 @@ from voiceskill.content.schema import FALLBACK, OUTCOMES
 from voiceskill.nlu.classifier import ConceptFinder, features, load_or_train, model_path
 from voiceskill.nlu.durations import days_in
 from voiceskill.nlu.embedding import SentenceEncoder, shared_encoder
-from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter
+from voiceskill.nlu.redflags import PRESENT, Finding, RedFlagSpotter
 from voiceskill.nlu.similar_signs import SIMILARITY_FLOOR, SimilarSigns, index_path
 from voiceskill.text import normalize, tokens
 
@@ -125,10 +125,7 @@ class IntentMatcher:
         if words:
             meaning = self._encoder.encode([text])[0]
             guess, confidence = self._classify(words, concepts, meaning)
-            if not findings:
-                floor = (STRONG_SIMILARITY if self._clearly_a_question(guess, confidence)
-                         else SIMILARITY_FLOOR)
-                possible = self._similar.find(said, meaning, floor)
+            possible = self._possible_signs(said, meaning, findings, guess, confidence)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(
@@ -144,6 +141,27 @@ class IntentMatcher:
             heard_clearly=clear,
             guess=guess,
         )
+
+    def _possible_signs(self, said: str, meaning: np.ndarray, findings: tuple[Finding, ...],
+                        guess: str, confidence: float) -> tuple[str, ...]:
+        """Signs found by meaning alone, to be confirmed: when the rules found none, or only
+        less severe ones said to be happening ("her hand's gone dead" said outright beside
+        words that only mean she cannot speak); then only an emergency sign is looked for."""
+        if any(finding.status != PRESENT for finding in findings):
+            return ()
+        floor = (STRONG_SIMILARITY if self._clearly_a_question(guess, confidence)
+                 else SIMILARITY_FLOOR)
+        if not findings:
+            return self._similar.find(said, meaning, floor)
+        if self._is_emergency({finding.flag for finding in findings}):
+            return ()
+        return tuple(name for name in self._similar.find(said, meaning, floor)
+                     if self._is_emergency({name}))
+
+    def _is_emergency(self, names: set[str]) -> bool:
+        emergency = OUTCOMES[-1]
+        return any(self._content.nodes[flag.goto].outcome == emergency
+                   for flag in self._content.red_flags if flag.name in names)
 
     def _clearly_a_question(self, intent: str, confidence: float) -> bool:
         """Clearly one of the skill's questions ("could my new tablets cause cramps?"): a
@@ -161,8 +179,7 @@ class IntentMatcher:
         its own intent; the sign still decides the answer."""
         content = self._content
         emergency = OUTCOMES[-1]
-        if not any(content.nodes[flag.goto].outcome == emergency
-                   for flag in content.red_flags if flag.name in present):
+        if not self._is_emergency(set(present)):
             return None
         return next((intent for intent, node in content.routes.items()
                      if content.nodes[node].outcome == emergency), None)

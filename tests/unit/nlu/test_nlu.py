@@ -52,6 +52,10 @@ def test_heldout_paraphrases_meet_the_accuracy_targets(matcher, content):
         ("my gran takes a whole load of tablets, could any of them make her twitch",
          "medication"),
         ("he's on a lot of medicines, could one of them cause his cramps", "medication"),
+        # a cyclist's cramps are this skill's subject; a bike's chain is not (the veto)
+        ("how can i stop my thighs cramping on a long bike ride", "spasm_prevention"),
+        # a long way of asking for help is still help (its own, longer samples)
+        ("what kinds of things can i ask you about", "help"),
     ],
 )
 def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
@@ -60,7 +64,8 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
 
 @pytest.mark.parametrize("text", ["", "   ", "?!", "the the the the", "42",
                                   "my dog's leg twitches when he dreams",
-                                  "how do i fix my bike"])
+                                  "how do i fix my bike",
+                                  "remind me to phone the doctor about my cramps at nine"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
     assert understanding.intent == "fallback"

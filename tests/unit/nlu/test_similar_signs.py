@@ -69,3 +69,25 @@ def test_each_sign_is_nearest_its_own_phrases(matcher):
         for phrase in flag.phrases:
             vector = matcher._encoder.encode([phrase])
             assert matcher._similar.nearest(vector[0]) == flag.name, phrase
+
+
+GRAVER_BESIDE_MILDER = ("it has lasted for weeks but his words are all garbled and one side of "
+                        "his mouth sags")
+
+
+def test_a_graver_sign_meant_beside_a_milder_one_said_is_possible(matcher):
+    """The rules find only the milder sign; the emergency one the clause means is possible."""
+    heard = matcher.understand(GRAVER_BESIDE_MILDER)
+    assert heard.flags == ("lasting",) and heard.possible_flags == ("stroke",)
+
+
+def test_the_graver_sign_is_confirmed_first_and_a_no_answers_the_milder_one(matcher):
+    content = load_content(SIGNS)
+    conversation = Conversation(content)
+    ask = conversation.respond(matcher.understand(GRAVER_BESIDE_MILDER))
+    assert ask.answer == "Did you say his face or speech suddenly changed?"
+    denied = conversation.respond(matcher.understand("no"))
+    assert denied.node == "later"
+    conversation = Conversation(content)
+    conversation.respond(matcher.understand(GRAVER_BESIDE_MILDER))
+    assert conversation.respond(matcher.understand("yes")).outcome == "emergency"
