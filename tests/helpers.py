@@ -30,10 +30,23 @@ def fixture(text_or_file: str) -> Path:
     return FIXTURES / "clean" / text_or_file
 
 
-def conversation(name: str) -> list[Path]:
+def manifest_rows(**where: str) -> list[dict]:
+    """The rows of the fixtures' manifest whose columns hold the values given."""
     with (FIXTURES / "manifest.csv").open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r["conversation"] == name]
+        return [r for r in csv.DictReader(handle) if all(r[k] == v for k, v in where.items())]
+
+
+def conversation(name: str) -> list[Path]:
+    rows = manifest_rows(conversation=name)
     return [ROOT / r["file"] for r in sorted(rows, key=lambda r: int(r["turn"]))]
+
+
+def replay(*args: str) -> subprocess.CompletedProcess:
+    """`voiceskill replay --json --no-speak` as a subprocess, run from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "voiceskill", "replay", "--json", "--no-speak", *args],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
 
 
 def _hear_ctrl_c() -> None:

@@ -1,8 +1,9 @@
-"""`voiceskill replay` on real fixtures through the real pocketsphinx engine, and on bad files."""
+"""`voiceskill replay` through the real pocketsphinx engine: spoken conversations from the
+fixtures, bad files, a ten-minute recording (every clean single question at once:
+test_replay_questions.py, a file of its own so that the two test workers share the time)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -12,40 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import ROOT
+from helpers import ROOT, manifest_rows, replay
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.cli import assemble
 from voiceskill.content import load_content
 from voiceskill.pipeline import Skill
-
-MANIFEST = ROOT / "audio_fixtures" / "manifest.csv"
-
-
-def replay(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "voiceskill", "replay", "--json", "--no-speak", *args],
-        capture_output=True, text=True, timeout=600, cwd=cwd,
-    )
-
-
-def rows(**where: str) -> list[dict]:
-    with MANIFEST.open() as handle:
-        return [r for r in csv.DictReader(handle) if all(r[k] == v for k, v in where.items())]
-
-
-def test_single_questions_in_a_natural_voice_reach_their_intent():
-    chosen = rows(condition="clean", voice="flite-slt", conversation="")
-    result = replay("--separate", *[str(ROOT / r["file"]) for r in chosen])
-    assert result.returncode == 0, result.stderr
-    turns = [json.loads(line) for line in result.stdout.splitlines()]
-    hits = [t["intent"] == r["intent"] for r, t in zip(chosen, turns, strict=True)]
-    assert sum(hits) / len(hits) >= 0.9, [
-        (r["text"], t["transcript"], t["intent"])
-        for r, t in zip(chosen, turns, strict=True) if t["intent"] != r["intent"]
-    ]
-    for turn in turns:
-        assert turn["timings_ms"]["asr"] > 0
-        assert turn["timings_ms"]["total"] >= turn["timings_ms"]["asr"]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +43,8 @@ def replay_conversation(skill: Skill, files: list[Path]) -> list[dict]:
 @pytest.mark.parametrize("name", ["triage_self_care", "triage_urgent", "triage_see_doctor",
                                   "triage_emergency"])
 def test_spoken_triage_conversations_reach_their_outcome(replay_skill, name, voice):
-    turns_expected = sorted(rows(conversation=f"{name}__{voice}"), key=lambda r: int(r["turn"]))
+    turns_expected = sorted(manifest_rows(conversation=f"{name}__{voice}"),
+                            key=lambda r: int(r["turn"]))
     turns = replay_conversation(replay_skill, [ROOT / r["file"] for r in turns_expected])
     assert len(turns) == len(turns_expected) and not any("error" in t for t in turns), turns
     confirmations = {flag.confirm for flag in replay_skill.content.red_flags}
