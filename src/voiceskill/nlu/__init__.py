@@ -153,10 +153,15 @@ class IntentMatcher:
                  else SIMILARITY_FLOOR)
         if not findings:
             return self._similar.find(said, meaning, floor)
-        if self._is_emergency({finding.flag for finding in findings}):
+        said_milder = {finding.flag for finding in findings}
+        if self._is_emergency(said_milder):
             return ()
+        # A sign the rules found coming and going or creeping up, and so met as its milder
+        # sign (`becomes`), is not asked about again as the graver one.
+        judged = {flag.name for flag in self._content.red_flags
+                  if said_milder & set(flag.becomes.values())}
         return tuple(name for name in self._similar.find(said, meaning, floor)
-                     if self._is_emergency({name}))
+                     if self._is_emergency({name}) and name not in judged)
 
     def _is_emergency(self, names: set[str]) -> bool:
         emergency = OUTCOMES[-1]
