@@ -228,6 +228,8 @@ def _context(doc: Document) -> ContextRules:
         question_backward=_words(rules["question_backward"]),
         question_starts=frozenset(_words(rules["question_starts"])),
         light_words=frozenset(_words(rules.get("light_words", []))),
+        things=_words(rules.get("things", [])),
+        thing_links=frozenset(_words(rules.get("thing_links", []))),
     )
 
 

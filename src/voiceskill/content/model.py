@@ -68,6 +68,8 @@ class ContextRules:
     question_backward: tuple[str, ...]
     question_starts: frozenset[str]
     light_words: frozenset[str] = frozenset()  # not counted in a phrase's gaps
+    things: tuple[str, ...] = ()  # subjects that are no person: a phone, a pet
+    thing_links: frozenset[str] = frozenset()  # words between such a subject and its sign
 
 
 @dataclass(frozen=True)

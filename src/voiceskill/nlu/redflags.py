@@ -86,6 +86,7 @@ class RedFlagSpotter:
                                         for table in (rules.forward, rules.backward)
                                         for t in table[status]]
         self._decoys = [tuple(tokens(t)) for t in rules.decoys]
+        self._things = [tuple(tokens(t)) for t in rules.things]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
@@ -129,13 +130,26 @@ class RedFlagSpotter:
         for start, word in enumerate(words):
             for phrase, flag, gaps in self._by_first_stem.get(stem(word), ()):
                 matched = _phrase_positions(forms, light, start, phrase, gaps)
-                if matched and not decoyed.intersection(matched):
+                if (matched and not decoyed.intersection(matched)
+                        and not self._said_of_a_thing(words, starts, matched[0])):
                     status = self._status(words, triggers, starts, matched)
                     if status in LASTING_STATUSES:  # happening, maybe as a milder sign
                         findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT))
                     else:
                         findings.append(Finding(flag, status))
         return findings
+
+    def _said_of_a_thing(self, words: list[str], starts: list[int], first: int) -> bool:
+        """Whether the sign's subject, just before it in its clause, is no person: "my phone
+        had a seizure", "the app's unresponsive", "the dog is out cold".  Only linking words
+        ("is", "has", "got", "completely") may stand between: "the dog bit me and i can't
+        breathe" names a person before the sign, so it still counts."""
+        clause = max(s for s in starts if s <= first)
+        end = first
+        while end > clause and words[end - 1] in self._rules.thing_links:
+            end -= 1
+        return any(end - len(thing) >= clause and tuple(words[end - len(thing):end]) == thing
+                   for thing in self._things)
 
     def status_of(self, words: list[str], starts: list[int], positions: list[int]) -> str:
         """The ConText status of a sign said by the words at `positions` (in order), for a
