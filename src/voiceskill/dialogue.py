@@ -3,8 +3,9 @@
 Order of precedence for each turn, safest first:
 1. a red flag said to be happening jumps to its node (the most severe one wins); heard
    unclearly, it is first confirmed ("Did you say you can't breathe?"), and so is a graver
-   sign found by meaning beside it (a numb hand said outright, slurred words only meant):
-   anything but "yes" then takes the sign that was said to its node;
+   sign found by meaning beside it (a numb hand said outright, slurred words only meant),
+   except in answer to a triage question: anything but "yes" then takes the sign that was
+   said to its node;
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
    otherwise a sign found by meaning alone is confirmed;
@@ -94,7 +95,8 @@ class Conversation:
         if flag and heard.heard_clearly and self._severity(flag.goto) < self._severity(self.node):
             return self._speak(current)  # "he's confused now" after a collapse: still call
         graver = self._most_severe(heard.possible_flags)
-        if flag and heard.heard_clearly and graver and (
+        # Not at a triage question: there the sign said answers it ("yes, my legs are weak").
+        if flag and heard.heard_clearly and graver and current.kind != "question" and (
                 self._severity(graver.goto) > self._severity(flag.goto)):
             self.unless_confirmed = flag.goto
             return self._confirm(graver)
