@@ -63,10 +63,40 @@ def test_question_is_answered_aloud_and_repeat_says_it_again(listener, virtual_a
 
 
 def test_triage_by_voice_with_yes_and_no(listener):
+    """The status stream (--status-json) tells each turn as it goes, one JSON object a line:
+    listening, hearing, heard (the words), answering (the intent), until stopped; the lines
+    people see on stderr stay as they were."""
     live = listener()
     turns = [live.ask(wav) for wav in conversation("triage_see_doctor__slt")]
     assert [t["intent"] for t in turns] == ["when_to_see_doctor", "no", "no", "no", "yes"]
     assert turns[-1]["outcome"] == "see_doctor"
+
+    assert live.close() == 0  # SIGTERM
+    events = live.events
+    assert all(isinstance(e["event"], str) and isinstance(e["time"], float) for e in events)
+    assert {e["event"] for e in events} <= STATUS_EVENTS, events
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    names = [e["event"] for e in events]
+    assert names.index("listening") < names.index("hearing") < names.index("heard")
+    assert heard_then_answered(events) == [(t["transcript"], t["intent"]) for t in turns]
+    assert events[-1]["event"] == "stopped"
+    assert (events[-1]["reason"], events[-1]["exit_status"]) == ("interrupted", 0)
+    assert f'heard "{turns[0]["transcript"]}"' in live.status
+
+
+STATUS_EVENTS = {"listening", "hearing", "hearing_own_voice", "heard", "ignored", "answering",
+                 "answer_stopped", "answer_played", "recognition_failed", "error", "stopped"}
+
+
+def heard_then_answered(events: list[dict]) -> list[tuple[str, str]]:
+    """(words, intent) of each answering event and the heard event before it."""
+    pairs, heard = [], None
+    for event in events:
+        if event["event"] == "heard":
+            heard = event["text"]
+        elif event["event"] == "answering":
+            pairs.append((heard, event["intent"]))
+    return pairs
 
 
 def test_stop_cuts_the_answer_off(listener, virtual_audio, tmp_path):

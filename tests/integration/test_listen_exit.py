@@ -24,12 +24,20 @@ def listener(virtual_audio):
         yield start
 
 
+def stopped(live: Listener) -> tuple[str, int]:
+    """Why the status stream's last event says the loop stopped, and its exit status."""
+    last = live.events[-1]
+    assert last["event"] == "stopped", live.explain()
+    return last["reason"], last["exit_status"]
+
+
 def test_goodbye_ends_the_loop_cleanly(listener):
     live = listener()
     turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
     assert turn["intent"] == "goodbye"
     assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
+    assert stopped(live) == ("goodbye", 0)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -41,6 +49,7 @@ def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
     live.process.send_signal(signum)
     assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
+    assert stopped(live) == ("interrupted", 0)
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children):
         assert time.monotonic() < deadline, f"left running: {children}"
@@ -72,3 +81,16 @@ def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
             live.close()
     assert "microphone" in live.status[-1]
     assert not any("Traceback" in line for line in live.status)
+    assert "microphone" in live.named("error")[-1]["message"]
+    assert stopped(live) == ("microphone_lost", 2)
+
+
+def test_a_status_stream_that_cannot_be_written_is_one_line_and_status_2(virtual_audio,
+                                                                         tmp_path):
+    missing = tmp_path / "missing" / "status.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "voiceskill", "listen", "--status-json", str(missing)],
+        env=virtual_audio.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"voiceskill: cannot write {missing}: the folder does not exist"]
