@@ -79,6 +79,11 @@ FOLLOW_BETTER = 1.05  # how much better the echo must match where it moved to th
 # and how well, against the match when it was found (the user talking over the answer lowers
 # the match where the echo really is).
 FOLLOW_SHARE = 0.6
+# A device that ran dry (the player late with its next block: a busy CPU) plays the rest of
+# the answer that much later, and one that skips ahead plays it sooner: a jump far beyond the
+# range above, after which the filter cancels nothing. When the echo is no longer where it
+# was, it is looked for within FOLLOW_JUMP_S either way.
+FOLLOW_JUMP_S = 0.3
 # The end of an answer, and an answer cut off, are not followed: a device may drop the last
 # of what it buffered when the stream closes, and the echo then matches well where it is not.
 FOLLOW_END_S = 0.3
@@ -435,20 +440,39 @@ class PlaybackReference:
             if (not self.echo_found or self._cut_off or len(mic) < length or first < 0
                     or first + length + 2 * reach > end):
                 return 0
+            heard = mic[-length:].astype(float)
             reference = self._samples[first : first + length + 2 * reach].astype(float)
-            scores, best, correlation = _match(reference, mic[-length:].astype(float),
-                                               2 * reach + 1)  # lag 0 at `reach`
-            if correlation < FOLLOW_SHARE * self._found_correlation:
-                return 0  # the user talking over it, or a pause in the answer
-            if best in (0, 2 * reach) or scores[best] < FOLLOW_BETTER * scores[reach]:
-                return 0  # no clear peak inside the range: a stray match, not a slip
-            move = reach - best
+            scores, best, correlation = _match(reference, heard, 2 * reach + 1)  # lag 0 at reach
+            if correlation < FOLLOW_SHARE * self._found_correlation or best in (0, 2 * reach):
+                move = self._jumped(heard, first + reach, end)
+            elif scores[best] < FOLLOW_BETTER * scores[reach]:
+                return 0  # no clear peak: a stray match, not a slip
+            else:
+                move = reach - best
             self._correction = (self._correction or 0) + move
             if move:
-                log.debug("answer %d: its echo slipped %+d samples at %.2f s (correlation %.2f,"
-                          " %.2f where it was)", self.answers, move, mic_end / self.rate,
-                          correlation, correlation * scores[reach] / scores[best])
+                log.debug("answer %d: its echo slipped %+d samples at %.2f s", self.answers,
+                          move, mic_end / self.rate)
             return move
+
+    def _jumped(self, heard: np.ndarray, expected: int, end: int) -> int:
+        """How far the echo jumped (samples, later is positive) if `heard` (the microphone's
+        last FOLLOW_S) matches the answer clearly elsewhere within FOLLOW_JUMP_S of where it
+        was expected (`expected`, an index into the answer); else 0: the user talking over
+        it, or a pause in the answer."""
+        jump = round(FOLLOW_JUMP_S * self.rate)
+        first, last = max(0, expected - jump), min(end, expected + jump + len(heard))
+        if last - first <= len(heard):
+            return 0
+        reference = self._samples[first:last].astype(float)
+        here = expected - first
+        if _power(reference[here : here + len(heard)]) < _power(heard):
+            return 0  # a pause in the answer there: what is heard may be the room's tail
+        scores, best, correlation = _match(reference, heard, last - first - len(heard) + 1)
+        if (correlation < VERIFY_SHARE * self._found_correlation
+                or scores[best] < 2 * scores[here]):
+            return 0
+        return here - best
 
     def stopped(self, played: int, faded: int) -> None:
         """The answer was cut off: only its first `played` samples (at the rate it was started
