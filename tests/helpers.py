@@ -184,6 +184,29 @@ def listeners(audio: VirtualAudio) -> Iterator[Callable[..., Listener]]:
             item.close()
 
 
+def stopped(live: Listener) -> tuple[str, int]:
+    """Why the status stream's last event says the loop stopped, and its exit status."""
+    last = live.events[-1]
+    assert last["event"] == "stopped", live.explain()
+    return last["reason"], last["exit_status"]
+
+
+def ends_cleanly(live: Listener, signum: int) -> None:
+    """`signum` ends the loop with status 0, no traceback, a stopped event and no stray
+    process: the TTS worker it started is gone too."""
+    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the TTS worker should be running"
+    live.process.send_signal(signum)
+    assert live.wait() == 0
+    assert not any("Traceback" in line for line in live.status)
+    assert stopped(live) == ("interrupted", 0)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, f"left running: {children}"
+        time.sleep(0.1)
+
+
 def after_answer(live: Listener, timeout_s: float = 60) -> None:
     """Until what the microphone heard as the answer ended (its echo's tail) is dealt with:
     since the last answer_played event, no utterance begun, or one begun and dealt with."""

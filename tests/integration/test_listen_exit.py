@@ -1,18 +1,16 @@
-"""How `voiceskill listen` ends on virtual devices: said goodbye to, signalled, with no
-microphone, or with its sound server gone (the conversation itself: test_listen.py)."""
+"""How `voiceskill listen` ends on virtual devices: said goodbye to, with no microphone, with
+its sound server gone, or with a status stream it cannot write (the conversation itself, and
+the end by a signal each conversation there has: test_listen.py)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from helpers import Listener, fixture, listeners
+from helpers import Listener, fixture, listeners, stopped
 from virtual_audio import VirtualAudio
 
 pytestmark = pytest.mark.audio_devices
@@ -24,13 +22,6 @@ def listener(virtual_audio):
         yield start
 
 
-def stopped(live: Listener) -> tuple[str, int]:
-    """Why the status stream's last event says the loop stopped, and its exit status."""
-    last = live.events[-1]
-    assert last["event"] == "stopped", live.explain()
-    return last["reason"], last["exit_status"]
-
-
 def test_goodbye_ends_the_loop_cleanly(listener):
     live = listener()
     turn = live.ask(fixture("goodbye__1__flite-slt.wav"))
@@ -38,22 +29,6 @@ def test_goodbye_ends_the_loop_cleanly(listener):
     assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
     assert stopped(live) == ("goodbye", 0)
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
-    live = listener()
-    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
-                              text=True).stdout.split()
-    assert children, "the TTS worker should be running"
-    live.process.send_signal(signum)
-    assert live.wait() == 0
-    assert not any("Traceback" in line for line in live.status)
-    assert stopped(live) == ("interrupted", 0)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in children):
-        assert time.monotonic() < deadline, f"left running: {children}"
-        time.sleep(0.1)
 
 
 def test_no_microphone_is_one_line_and_status_2(tmp_path):
