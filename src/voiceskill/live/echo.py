@@ -357,6 +357,7 @@ class PlaybackReference:
         self._lock = threading.Lock()
         self._estimate = 0  # where the device said the current answer would be heard
         self._correction: int | None = None  # echo found - estimate, from the last echo found
+        self._jumped_by = 0  # how far the current answer's echo jumped (FOLLOW_JUMP_S)
         self._found_correlation = 1.0  # how well that echo matched the answer when found
         self._cut_off = False
         self._samples = np.zeros(0, dtype=np.int16)
@@ -373,6 +374,7 @@ class PlaybackReference:
             self._samples = np.asarray(played, dtype=np.int16)
             self._answer_rate = rate
             self._cut_off = False  # whether stopped() cut it: its end is then not followed
+            self._jumped_by = 0  # a device that ran dry delays that answer, not the next
             self.aligned = False
             self.answers += 1
 
@@ -380,7 +382,7 @@ class PlaybackReference:
     def start(self) -> int:
         """Where the current answer sits on the microphone's clock: where the device said it
         would be heard, moved as the last echo found says."""
-        return self._estimate + (self._correction or 0)
+        return self._estimate + (self._correction or 0) + self._jumped_by
 
     @property
     def expected(self) -> bool:
@@ -445,11 +447,12 @@ class PlaybackReference:
             scores, best, correlation = _match(reference, heard, 2 * reach + 1)  # lag 0 at reach
             if correlation < FOLLOW_SHARE * self._found_correlation or best in (0, 2 * reach):
                 move = self._jumped(heard, first + reach, end)
+                self._jumped_by += move
             elif scores[best] < FOLLOW_BETTER * scores[reach]:
                 return 0  # no clear peak: a stray match, not a slip
             else:
                 move = reach - best
-            self._correction = (self._correction or 0) + move
+                self._correction = (self._correction or 0) + move
             if move:
                 log.debug("answer %d: its echo slipped %+d samples at %.2f s", self.answers,
                           move, mic_end / self.rate)

@@ -267,7 +267,8 @@ def test_an_echo_that_jumps_mid_answer_is_found_again(answer, jump_s):
     player late with its next block on a busy machine) and plays the rest that much later, or
     skips 50 ms ahead: the answer is moved with its echo, and the room the filter learned
     cancels it again. Only slips of 2 ms were followed: the rest of the answer went
-    uncancelled, and "stop" said over it was heard mixed with its words."""
+    uncancelled, and "stop" said over it was heard mixed with its words. The next answer,
+    played afresh, is looked for where the echo was before the jump."""
     canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     played = np.concatenate([answer, answer])
     echo = echo_of(played)
@@ -275,13 +276,16 @@ def test_an_echo_that_jumps_mid_answer_is_found_again(answer, jump_s):
     mic = np.concatenate([np.zeros(SAMPLE_RATE, np.int16), echo[:at],
                           np.zeros(max(jump, 0), np.int16), echo[at - min(jump, 0) :]])
     canceller.reference.started(played, SAMPLE_RATE, heard_at=1.0)
-    out = []
-    for i in range(0, len(mic) - 480, 480):
-        out.append(canceller.process(mic[i : i + 480], i))
+    out = [canceller.process(mic[i : i + 480], i) for i in range(0, len(mic) - 480, 480)]
     cleaned = np.concatenate(out)
     assert canceller.reference.start == echo_start(1.0, 0.0) + jump
     after = slice(SAMPLE_RATE + at + SAMPLE_RATE // 2, SAMPLE_RATE + at + 3 * SAMPLE_RATE // 2)
     assert level_db(mic[after]) - level_db(cleaned[after]) >= 20
+    heard_at = len(mic) / SAMPLE_RATE + 1.0
+    _, looked_at = play_until_looked_for(canceller, answer, heard_at, 0.0, 480 * len(out))
+    assert canceller.reference.start == echo_start(heard_at, 0.0)
+    assert looked_at - round(heard_at * SAMPLE_RATE) <= round(0.5 * SAMPLE_RATE)  # where expected
+    assert canceller.converged  # the room it learned is still the room
 
 
 def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer):
