@@ -153,6 +153,7 @@ class EchoCanceller:
         self._out = np.zeros(self._frame, dtype=np.int16)
         self._library_says = _CapturedStderr()
         self._mic_power = self._out_power = self._played_power = 1.0
+        self._frame_before = 1.0  # the power of the last microphone frame
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
         self._history_end = 0  # microphone position just after them
         self.played_s = 0.0  # playback heard so far: what the filter has had to learn from
@@ -262,6 +263,13 @@ class EchoCanceller:
         self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
                                           self._out.ctypes.data)
         self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
+        # Cancelling only takes away: a frame louder than the microphone (this frame or the
+        # one before: the output lags by a frame) holds what the filter wrongly took for the
+        # echo, the answer's own words, and is brought down to the microphone's level.
+        heard, self._frame_before = max(_power(rec), self._frame_before), _power(rec)
+        out_power = _power(self._out)
+        if out_power > heard:
+            self._out[:] = self._out * np.sqrt(heard / out_power)
         if ref.any():
             out_power = self._track(rec, self._out, ref)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:

@@ -288,6 +288,21 @@ def test_an_echo_that_jumps_mid_answer_is_found_again(answer, jump_s):
     assert canceller.converged  # the room it learned is still the room
 
 
+def test_the_canceller_never_adds_what_the_microphone_did_not_hear(answer):
+    """The room learned on a first answer, the second's echo stops coming back 2 s in (a
+    device that dropped what it buffered, or ran dry) while its reference goes on: what the
+    filter would take away is then added, the answer's own words at about the echo's level.
+    On the echo path they were heard mixed with a "stop" said over the answer ("can you",
+    "stop that lot") and after it. Nothing louder than what the microphone heard comes out."""
+    played = np.concatenate([answer, answer])
+    mic = echo_of(played)
+    gone = len(answer) + 2 * SAMPLE_RATE
+    mic[gone:] = 0
+    out = cancel(EchoCanceller(SAMPLE_RATE), mic, played)
+    after = slice(gone + 480, gone + SAMPLE_RATE)
+    assert level_db(out[after]) <= level_db(mic[after]) + 1
+
+
 def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer):
     canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
     played = np.concatenate([answer, answer])
