@@ -55,10 +55,22 @@ def content(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def small_content(tmp_path: Path) -> Path:
+    """A copy of the smallest content: what is counted here does not need the shipped
+    sentences, and expanding those would cost each test a second or two."""
+    folder = tmp_path / "content"
+    shutil.copytree(MINIMAL, folder)
+    return folder
+
+
 def add_intents(folder: Path, intents: str, rules: str = "") -> None:
+    """Add `intents` and, as its expansion_rules, `rules` to the smallest content's copy."""
     text = (folder / "intents.yaml").read_text()
+    assert "\nexpansion_rules:" not in text
     text = text.replace("\nintents:\n", "\nintents:\n" + intents, 1)
-    text = text.replace("\nexpansion_rules:\n", "\nexpansion_rules:\n" + rules, 1)
+    if rules:
+        text += "expansion_rules:\n" + rules
     (folder / "intents.yaml").write_text(text)
 
 
@@ -131,32 +143,33 @@ def test_a_file_over_the_size_limit_is_refused(content):
     assert "intents.yaml:1: file is larger than" in problems_of(content)
 
 
-def test_nested_groups_are_counted_not_expanded(content):
+def test_nested_groups_are_counted_not_expanded(small_content):
     template = "(a|b)"
     for _ in range(25):  # 2^26 sentences in 300 characters
         template = f"(a|b) ({template})"
-    add_intents(content, f'  bomb:\n    sentences:\n      - "{template}"\n')
-    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(content)
+    add_intents(small_content, f'  bomb:\n    sentences:\n      - "{template}"\n')
+    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(small_content)
 
 
-def test_rules_doubling_each_other_are_counted_once_each(content):
+def test_rules_doubling_each_other_are_counted_once_each(small_content):
     rules = '  r0: "(a|b)"\n' + "".join(f'  r{i}: "<r{i - 1}> <r{i - 1}>"\n' for i in range(1, 29))
-    add_intents(content, '  bomb:\n    sentences:\n      - "<r28>"\n', rules)
-    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(content)
+    add_intents(small_content, '  bomb:\n    sentences:\n      - "<r28>"\n', rules)
+    assert f"more than {MAX_SENTENCES_PER_TEMPLATE} sentences" in problems_of(small_content)
 
 
-def test_a_rule_that_refers_to_itself_is_a_problem_not_a_recursion_error(content):
-    add_intents(content, '  bomb:\n    sentences:\n      - "<loop>"\n', '  loop: "a <loop>"\n')
-    assert "nested more than" in problems_of(content)
+def test_a_rule_that_refers_to_itself_is_a_problem_not_a_recursion_error(small_content):
+    add_intents(small_content, '  bomb:\n    sentences:\n      - "<loop>"\n',
+                '  loop: "a <loop>"\n')
+    assert "nested more than" in problems_of(small_content)
 
 
-def test_the_total_number_of_sentences_is_capped(content):
+def test_the_total_number_of_sentences_is_capped(small_content):
     words = "|".join(f"w{i}" for i in range(100))
     count = MAX_TOTAL_SENTENCES // MAX_SENTENCES_PER_TEMPLATE + 1
-    add_intents(content, "".join(
+    add_intents(small_content, "".join(
         f'  bomb{i}:\n    sentences:\n      - "z{i} ({words}) ({words})"\n' for i in range(count)
     ))
-    assert f"allows more than {MAX_TOTAL_SENTENCES} sentences in all" in problems_of(content)
+    assert f"allows more than {MAX_TOTAL_SENTENCES} sentences in all" in problems_of(small_content)
 
 
 def test_a_long_triage_chain_is_checked_in_one_walk(content):
