@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import re
 import statistics
@@ -121,7 +122,7 @@ def main() -> int:
                 lost += 1
                 print(f"answer {number + 1}: the question{' (quick)' * quick} got no answer")
                 continue
-            answer_turn = len(live.turns)
+            answer_turn, answered_at = len(live.turns), time.monotonic()
             # what listen says from here on is about this answer: the last one's "answer played"
             # may come after this question was asked (asked as it ended), and counted here it
             # let the next question be asked over this answer
@@ -141,7 +142,8 @@ def main() -> int:
                 stops_heard += heard
                 if not heard:
                     since = [line for at, line in live.status if at >= said_at]
-                    print(f"answer {number + 1}: 'stop' not heard; status since: {since}")
+                    print(f"answer {number + 1}: 'stop' said {said_at - answered_at:.1f} s into "
+                          f"the answer not heard; status since: {since}")
             if recording is not None:  # the next question follows the answer's last sound
                 said = rendered(live.turns[turns_before]["answer"], scratch)
                 try:
@@ -173,7 +175,8 @@ def main() -> int:
     if args.debug:
         print("\n".join(line for _, line in live.status))
     print(f"echo path: delay {args.delay_s} s, gain {args.gain_db} dB, room {args.room}; "
-          f"listen {' '.join(args.listen_args) or '(defaults)'}")
+          f"listen {' '.join(args.listen_args) or '(defaults)'}; load average over the last "
+          f"5 minutes {os.getloadavg()[1]:.1f} (a busy CPU makes the player run dry)")
     print(f"self-interruptions: {self_interruptions} of {args.answers} answers (target 0)")
     print(f"'stop' over an answer heard: {stops_heard} of {stops_said} (target >= 95 %)")
     print(f"questions lost: {lost} of {args.answers} ({quick_asked} asked as an answer ended; "

@@ -8,10 +8,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from virtual_audio import VirtualAudio, VirtualAudioError
+if TYPE_CHECKING:
+    from virtual_audio import VirtualAudio
+
+# --- One BLAS thread a process --------------------------------------------------
+# Two test workers share the two cores (with audio in real time), and numpy's OpenBLAS starts
+# a thread a core in every process, whose idle threads spin: with one each, six CPU-bound files
+# took 60-65 s of user CPU instead of 67-69 s (-n 2, two runs each on the shared machine). Set
+# before numpy is first imported (the test modules import it after this file, virtual_audio
+# only in its fixture); the processes the tests start inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # --- CI: everything runs, nothing needed may be missing -----------------------
 
@@ -91,6 +101,8 @@ def virtual_audio() -> Iterator[VirtualAudio]:
 
     Run the program under test as a subprocess with `virtual_audio.env`.
     """
+    from virtual_audio import VirtualAudio, VirtualAudioError  # imports numpy: after the above
+
     audio = VirtualAudio()
     try:
         audio.start()

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import itertools
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -56,23 +57,35 @@ def _hear_ctrl_c() -> None:
 
 
 class Listener:
-    """`voiceskill listen --json` as a subprocess on the virtual devices."""
+    """`voiceskill listen --json --status-json` as a subprocess on the virtual devices: its turns
+    (stdout), its status events (the JSON stream, on a pipe of their own) and the lines it
+    shows people (stderr, kept to explain a failure)."""
 
     def __init__(self, audio: VirtualAudio, *args: str, ready: str = "listening"):
         self.audio = audio
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "voiceskill", "listen", "--json", *args],
-            env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_hear_ctrl_c,
-        )
+        events_out, events_in = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "voiceskill", "listen", "--json",
+                 "--status-json", f"/dev/fd/{events_in}", *args],
+                env=audio.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                pass_fds=(events_in,), preexec_fn=_hear_ctrl_c,
+            )
+        finally:
+            os.close(events_in)
         self.turns: queue.Queue[dict] = queue.Queue()
         self.status: list[str] = []
-        self._readers = [threading.Thread(target=self._read_turns, daemon=True),
-                         threading.Thread(target=self._read_status, daemon=True)]
+        self.events: list[dict] = []
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read_turns, daemon=True),
+            threading.Thread(target=self._read_status, daemon=True),
+            threading.Thread(target=self._read_events, args=(events_out,), daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
         try:
-            self.wait_for_status(ready)
+            self.wait_for(ready)
         except BaseException:  # the caller never gets this Listener to close
             self.close()
             raise
@@ -85,12 +98,52 @@ class Listener:
         for line in self.process.stderr:
             self.status.append(line.strip())
 
+    def _read_events(self, descriptor: int) -> None:
+        with open(descriptor, encoding="utf-8") as stream:
+            for line in stream:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    event = {"event": "not JSON", "line": line}
+                with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+
+    def named(self, event: str, since: int = 0) -> list[dict]:
+        """The status events called `event` from the `since`-th on."""
+        return [e for e in self.events[since:] if e["event"] == event]
+
+    def wait_for(self, event: str, since: int = 0) -> dict:
+        """The first status event called `event` from the `since`-th on ("": of any kind),
+        waiting for it."""
+        found = self.wait_until(lambda events: [
+            e for e in events[since:] if e["event"] == event or not event], f"a {event!r} event")
+        return found[0]
+
+    def wait_until(self, found: Callable[[list[dict]], object], what: str,
+                   timeout_s: float = TURN_TIMEOUT_S):
+        """`found(events)` once it is true, checked at every status event; fails if the program
+        ends first or it is not true in `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not (result := found(self.events)):
+                assert self.process.poll() is None, f"ended before {what}; {self.explain()}"
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {what} in {timeout_s} s; {self.explain()}"
+                self._changed.wait(min(left, 1.0))  # woken by each event; polls the process
+        return result
+
     def wait_for_status(self, text: str) -> None:
+        """Until a line people are shown holds `text` (prose: prefer wait_for an event)."""
         deadline = time.monotonic() + TURN_TIMEOUT_S
         while not any(text in line for line in self.status):
             assert self.process.poll() is None, "\n".join(self.status)
             assert time.monotonic() < deadline, "\n".join(self.status)
             time.sleep(0.05)
+
+    def explain(self) -> str:
+        return "events: " + " | ".join(json.dumps(e) for e in self.events[-12:]) + \
+            "\nstderr: " + " | ".join(self.status)
 
     def ask(self, wav: Path) -> dict:
         self.audio.play_into_mic(wav)
@@ -100,7 +153,7 @@ class Listener:
         try:
             return self.turns.get(timeout=TURN_TIMEOUT_S)
         except queue.Empty:
-            pytest.fail("no answer; status: " + " | ".join(self.status))
+            pytest.fail("no answer; " + self.explain())
 
     def wait(self, timeout: float = 60) -> int:
         """The exit status, once the program has ended and all its output has been read."""
@@ -113,6 +166,8 @@ class Listener:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def listeners(audio: VirtualAudio) -> Iterator[Callable[..., Listener]]:
     """Starts `Listener`s on `audio` with the arguments given; closes them all on the way out."""
@@ -129,17 +184,40 @@ def listeners(audio: VirtualAudio) -> Iterator[Callable[..., Listener]]:
             item.close()
 
 
-def after_answer(live, timeout_s: float = 60) -> None:
-    """Until what the microphone heard as the answer ended (its echo's tail) is dealt with."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        last = max(i for i, line in enumerate(live.status) if "answer played" in line)
-        since = live.status[last + 1 :]
-        if not any(line.startswith("hearing") for line in since) or any(
-                line == "listening" or line.startswith(("ignored", "heard")) for line in since):
-            return
-        assert time.monotonic() < deadline, live.status
-        time.sleep(0.05)
+def stopped(live: Listener) -> tuple[str, int]:
+    """Why the status stream's last event says the loop stopped, and its exit status."""
+    last = live.events[-1]
+    assert last["event"] == "stopped", live.explain()
+    return last["reason"], last["exit_status"]
+
+
+def ends_cleanly(live: Listener, signum: int) -> None:
+    """`signum` ends the loop with status 0, no traceback, a stopped event and no stray
+    process: the TTS worker it started is gone too."""
+    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "the TTS worker should be running"
+    live.process.send_signal(signum)
+    assert live.wait() == 0
+    assert not any("Traceback" in line for line in live.status)
+    assert stopped(live) == ("interrupted", 0)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, f"left running: {children}"
+        time.sleep(0.1)
+
+
+def after_answer(live: Listener, timeout_s: float = 60) -> None:
+    """Until what the microphone heard as the answer ended (its echo's tail) is dealt with:
+    since the last answer_played event, no utterance begun, or one begun and dealt with."""
+
+    def dealt_with(events: list[dict]) -> bool:
+        played = max(i for i, e in enumerate(events) if e["event"] == "answer_played")
+        since = {e["event"] for e in events[played + 1 :]}
+        return (not {"hearing", "hearing_own_voice"} & since
+                or bool({"listening", "ignored", "heard"} & since))
+
+    live.wait_until(dealt_with, "the answer's echo dealt with", timeout_s)
 
 
 MINIMAL = TESTS / "content" / "minimal"  # the smallest content that passes `check`

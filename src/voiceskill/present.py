@@ -1,4 +1,5 @@
-"""How the command-line front-ends (ask, replay, listen) show and keep a turn.
+"""How the command-line front-ends (ask, replay, listen) show and keep a turn, and what
+`listen` is doing.
 
 The core returns `TurnRecord`s; only this module turns them into lines on stdout or a log file.
 """
@@ -9,9 +10,11 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
 from voiceskill.pipeline import TurnRecord
@@ -64,3 +67,72 @@ class TurnLog:
             file, self._file = self._file, None
             with contextlib.suppress(OSError):
                 file.close()
+
+
+_STATUS_TEXT = {
+    "listening": "listening",
+    "hearing": "hearing …",
+    "hearing_own_voice": "hearing my own voice (echo canceller still learning)",
+    "answer_stopped": "answer stopped to listen",
+    "heard": 'heard "{text}"',
+    "ignored": "ignored ({why})",
+    "answering": "answering",
+    "answer_played": "answer played; echo reduced by {erle_db:.0f} dB",
+    "recognition_failed": "recognition failed ({error}); listening again",
+    "error": "voiceskill: {message}",
+}
+"""The line people see for each event of the status stream (`stopped` has none)."""
+_IGNORED_WHY = {"not_addressed": "not addressed to me", "not_for_me": "not for me",
+                "half_heard": "half heard over my own voice"}
+
+
+def open_status_stream(path: Path) -> TextIO:
+    """`listen --status-json FILE`, opened for appending (a new file readable by the owner
+    only: it holds what was heard); a FIFO or /dev/fd/N works too. OutputError if it cannot."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {reason(exc)}") from None
+    return open(descriptor, "w", encoding="utf-8", errors="backslashreplace", buffering=1)
+
+
+class Status:
+    """What `listen` is doing, as it changes: one line for people on stderr (rewritten in place
+    on a terminal), and, given a `stream`, one JSON object a line for programs:
+    {"event": ..., "time": UNIX seconds, and the event's fields}. A stream that cannot be
+    written costs a warning line, never the loop."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._tty = sys.stderr.isatty()
+        self._stream = stream
+
+    def show(self, event: str, **fields) -> None:
+        text = _STATUS_TEXT.get(event)
+        if text is not None:
+            why = _IGNORED_WHY.get(fields.get("reason"))
+            line = text.format(**fields, why=why)
+            if self._tty:
+                print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
+        if self._stream is not None:
+            record = {"event": event, "time": round(time.time(), 3), **fields}
+            try:
+                self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            except OSError as exc:
+                log.warning("cannot write the status stream: %s; stopped writing it", reason(exc))
+                self.close()
+
+    def done(self, cause: str, exit_status: int) -> None:
+        """The loop has ended, for `cause` (goodbye, interrupted, microphone_lost)."""
+        if self._tty:
+            print(file=sys.stderr)
+        self.show("stopped", reason=cause, exit_status=exit_status)
+        self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            with contextlib.suppress(OSError):
+                stream.close()

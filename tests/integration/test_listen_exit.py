@@ -1,18 +1,16 @@
-"""How `voiceskill listen` ends on virtual devices: said goodbye to, signalled, with no
-microphone, or with its sound server gone (the conversation itself: test_listen.py)."""
+"""How `voiceskill listen` ends on virtual devices: said goodbye to, with no microphone, with
+its sound server gone, or with a status stream it cannot write (the conversation itself, and
+the end by a signal each conversation there has: test_listen.py)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from helpers import Listener, fixture, listeners
+from helpers import Listener, fixture, listeners, stopped
 from virtual_audio import VirtualAudio
 
 pytestmark = pytest.mark.audio_devices
@@ -30,21 +28,7 @@ def test_goodbye_ends_the_loop_cleanly(listener):
     assert turn["intent"] == "goodbye"
     assert live.wait() == 0
     assert not any("Traceback" in line for line in live.status)
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_ends_the_loop_cleanly_with_no_stray_process(listener, signum):
-    live = listener()
-    children = subprocess.run(["pgrep", "-P", str(live.process.pid)], capture_output=True,
-                              text=True).stdout.split()
-    assert children, "the TTS worker should be running"
-    live.process.send_signal(signum)
-    assert live.wait() == 0
-    assert not any("Traceback" in line for line in live.status)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in children):
-        assert time.monotonic() < deadline, f"left running: {children}"
-        time.sleep(0.1)
+    assert stopped(live) == ("goodbye", 0)
 
 
 def test_no_microphone_is_one_line_and_status_2(tmp_path):
@@ -72,3 +56,16 @@ def test_audio_server_vanishing_mid_conversation_ends_with_one_line(tmp_path):
             live.close()
     assert "microphone" in live.status[-1]
     assert not any("Traceback" in line for line in live.status)
+    assert "microphone" in live.named("error")[-1]["message"]
+    assert stopped(live) == ("microphone_lost", 2)
+
+
+def test_a_status_stream_that_cannot_be_written_is_one_line_and_status_2(virtual_audio,
+                                                                         tmp_path):
+    missing = tmp_path / "missing" / "status.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "voiceskill", "listen", "--status-json", str(missing)],
+        env=virtual_audio.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"voiceskill: cannot write {missing}: the folder does not exist"]

@@ -33,7 +33,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 
-from helpers import ROOT, FailsOnce
+from helpers import MINIMAL, ROOT, FailsOnce
 from voiceskill.asr import Transcript as Recognition
 from voiceskill.asr import create_recognizer
 from voiceskill.content import load_content
@@ -471,11 +471,7 @@ def test_zeroconf_announces_or_says_why_not_and_the_server_still_serves():
 
 
 def test_stdio_speaks_the_protocol_on_stdout_and_logs_only_on_stderr():
-    describe = b'{"type": "describe"}\n'
-    result = subprocess.run(
-        [sys.executable, "-m", "voiceskill", "serve", "--uri", "stdio://"], input=describe,
-        capture_output=True, timeout=GUARD_S, cwd=ROOT,
-    )
+    result = stdio(input=b'{"type": "describe"}\n')
     assert result.returncode == 0, result.stderr
     header, _, data = result.stdout.partition(b"\n")
     assert json.loads(header)["type"] == "info"
@@ -824,7 +820,7 @@ def test_a_socket_left_by_a_server_that_is_gone_is_replaced(skill, tmp_path):
 def test_binding_every_interface_is_said_in_a_warning():
     """D7: 0.0.0.0 started an unauthenticated health service on every interface silently."""
     port = free_tcp_uri().rsplit(":", 1)[1]
-    process, said = start_command("--uri", f"tcp://0.0.0.0:{port}")
+    process, said = start_command("--uri", f"tcp://0.0.0.0:{port}", "--content", str(MINIMAL))
     status, stderr = stop_command(process)
     assert status == 0, stderr
     assert "voiceskill: listening on 0.0.0.0: anyone who can reach this machine can use it" in said
@@ -832,8 +828,11 @@ def test_binding_every_interface_is_said_in_a_warning():
 
 def stdio(*, stdin=None, input: bytes | None = None, stdout=subprocess.PIPE,
           preexec_fn=None) -> subprocess.CompletedProcess:
+    """`voiceskill serve --uri stdio://` on the smallest content: these tests are about the
+    transport (what the skill answers is asked of the other servers here)."""
     return subprocess.run(
-        [sys.executable, "-m", "voiceskill", "serve", "--uri", "stdio://"], stdin=stdin,
+        [sys.executable, "-m", "voiceskill", "serve", "--uri", "stdio://", "--content",
+         str(MINIMAL)], stdin=stdin,
         input=input, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, preexec_fn=preexec_fn,
         timeout=300)  # a hang guard that also covers training the classifier on a cold cache
 
@@ -888,7 +887,8 @@ def test_a_stderr_nobody_reads_does_not_freeze_the_server(tmp_path):
     """D20: with stderr a full pipe, logging blocked the event loop; a peer fills it with
     refused events (here 2000 of them: about 180 KB of log lines)."""
     path = tmp_path / "s.sock"
-    process, _ = start_command("--uri", f"unix://{path}")  # stderr: a pipe read no further
+    # stderr: a pipe read no further; the smallest content, as no question is asked
+    process, _ = start_command("--uri", f"unix://{path}", "--content", str(MINIMAL))
     try:
         async def scenario() -> Info:
             for _ in range(2000):

@@ -27,7 +27,7 @@ renders = []
 render = speaker.render
 speaker.render = lambda *args, **kwargs: renders.append(args) or render(*args, **kwargs)
 skill = Skill(load_content(), speaker, save_audio=Path(sys.argv[1]))
-turn = skill.text_turn(skill.conversation(), "how do I stop a cramp")
+turn = skill.text_turn(skill.conversation(), "goodbye")  # a short answer: played in real time
 print(json.dumps({"renders": len(renders), "can_play": speaker.can_play,
                   "answer": turn.reply.answer}))
 """

@@ -24,7 +24,7 @@ from voiceskill.errors import UserError
 from voiceskill.nlu import IntentMatcher
 from voiceskill.outputs import reason, write_whole
 from voiceskill.pipeline import DEFAULT_RATE, Skill
-from voiceskill.present import TurnLog, report
+from voiceskill.present import Status, TurnLog, open_status_stream, report
 from voiceskill.text import normalize
 
 DEFAULT_URI = "tcp://127.0.0.1:10600"
@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--wake", metavar="PHRASE", help="answer only after this phrase")
     listen.add_argument("--no-echo-cancel", dest="echo_cancel", action="store_false",
                         help="do not cancel the skill's own voice from the microphone")
+    listen.add_argument("--status-json", type=Path, metavar="FILE",
+                        help="also write each change of status to FILE, one JSON object a line")
 
     serve = commands.add_parser("serve", help="Wyoming service for Home Assistant (handle + asr)")
     serve.add_argument(
@@ -234,7 +236,8 @@ def _cmd_listen(args: argparse.Namespace, content: Content) -> int:
     from voiceskill.live import Microphone, listen
 
     microphone = Microphone(args.input_device)  # first: no microphone, nothing else to set up
-    return listen(_heard_skill(args, content), args, microphone)
+    stream = open_status_stream(args.status_json) if args.status_json else None
+    return listen(_heard_skill(args, content), args, microphone, Status(stream))
 
 
 def _cmd_serve(args: argparse.Namespace, content: Content) -> int:

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import queue
 import signal
-import sys
 import time
 from dataclasses import replace
 
@@ -35,7 +34,7 @@ from voiceskill.audio import UtteranceDetector
 from voiceskill.content import Content
 from voiceskill.live.echo import EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
-from voiceskill.present import TurnLog, report
+from voiceskill.present import Status, TurnLog, report
 from voiceskill.text import normalize
 
 log = logging.getLogger(__name__)
@@ -112,23 +111,6 @@ class Microphone:
         self._stream.close()
 
 
-class Status:
-    """The one-line live status on stderr (rewritten in place on a terminal)."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-
-    def show(self, text: str) -> None:
-        if self._tty:
-            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self._tty:
-            print(file=sys.stderr)
-
-
 def _strip_wake(text: str, wake: str) -> str | None:
     """The words after the wake phrase, "" for the phrase alone, None if it was not said."""
     words, wake_words = normalize(text).split(), normalize(wake).split()
@@ -158,26 +140,27 @@ def _raise_stop(signum, frame) -> None:
     raise _Stop
 
 
-def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone) -> int:
+def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone,
+           status: Status) -> int:
     """Run until goodbye, Ctrl-C or SIGTERM (0), or until the microphone goes away (2)."""
     previous = signal.signal(signal.SIGTERM, _raise_stop)
-    status = Status()
     log = TurnLog(args.log_dir) if args.log_dir else None
     loop = Loop(skill, args, status, log)
-    status_code = 0
+    status_code, cause = 0, "goodbye"
     try:
         with microphone:
             loop.run(microphone)
     except (KeyboardInterrupt, _Stop):
         loop.voice.interrupt()
+        cause = "interrupted"
     except devices.DeviceError as exc:
-        status.show(f"voiceskill: {exc}")
-        status_code = 2
+        status.show("error", message=str(exc))
+        status_code, cause = 2, "microphone_lost"
     finally:
         loop.voice.interrupt()
         loop.voice.finish()
         signal.signal(signal.SIGTERM, previous)
-        status.done()
+        status.done(cause, status_code)
         if log:
             log.close()
     return status_code
@@ -240,7 +223,7 @@ class Loop:
         try:
             self._recognise(event)
         except RuntimeError as exc:
-            self.status.show(f"recognition failed ({exc}); listening again")
+            self.status.show("recognition_failed", error=str(exc))
 
     def _echo_canceller(self, microphone: Microphone) -> EchoCanceller | None:
         """Cancel the answers the skill plays from what the microphone hears (--no-echo-cancel
@@ -288,11 +271,11 @@ class Loop:
         say is then also heard by the command listener."""
         barged_in = barge_in and self.voice.interrupt()
         if barged_in:
-            self.status.show("answer stopped to listen")
+            self.status.show("answer_stopped")
         self.utterance = Utterance(self.recognizer)
         self.command_utterance = (Utterance(self.commands)
                                   if barged_in and self.commands is not None else None)
-        self.status.show("hearing …")
+        self.status.show("hearing")
 
     def _talked_over(self, time_s: float) -> bool:
         """Whether speech that began at `time_s` over the answer is the user's for sure: with
@@ -354,7 +337,7 @@ class Loop:
             self.answer_playing = True
         elif self.answer_playing:
             self.answer_playing = False
-            self.status.show(f"answer played; echo reduced by {self.echo.answer_erle_db:.0f} dB")
+            self.status.show("answer_played", erle_db=round(self.echo.answer_erle_db, 1))
             if self.deaf:  # the echo is over: what followed its last sound is the user,
                 self.deaf = False  # who may have started before the echo's tail died away
                 self._start_utterance()
@@ -375,7 +358,7 @@ class Loop:
                           event.time_s, "learning" if self.deaf else "settled",
                           self.echo.erle_db)
             if self.deaf:
-                self.status.show("hearing my own voice (echo canceller still learning)")
+                self.status.show("hearing_own_voice")
                 return
             self._start_utterance(barge_in=self.over_answer and self._talked_over(event.time_s))
         elif self.deaf:
@@ -399,22 +382,24 @@ class Loop:
                 wait_ms: float) -> None:
         found = self._understood(readings, asr_ms)
         if found is None:
-            heard = readings[0].text
-            self.status.show("ignored (not addressed to me)" if heard else "listening")
+            if readings[0].text:
+                self.status.show("ignored", reason="not_addressed")
+            else:
+                self.status.show("listening")
             return
         text, turn = found
         if isinstance(turn, Ignored) and turn.half_heard:
-            self.status.show("ignored (half heard over my own voice)")
+            self.status.show("ignored", reason="half_heard")
             return
-        self.status.show(f'heard "{text}"')
+        self.status.show("heard", text=text)
         if isinstance(turn, Ignored):
-            self.status.show("ignored (not for me)")
+            self.status.show("ignored", reason="not_for_me")
             return
         if self.voice.interrupt():  # barge-in: the user talked over the answer
-            self.status.show("answer stopped to listen")
+            self.status.show("answer_stopped")
             self.voice.finish()  # its last block played: the next answer has the speaker
         reply = turn.reply
-        self.status.show("answering")
+        self.status.show("answering", intent=reply.intent)
         self.voice.say(reply.answer, self.skill.speech_rate(reply), background=True)
         started = self.voice.wait_for_first_audio()
         turn.timings_ms["endpoint_wait"] = round(wait_ms, 1)

@@ -79,6 +79,11 @@ FOLLOW_BETTER = 1.05  # how much better the echo must match where it moved to th
 # and how well, against the match when it was found (the user talking over the answer lowers
 # the match where the echo really is).
 FOLLOW_SHARE = 0.6
+# A device that ran dry (the player late with its next block: a busy CPU) plays the rest of
+# the answer that much later, and one that skips ahead plays it sooner: a jump far beyond the
+# range above, after which the filter cancels nothing. When the echo is no longer where it
+# was, it is looked for within FOLLOW_JUMP_S either way.
+FOLLOW_JUMP_S = 0.3
 # The end of an answer, and an answer cut off, are not followed: a device may drop the last
 # of what it buffered when the stream closes, and the echo then matches well where it is not.
 FOLLOW_END_S = 0.3
@@ -148,6 +153,7 @@ class EchoCanceller:
         self._out = np.zeros(self._frame, dtype=np.int16)
         self._library_says = _CapturedStderr()
         self._mic_power = self._out_power = self._played_power = 1.0
+        self._frame_before = 1.0  # the power of the last microphone frame
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
         self._history_end = 0  # microphone position just after them
         self.played_s = 0.0  # playback heard so far: what the filter has had to learn from
@@ -257,6 +263,13 @@ class EchoCanceller:
         self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
                                           self._out.ctypes.data)
         self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
+        # Cancelling only takes away: a frame louder than the microphone (this frame or the
+        # one before: the output lags by a frame) holds what the filter wrongly took for the
+        # echo, the answer's own words, and is brought down to the microphone's level.
+        heard, self._frame_before = max(_power(rec), self._frame_before), _power(rec)
+        out_power = _power(self._out)
+        if out_power > heard:
+            self._out[:] = self._out * np.sqrt(heard / out_power)
         if ref.any():
             out_power = self._track(rec, self._out, ref)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
@@ -352,6 +365,7 @@ class PlaybackReference:
         self._lock = threading.Lock()
         self._estimate = 0  # where the device said the current answer would be heard
         self._correction: int | None = None  # echo found - estimate, from the last echo found
+        self._jumped_by = 0  # how far the current answer's echo jumped (FOLLOW_JUMP_S)
         self._found_correlation = 1.0  # how well that echo matched the answer when found
         self._cut_off = False
         self._samples = np.zeros(0, dtype=np.int16)
@@ -368,6 +382,7 @@ class PlaybackReference:
             self._samples = np.asarray(played, dtype=np.int16)
             self._answer_rate = rate
             self._cut_off = False  # whether stopped() cut it: its end is then not followed
+            self._jumped_by = 0  # a device that ran dry delays that answer, not the next
             self.aligned = False
             self.answers += 1
 
@@ -375,7 +390,7 @@ class PlaybackReference:
     def start(self) -> int:
         """Where the current answer sits on the microphone's clock: where the device said it
         would be heard, moved as the last echo found says."""
-        return self._estimate + (self._correction or 0)
+        return self._estimate + (self._correction or 0) + self._jumped_by
 
     @property
     def expected(self) -> bool:
@@ -435,20 +450,40 @@ class PlaybackReference:
             if (not self.echo_found or self._cut_off or len(mic) < length or first < 0
                     or first + length + 2 * reach > end):
                 return 0
+            heard = mic[-length:].astype(float)
             reference = self._samples[first : first + length + 2 * reach].astype(float)
-            scores, best, correlation = _match(reference, mic[-length:].astype(float),
-                                               2 * reach + 1)  # lag 0 at `reach`
-            if correlation < FOLLOW_SHARE * self._found_correlation:
-                return 0  # the user talking over it, or a pause in the answer
-            if best in (0, 2 * reach) or scores[best] < FOLLOW_BETTER * scores[reach]:
-                return 0  # no clear peak inside the range: a stray match, not a slip
-            move = reach - best
-            self._correction = (self._correction or 0) + move
+            scores, best, correlation = _match(reference, heard, 2 * reach + 1)  # lag 0 at reach
+            if correlation < FOLLOW_SHARE * self._found_correlation or best in (0, 2 * reach):
+                move = self._jumped(heard, first + reach, end)
+                self._jumped_by += move
+            elif scores[best] < FOLLOW_BETTER * scores[reach]:
+                return 0  # no clear peak: a stray match, not a slip
+            else:
+                move = reach - best
+                self._correction = (self._correction or 0) + move
             if move:
-                log.debug("answer %d: its echo slipped %+d samples at %.2f s (correlation %.2f,"
-                          " %.2f where it was)", self.answers, move, mic_end / self.rate,
-                          correlation, correlation * scores[reach] / scores[best])
+                log.debug("answer %d: its echo slipped %+d samples at %.2f s", self.answers,
+                          move, mic_end / self.rate)
             return move
+
+    def _jumped(self, heard: np.ndarray, expected: int, end: int) -> int:
+        """How far the echo jumped (samples, later is positive) if `heard` (the microphone's
+        last FOLLOW_S) matches the answer clearly elsewhere within FOLLOW_JUMP_S of where it
+        was expected (`expected`, an index into the answer); else 0: the user talking over
+        it, or a pause in the answer."""
+        jump = round(FOLLOW_JUMP_S * self.rate)
+        first, last = max(0, expected - jump), min(end, expected + jump + len(heard))
+        if last - first <= len(heard):
+            return 0
+        reference = self._samples[first:last].astype(float)
+        here = expected - first
+        if _power(reference[here : here + len(heard)]) < _power(heard):
+            return 0  # a pause in the answer there: what is heard may be the room's tail
+        scores, best, correlation = _match(reference, heard, last - first - len(heard) + 1)
+        if (correlation < VERIFY_SHARE * self._found_correlation
+                or scores[best] < 2 * scores[here]):
+            return 0
+        return here - best
 
     def stopped(self, played: int, faded: int) -> None:
         """The answer was cut off: only its first `played` samples (at the rate it was started
