@@ -82,8 +82,10 @@ FOLLOW_SHARE = 0.6
 # A device that ran dry (the player late with its next block: a busy CPU) plays the rest of
 # the answer that much later, and one that skips ahead plays it sooner: a jump far beyond the
 # range above, after which the filter cancels nothing. When the echo is no longer where it
-# was, it is looked for within FOLLOW_JUMP_S either way.
-FOLLOW_JUMP_S = 0.3
+# was, it is looked for within FOLLOW_JUMP_S either way, and followed where it matches about
+# as well as when it was found (VERIFY_SHARE) and FOLLOW_JUMP_BETTER times better than where
+# it was: a stretch of speech also matches other stretches of the answer, less well.
+FOLLOW_JUMP_S, FOLLOW_JUMP_BETTER = 0.3, 2.0
 # The end of an answer, and an answer cut off, are not followed: a device may drop the last
 # of what it buffered when the stream closes, and the echo then matches well where it is not.
 FOLLOW_END_S = 0.3
@@ -481,7 +483,7 @@ class PlaybackReference:
             return 0  # a pause in the answer there: what is heard may be the room's tail
         scores, best, correlation = _match(reference, heard, last - first - len(heard) + 1)
         if (correlation < VERIFY_SHARE * self._found_correlation
-                or scores[best] < 2 * scores[here]):
+                or scores[best] < FOLLOW_JUMP_BETTER * scores[here]):
             return 0
         return here - best
 
