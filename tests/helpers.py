@@ -133,14 +133,6 @@ class Listener:
                 self._changed.wait(min(left, 1.0))  # woken by each event; polls the process
         return result
 
-    def wait_for_status(self, text: str) -> None:
-        """Until a line people are shown holds `text` (prose: prefer wait_for an event)."""
-        deadline = time.monotonic() + TURN_TIMEOUT_S
-        while not any(text in line for line in self.status):
-            assert self.process.poll() is None, "\n".join(self.status)
-            assert time.monotonic() < deadline, "\n".join(self.status)
-            time.sleep(0.05)
-
     def explain(self) -> str:
         return "events: " + " | ".join(json.dumps(e) for e in self.events[-12:]) + \
             "\nstderr: " + " | ".join(self.status)

@@ -5,12 +5,10 @@ a file of its own so that the two test workers share these real-time tests)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import soundfile as sf
 
-from helpers import TURN_TIMEOUT_S, Listener, after_answer, fixture
+from helpers import Listener, after_answer, fixture
 from virtual_audio import VirtualAudio, active_span, rendered
 from voiceskill.audio import SAMPLE_RATE
 
@@ -25,24 +23,20 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
         audio.start_echo_path(gain_db=-6.0)
         live = Listener(audio)
         for question in ("spasm_relief__1__flite-slt.wav", "twitch_causes__1__flite-slt.wav"):
-            played_before = sum("answer played" in line for line in live.status)
+            since = len(live.events)
             turn = live.ask(fixture(question))
-            deadline = time.monotonic() + TURN_TIMEOUT_S
-            while sum("answer played" in line for line in live.status) == played_before:
-                assert time.monotonic() < deadline, live.status
-                time.sleep(0.05)
+            live.wait_for("answer_played", since)
             after_answer(live)
             assert live.turns.empty(), f"answered itself: {live.turns.get()}"
-            assert not [line for line in live.status if "answer stopped" in line], " | ".join(
-                live.status)
+            assert not [e for e in live.events if e["event"] == "answer_stopped"], live.explain()
             assert turn["answer"]
         recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
         first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
         recording.wait_until(  # past the canceller's first second
             "played 2 s of the answer", lambda heard: active_span(heard) >= 2 * SAMPLE_RATE,
-            context=lambda: f"{first} | {' | '.join(live.status)}")
+            context=lambda: f"{first} | {live.explain()}")
         audio.play_into_mic(fixture("stop__1__flite-slt.wav"))
-        live.wait_for_status("answer played")
+        live.wait_for("answer_played")
         heard = sf.read(recording.stop(), dtype="int16")[0]
         assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
     finally:

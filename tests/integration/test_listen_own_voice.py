@@ -30,18 +30,18 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
         live = Listener(audio)
         recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
         turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
-        since = len(live.status)
+        since = len(live.events)
         said = rendered(turn["answer"], tmp_path)
         reflection = tmp_path / "reflection.wav"
         sf.write(reflection, (said * 10 ** (-12 / 20)).astype(np.int16), SAMPLE_RATE)
         audio.play_into_mic(reflection)
         recording.wait_until("played the answer", played_through(said),
-                             context=lambda: " | ".join(live.status))
-        live.wait_for_status("answer played")
+                             context=live.explain)
+        live.wait_for("answer_played", since)
         after_answer(live)
-        heard = live.status[since:]
-        assert any(line.startswith("hearing") for line in heard), heard  # what this is about
-        assert not [line for line in heard if "answer stopped" in line], heard
+        heard = [e["event"] for e in live.events[since:]]
+        assert "hearing" in heard or "hearing_own_voice" in heard, heard  # what this is about
+        assert "answer_stopped" not in heard, heard
         assert live.turns.empty(), f"answered itself: {live.turns.get()}"
     finally:
         if live is not None:
