@@ -102,6 +102,12 @@ class IntentMatcher:
                                  for name in content.actions}
         self._command_words = _own_words(content, self._command_samples)
         self._spoken = _spoken_text(content)
+        self._emergency_flags = frozenset(flag.name for flag in content.red_flags
+                                          if content.nodes[flag.goto].outcome == OUTCOMES[-1])
+        self._graver_forms: dict[str, set[str]] = {}  # milder flag -> flags that become it
+        for flag in content.red_flags:
+            for milder in flag.becomes.values():
+                self._graver_forms.setdefault(milder, set()).add(flag.name)
 
     @staticmethod
     def needs_building(content: Content) -> bool:
@@ -154,19 +160,13 @@ class IntentMatcher:
         if not findings:
             return self._similar.find(said, meaning, floor)
         said_milder = {finding.flag for finding in findings}
-        if self._is_emergency(said_milder):
+        if said_milder & self._emergency_flags:
             return ()
         # A sign the rules found coming and going or creeping up, and so met as its milder
         # sign (`becomes`), is not asked about again as the graver one.
-        judged = {flag.name for flag in self._content.red_flags
-                  if said_milder & set(flag.becomes.values())}
+        judged = set().union(*(self._graver_forms.get(name, ()) for name in said_milder))
         return tuple(name for name in self._similar.find(said, meaning, floor)
-                     if self._is_emergency({name}) and name not in judged)
-
-    def _is_emergency(self, names: set[str]) -> bool:
-        emergency = OUTCOMES[-1]
-        return any(self._content.nodes[flag.goto].outcome == emergency
-                   for flag in self._content.red_flags if flag.name in names)
+                     if name in self._emergency_flags and name not in judged)
 
     def _clearly_a_question(self, intent: str, confidence: float) -> bool:
         """Clearly one of the skill's questions ("could my new tablets cause cramps?"): a
@@ -184,7 +184,7 @@ class IntentMatcher:
         its own intent; the sign still decides the answer."""
         content = self._content
         emergency = OUTCOMES[-1]
-        if not self._is_emergency(set(present)):
+        if not self._emergency_flags.intersection(present):
             return None
         return next((intent for intent, node in content.routes.items()
                      if content.nodes[node].outcome == emergency), None)
