@@ -34,6 +34,31 @@ def report(turn: TurnRecord, as_json: bool) -> None:
             print(f"skill: {turn.reply.answer}", flush=True)
 
 
+class _JsonLines:
+    """A file of JSON lines, one object each, that a failed write closes with one warning line:
+    what is being written for (a conversation, the loop) never stops for it."""
+
+    def __init__(self, file: TextIO | None, name: str) -> None:
+        self._file = file
+        self._name = name
+
+    def write(self, record: dict) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            log.warning("cannot write %s: %s; stopped writing it", self._name, reason(exc))
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()
+
+
 class TurnLog:
     """Opt-in conversation log (`--log-dir`): JSON lines in a new file readable by the owner
     only. A log that cannot be opened or written costs a warning line, never a turn."""
@@ -41,7 +66,7 @@ class TurnLog:
     def __init__(self, folder: Path):
         stem = time.strftime("voiceskill-%Y%m%d-%H%M%S")
         self.path: Path | None = None
-        self._file = None
+        self._lines = _JsonLines(None, "the log")
         try:
             prepare_folder(folder)
             _, self.path, binary = create_new(
@@ -50,23 +75,14 @@ class TurnLog:
         except OutputError as exc:
             log.warning("%s; not keeping a log", exc)
             return
-        self._file = io.TextIOWrapper(binary, encoding="utf-8", errors="backslashreplace")
+        self._lines = _JsonLines(
+            io.TextIOWrapper(binary, encoding="utf-8", errors="backslashreplace"), str(self.path))
 
     def write(self, turn: TurnRecord) -> None:
-        if self._file is None:
-            return
-        try:
-            self._file.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
-            self._file.flush()
-        except OSError as exc:
-            log.warning("cannot write %s: %s; log stopped", self.path, reason(exc))
-            self.close()
+        self._lines.write(turn.to_json())
 
     def close(self) -> None:
-        if self._file is not None:
-            file, self._file = self._file, None
-            with contextlib.suppress(OSError):
-                file.close()
+        self._lines.close()
 
 
 _STATUS_TEXT = {
@@ -105,7 +121,7 @@ class Status:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._tty = sys.stderr.isatty()
-        self._stream = stream
+        self._stream = _JsonLines(stream, "the status stream")
 
     def show(self, event: str, **fields) -> None:
         text = _STATUS_TEXT.get(event)
@@ -116,13 +132,7 @@ class Status:
                 print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
             else:
                 print(line, file=sys.stderr, flush=True)
-        if self._stream is not None:
-            record = {"event": event, "time": round(time.time(), 3), **fields}
-            try:
-                self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            except OSError as exc:
-                log.warning("cannot write the status stream: %s; stopped writing it", reason(exc))
-                self.close()
+        self._stream.write({"event": event, "time": round(time.time(), 3), **fields})
 
     def done(self, cause: str, exit_status: int) -> None:
         """The loop has ended, for `cause` (goodbye, interrupted, microphone_lost)."""
@@ -132,7 +142,4 @@ class Status:
         self.close()
 
     def close(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            with contextlib.suppress(OSError):
-                stream.close()
+        self._stream.close()
