@@ -111,6 +111,11 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind12": {
+                "are there any tablets that stop twitching",
+                "how do i know if my twitching is the harmless kind",
+                "what's good for dandruff",
+              },
               "realistic_blind10": {
                 "can i still go to work with a back spasm",
                 "can my blood pressure tablets give me cramps",
