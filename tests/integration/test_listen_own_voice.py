@@ -32,9 +32,13 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
         turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
         since = len(live.events)
         said = rendered(turn["answer"], tmp_path)
+        # Its first half: it starts as late as rendering it takes (seconds on a loaded
+        # machine), and must end while the answer plays, as a reflection would.
         reflection = tmp_path / "reflection.wav"
-        sf.write(reflection, (said * 10 ** (-12 / 20)).astype(np.int16), SAMPLE_RATE)
+        sf.write(reflection, (said[: len(said) // 2] * 10 ** (-12 / 20)).astype(np.int16),
+                 SAMPLE_RATE)
         audio.play_into_mic(reflection)
+        assert not live.named("answer_played", since), "the reflection outlasted the answer"
         recording.wait_until("played the answer", played_through(said),
                              context=live.explain)
         live.wait_for("answer_played", since)
