@@ -322,6 +322,9 @@ INDEX_DAMAGE = {
     "labels-float": lambda a: {"labels": a["labels"].astype(np.float32)},
     "vectors-nan": lambda a: {"vectors": np.full_like(a["vectors"], np.nan)},
     "flags-one-value": lambda a: {"flags": np.array("breathing")},
+    "said-10-dims": lambda a: {"said_coef": a["said_coef"][:10]},
+    "said-intercept-nan": lambda a: {"said_intercept": np.array(np.nan, np.float32)},
+    "said-intercept-text": lambda a: {"said_intercept": np.array("1.0")},
 }
 
 

@@ -8,7 +8,8 @@
   and says one of the command's own words: a piece of the skill's own answer heard back
   ("massage", "gently stretch it") never stops it.
 - Red flags are found with their assertion status (`redflags.py`): present ones escalate,
-  denied, past and asked-about ones do not.  A sign no phrase names but a clause means
+  denied, past and asked-about ones do not; one in a sentence that does not read as telling
+  of a sign happening (`similar_signs.py`) is asked about first.  A sign no phrase names but a clause means
   (`similar_signs.py`) is only *possible*: the dialogue asks before escalating.
 - For yes/no questions: the answer (yes, no, unknown) and any duration in days.
 """
@@ -25,7 +26,12 @@ from voiceskill.nlu.classifier import ConceptFinder, features, load_or_train, mo
 from voiceskill.nlu.durations import days_in
 from voiceskill.nlu.embedding import SentenceEncoder, shared_encoder
 from voiceskill.nlu.redflags import PRESENT, Finding, RedFlagSpotter
-from voiceskill.nlu.similar_signs import SIMILARITY_FLOOR, SimilarSigns, index_path
+from voiceskill.nlu.similar_signs import (
+    ESCALATING,
+    SIMILARITY_FLOOR,
+    SimilarSigns,
+    index_path,
+)
 from voiceskill.text import normalize, tokens
 
 DEFAULT_THRESHOLD = 0.2
@@ -41,6 +47,10 @@ sign found only by meaning, unless the sign is said nearly in a flag's own words
 STRONG_SIMILARITY): "how come my wee has gone the colour of coffee" asks and says a sign
 (measurements in docs/understanding.md)."""
 STRONG_SIMILARITY = 0.75
+SAID_FLOOR = 0.1
+"""A sign the phrase rules find in a sentence that reads this unlikely to tell of one
+happening (`SimilarSigns.said_happening`: a story, a figure of speech, a question) is asked
+about ("Did you say ...?") instead of escalated (docs/understanding.md has the measurements)."""
 MAX_CHARACTERS = 1000
 """A spoken question is far shorter; longer typed text is refused, not cut (a cut could drop
 the "no" or the sign that matters)."""
@@ -104,6 +114,8 @@ class IntentMatcher:
         self._spoken = _spoken_text(content)
         self._emergency_flags = frozenset(flag.name for flag in content.red_flags
                                           if content.nodes[flag.goto].outcome == OUTCOMES[-1])
+        self._escalating_flags = frozenset(flag.name for flag in content.red_flags
+                                           if content.nodes[flag.goto].outcome in ESCALATING)
         self._graver_forms: dict[str, set[str]] = {}  # milder flag -> flags that become it
         for flag in content.red_flags:
             for milder in flag.becomes.values():
@@ -131,7 +143,12 @@ class IntentMatcher:
         if words:
             meaning = self._encoder.encode([text])[0]
             guess, confidence = self._classify(words, concepts, meaning)
-            possible = self._possible_signs(said, meaning, findings, guess, confidence)
+            alarms = tuple(name for name in present if name in self._escalating_flags)
+            if alarms and self._similar.said_happening(meaning) < SAID_FLOOR:
+                present = tuple(name for name in present if name not in alarms)
+                possible = self._doubted(alarms, guess, confidence)
+            else:
+                possible = self._possible_signs(said, meaning, findings, guess, confidence)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(
@@ -147,6 +164,17 @@ class IntentMatcher:
             heard_clearly=clear,
             guess=guess,
         )
+
+    def _doubted(self, present: tuple[str, ...], guess: str,
+                 confidence: float) -> tuple[str, ...]:
+        """The signs to ask about, of those the rules found in a sentence that does not read
+        as telling of one ("a fit of the giggles"): all of them, unless it is clearly one of
+        the skill's questions and none is an emergency sign; that question is then answered
+        ("do I need my GP or am I wasting their time")."""
+        if self._clearly_a_question(guess, confidence) and not (
+                self._emergency_flags.intersection(present)):
+            return ()
+        return present
 
     def _possible_signs(self, said: str, meaning: np.ndarray, findings: tuple[Finding, ...],
                         guess: str, confidence: float) -> tuple[str, ...]:

@@ -15,6 +15,12 @@ embeddings hardly see "not".  A clause is a *possible* sign when
 Only flags that escalate (urgent or emergency) are looked for.  A possible sign is never
 escalated on: the dialogue asks "Did you say ...?" (the flag's
 `confirm`), so a false alarm costs one question and a true one one turn.
+
+The same sentences also teach whether something *reads as* a sign said to be happening
+(`said_happening`): a logistic regression on the embedding, from the flags' present examples
+and references against their denied, asked-about and past examples, their not-a-sign
+references ("I had a fit of the giggles") and the domain's example questions. The phrase
+rules find the words; this judges the whole sentence, which phrase lists never finish doing.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
-INDEX_FORMAT = "3"  # bump when what build_index makes changes, so old caches are not read
+INDEX_FORMAT = "4"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 ESCALATING = ("urgent", "emergency")
+SAID_C = 4.0  # the assertion model's regularisation (scikit-learn's C)
+ANSWERED_SENTENCES = 1500  # of its sentences, also learned said after a yes or a no
 INABILITY_REACH = 3
 """How far before a sign's word a "not" may be part of the sign ("not able to speak")."""
 OPPOSITES = {"can't": "can", "cannot": "can", "won't": "will", "couldn't": "could"}
@@ -59,12 +67,15 @@ class SignIndex:
     labels: np.ndarray  # sentences, ascending: NOT_A_SIGN, then flag indices
     distinctive: tuple[frozenset[str], ...]
     after_negation: tuple[frozenset[str], ...]  # stems a flag's phrases put after a "not"
+    said_coef: np.ndarray  # dimensions: the assertion model's weights
+    said_intercept: np.ndarray  # one value
 
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, flags=np.array(self.flags), vectors=self.vectors, labels=self.labels,
                  distinctive=np.array([" ".join(sorted(d)) for d in self.distinctive]),
-                 after_negation=np.array([" ".join(sorted(d)) for d in self.after_negation]))
+                 after_negation=np.array([" ".join(sorted(d)) for d in self.after_negation]),
+                 said_coef=self.said_coef, said_intercept=self.said_intercept)
         write_atomic(path, buffer.getvalue())
 
     @classmethod
@@ -75,7 +86,8 @@ class SignIndex:
             path, lambda data: cls(
                 tuple(str(f) for f in data["flags"]), data["vectors"], data["labels"],
                 tuple(frozenset(str(d).split()) for d in data["distinctive"]),
-                tuple(frozenset(str(d).split()) for d in data["after_negation"])),
+                tuple(frozenset(str(d).split()) for d in data["after_negation"]),
+                data["said_coef"], data["said_intercept"]),
             cls._whole, "sign index")
 
     def _whole(self) -> bool:
@@ -85,7 +97,10 @@ class SignIndex:
                 and len(vectors) > 0 and vectors.dtype.kind == "f" and np.isfinite(vectors).all()
                 and labels.shape == (len(vectors),) and labels.dtype.kind == "i"
                 and bool(np.all(labels[1:] >= labels[:-1]))  # ascending: one block per label
-                and labels[0] >= NOT_A_SIGN and labels[-1] < len(self.flags))
+                and labels[0] >= NOT_A_SIGN and labels[-1] < len(self.flags)
+                and self.said_coef.shape == (DIMENSION,) and self.said_intercept.shape == ()
+                and all(a.dtype.kind == "f" and np.isfinite(a).all()
+                        for a in (self.said_coef, self.said_intercept)))
 
 
 class SimilarSigns:
@@ -112,6 +127,12 @@ class SimilarSigns:
         scores = np.maximum.reduceat(self._index.vectors @ vector, self._blocks)
         label = int(self._block_labels[int(np.argmax(scores))])
         return None if label == NOT_A_SIGN else self._index.flags[label]
+
+    def said_happening(self, meaning: np.ndarray) -> float:
+        """How likely (0..1) a sentence of this `meaning` tells of a sign happening now, as
+        opposed to a question, a denial, the past or a figure of speech."""
+        score = float(self._index.said_coef @ meaning + self._index.said_intercept)
+        return 1.0 / (1.0 + np.exp(-score))
 
     def find(self, transcript: str, meaning: np.ndarray,
              floor: float = SIMILARITY_FLOOR) -> tuple[str, ...]:
@@ -145,39 +166,80 @@ class SimilarSigns:
 
 
 def index_path(content: Content, encoder_fingerprint: str) -> Path:
-    """Where the index for exactly this content and embedding model is cached."""
-    return cache_dir() / f"signs-{content.fingerprint}-{encoder_fingerprint}-{INDEX_FORMAT}.npz"
+    """Where the index for exactly this content, embedding model and way of building it is
+    cached."""
+    settings = (f"{INDEX_FORMAT}-{PHRASES_PER_FLAG}-{ORDINARY_SENTENCES}-{SAID_C:g}-"
+                f"{ANSWERED_SENTENCES}")
+    return cache_dir() / f"signs-{content.fingerprint}-{encoder_fingerprint}-{settings}.npz"
 
 
 def build_index(content: Content, spotter: RedFlagSpotter,
                 encoder: SentenceEncoder) -> SignIndex:
-    """Embed every flag's phrases and the sentences that are not a sign."""
+    """Embed every flag's phrases and the sentences that are not a sign; learn from the
+    sentences (not the phrases, which are fragments) how a sign said to be happening reads."""
     flags = tuple(flag.name for flag in content.red_flags)
-    labelled: list[tuple[str, int]] = []
+    # (text, label, said): `said` is what the assertion model learns the text as, None: nothing
+    labelled: list[tuple[str, int, bool | None]] = []
     for label, flag in enumerate(content.red_flags):
         # A flag that does not escalate (how long it lasted) is nothing to confirm.
         sign = label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
-        said = [*_thinned(flag.phrases, PHRASES_PER_FLAG), *flag.examples.get("present", ()),
-                *flag.references.get("present", ())]
-        labelled += [(text, sign) for text in said]
+        labelled += [(text, sign, None) for text in _thinned(flag.phrases, PHRASES_PER_FLAG)]
+        labelled += [(text, sign, True) for text in [*flag.examples.get("present", ()),
+                                                      *flag.references.get("present", ())]]
         unsaid = [*(t for kind in ("negated", "question", "past")
                     for t in flag.examples.get(kind, ())),
-                  *flag.references.get("not_a_sign", ()),
-                  *filter(None, map(_without_negation, flag.phrases))]
-        labelled += [(text, NOT_A_SIGN) for text in unsaid]
+                  *flag.references.get("not_a_sign", ())]
+        labelled += [(text, NOT_A_SIGN, False) for text in unsaid]
+        labelled += [(text, NOT_A_SIGN, None)
+                     for text in filter(None, map(_without_negation, flag.phrases))]
     samples, examples = _ordinary_sentences(content, spotter)
     ordinary = _thinned(samples, ORDINARY_SENTENCES)
-    labelled += [(text, NOT_A_SIGN) for text in [*ordinary, *examples]]
+    labelled += [(text, NOT_A_SIGN, None) for text in ordinary]
+    labelled += [(text, NOT_A_SIGN, False) for text in examples]
     ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
     distinctive = tuple(
         frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
         for flag in content.red_flags)
     after_negation = tuple(frozenset(_after_negation(flag.phrases, spotter)) & distinctive[i]
                            for i, flag in enumerate(content.red_flags))
-    labelled.sort(key=lambda pair: pair[1])  # stable: each label's sentences in one block
-    vectors = encoder.encode([text for text, _ in labelled])
-    return SignIndex(flags, vectors, np.array([label for _, label in labelled], np.int32),
-                     distinctive, after_negation)
+    labelled.sort(key=lambda item: item[1])  # stable: each label's sentences in one block
+    vectors = encoder.encode([text for text, _, _ in labelled])
+    answered = _as_answers(content, [(text, said) for text, _, said in labelled
+                                     if said is not None])
+    said = [said for _, _, said in labelled] + [said for _, said in answered]
+    coef, intercept = _train_said(
+        np.vstack([vectors, encoder.encode([text for text, _ in answered])]), said)
+    return SignIndex(flags, vectors, np.array([label for _, label, _ in labelled], np.int32),
+                     distinctive, after_negation, coef, intercept)
+
+
+def _as_answers(content: Content, sentences: list[tuple[str, bool]]
+               ) -> list[tuple[str, bool]]:
+    """Some of `sentences` said after a yes or a no ("yes and my chest hurts", "no but ..."):
+    a sign is told in answer to a triage question as often as on its own, and the assertion
+    model must not learn that an answer word makes a sentence an answer, not a sign."""
+    replies = [sample for intent in content.answers for sample in content.intents[intent]]
+    if not replies:
+        return []
+    chosen = random.Random(0).sample(sentences, min(ANSWERED_SENTENCES, len(sentences)))
+    draw = random.Random(1)
+    return [(f"{draw.choice(replies)} {draw.choice(('and', 'but', ''))} {text}", said)
+            for text, said in chosen]
+
+
+def _train_said(vectors: np.ndarray, said: list[bool | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression weights for "a sign said to be happening" on the sentences whose
+    `said` is known; with no sentence of one kind (a small content), every sentence reads as
+    happening, so nothing the rules find is ever doubted."""
+    known = [i for i, value in enumerate(said) if value is not None]
+    targets = np.array([said[i] for i in known], dtype=int)
+    if len(set(targets)) < 2:
+        return np.zeros(DIMENSION, np.float32), np.array(10.0, np.float32)
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=SAID_C, max_iter=3000, class_weight="balanced")
+    model.fit(vectors[known], targets)
+    return model.coef_[0].astype(np.float32), np.array(model.intercept_[0], np.float32)
 
 
 def _ordinary_sentences(content: Content, spotter: RedFlagSpotter

@@ -222,3 +222,42 @@ def test_a_sure_question_that_says_a_sign_nearly_in_its_words_is_still_confirmed
     assert heard.confidence >= nlu.CLEAR_QUESTION and heard.flags == ()
     assert heard.possible_flags == ("rhabdo",)
     assert matcher.understand("why does my eyelid twitch when I am tired").possible_flags == ()
+
+
+@pytest.mark.parametrize("text, sign", [
+    ("my nephew's cartoon hero had a seizure in the last episode, anyway why do my toes curl "
+     "up at night", "seizure"),
+    ("we watched a hospital drama last night where a man had a heart attack, anyway can "
+     "twitching be serious", "chest_pain"),
+    ("in the video game my character keeps having seizures, and my eyelid is twitching from "
+     "playing so long", "seizure"),
+])
+def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, text, sign):
+    """The phrase rules find the sign's words; the sentence, by its meaning, does not tell of
+    one happening (similar_signs.said_happening): "Did you say ...?" comes first."""
+    heard = matcher.understand(text)
+    assert heard.flags == () and sign in heard.possible_flags
+
+
+@pytest.mark.parametrize("text", [
+    "is it a waste of time seeing the doctor about twitchy eyelids",
+    "should I bother my GP about cramps or am I wasting their time",
+])
+def test_a_clear_question_with_a_doubted_urgent_sign_is_answered(matcher, text):
+    """"wasting" names muscle wasting to the rules; the sentence is clearly one of the skill's
+    questions and reads as no sign: the question is answered, not met with a question."""
+    heard = matcher.understand(text)
+    assert heard.flags == () and heard.possible_flags == ()
+    assert heard.intent == "when_to_see_doctor"
+
+
+@pytest.mark.parametrize("text, sign", [
+    ("yes and my chest hurts", "chest_pain"),
+    ("yes and he has collapsed", "unresponsive"),
+    ("no but I can't breathe", "breathing"),
+    ("yeah his face has dropped on one side", "stroke"),
+])
+def test_a_sign_said_after_a_yes_or_a_no_still_escalates_at_once(matcher, text, sign):
+    """The assertion model learned signs said after an answer word too: without them, it took
+    "yes and my chest hurts" for an answer, not a sign."""
+    assert sign in matcher.understand(text).flags
