@@ -101,6 +101,9 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
            and p[1].answer not in confirmations, ">= 90%",
            lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
                      f" want {p[0]['intents']}: {p[1].answer[:60]!r}")
+    report("everyday questions answered without an alarm", everyday,
+           lambda p: p[1].outcome not in ESCALATED, "-",
+           lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
     for name, target_name, wanted, target in (
             ("emergency.csv", "emergencies", {"emergency"}, ">= 98%"),
             ("urgent.csv", "urgent signs", ESCALATED, ">= 90%")):
