@@ -339,7 +339,8 @@ class UtteranceDetector:
         self._frames.append((samples, self._vad.is_speech(samples.tobytes()), level_db))
         self._heard += len(samples)
         if not self._open and self._starts():
-            while len(self._frames) > START_FRAMES:
+            # it starts a frame before the first speech in the window, as pocketsphinx's did
+            while len(self._frames) > START_FRAMES or not self._frames[1][1]:
                 self._frames.popleft()
             self._open = True
             self._next_audio_s = (self._heard - len(self._frames) * self._frame) / SAMPLE_RATE

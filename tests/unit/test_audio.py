@@ -294,3 +294,17 @@ def test_a_click_slam_or_cough_starts_no_utterance(noise_sd):
                for offset in range(0, 480, 20)
                if list(split_utterances([_in_noise(burst, offset, noise_sd)]))]
     assert not started, f"taken for speech: {started}"
+
+
+def test_a_question_said_in_quiet_is_cut_from_its_first_sound():
+    """Needing 16 of 17 frames of speech, the detector began some questions up to 1 s late,
+    after a consonant or a pause broke the run: "I have a stiff neck and high fever" was heard
+    as "if neck and high fever"."""
+    late = []
+    for row in manifest_rows(condition="clean", conversation=""):
+        sound, _ = sf.read(ROOT / row["file"], dtype="int16")
+        first_sound_s = 1 + np.flatnonzero(np.abs(sound) > 100)[0] / SAMPLE_RATE
+        starts = [u.start_s for u in split_utterances([_in_noise(sound, 0, 0)])]
+        if len(starts) != 1 or starts[0] - first_sound_s > 0.35:
+            late.append(f"{row['file']}: {starts} for sound from {first_sound_s:.2f} s")
+    assert not late, "\n".join(late)
