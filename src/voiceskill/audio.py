@@ -5,9 +5,13 @@ common WAV layout are converted here, as a stream (soundfile reads blocks,
 soxr resamples them): a long recording never has to fit in memory; raw PCM a
 front-end received is converted by `PcmStream`.
 
-Utterances are cut with pocketsphinx's WebRTC-based `Endpointer`: an
-utterance ends after `silence_s` of non-speech (90 % of the frames in that
-window).  The default silence and VAD mode were chosen by measurement
+Utterances are cut on pocketsphinx's WebRTC-based `Vad`, which calls each
+30 ms frame speech or not.  An utterance starts when 0.3 s of the last
+0.36 s is speech, 0.21 s of it with sound in it: a one-syllable "no" starts
+one, a door slam (whose frames the VAD goes on calling speech for a while
+after it) does not.  It ends after `silence_s` of non-speech (90 % of the
+frames in that window), the rule of pocketsphinx's `Endpointer`.  The
+default silence, the VAD mode and the start rule were chosen by measurement
 (docs/measurements.md): long enough not to split a hesitant speaker, strict
 enough not to take noise for speech.
 """
@@ -18,6 +22,7 @@ import io
 import os
 import select
 import stat
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +31,7 @@ from typing import Literal
 import numpy as np
 import soundfile
 import soxr
-from pocketsphinx import Endpointer, Vad
+from pocketsphinx import Vad
 
 from voiceskill.errors import UserError
 
@@ -34,6 +39,12 @@ SAMPLE_RATE = 16000
 MAX_CHANNELS = 8
 DEFAULT_SILENCE_S = 0.5
 DEFAULT_VAD_MODE = Vad.MEDIUM_STRICT
+FRAME_S = 0.03  # the VAD's frame
+START_FRAMES = 12  # the start rule looks at the last 0.36 s;
+START_VOICED = 10  # at least this many of its frames are speech to the VAD,
+START_SOUNDING = 7  # and at least this many of those carry sound: within
+SOUNDING_DB = 30.0  # this much of the loudest frame of the 0.36 s
+END_RATIO = 0.9  # an utterance ends when this much of the last `silence_s` is not speech
 
 _WAV_MAGIC = (b"RIFF", b"RIFX", b"RF64")
 _WAV_FORMATS = ("WAV", "WAVEX", "RF64")
@@ -281,16 +292,16 @@ class UtteranceDetector:
     """The rate `process` takes: a live source (the microphone) records at it."""
 
     def __init__(self, silence_s: float = DEFAULT_SILENCE_S, *, vad_mode: int = DEFAULT_VAD_MODE):
-        self._endpointer = Endpointer(
-            window=silence_s,
-            ratio=0.9,
-            vad_mode=vad_mode,
-            sample_rate=self.sample_rate,
-            frame_length=0.03,
-        )
-        self._frame = self._endpointer.frame_bytes // 2
+        self._vad = Vad(vad_mode, self.sample_rate, FRAME_S)
+        self._frame = self._vad.frame_bytes // 2
+        self._window = int(silence_s / FRAME_S + 0.5)  # frames, rounded as pocketsphinx does
+        if self._window < START_FRAMES:
+            raise ValueError(f"silence_s must be at least {START_FRAMES * FRAME_S:.2f} s")
+        self._end_voiced = int((1 - END_RATIO) * self._window + 0.5)  # ends below this
+        # the last frames heard, oldest first: (samples, VAD says speech, level in dB)
+        self._frames: deque[tuple[np.ndarray, bool, float]] = deque(maxlen=self._window)
         self._pending = np.zeros(0, dtype=np.int16)
-        self._heard = 0  # samples given to the endpointer
+        self._heard = 0  # samples given to the VAD
         self._open = False
         self._next_audio_s = 0.0
 
@@ -299,40 +310,62 @@ class UtteranceDetector:
         whole = len(buf) - len(buf) % self._frame
         events: list[VadEvent] = []
         for i in range(0, whole, self._frame):
-            self._heard += self._frame
-            self._take(self._endpointer.process(buf[i : i + self._frame].tobytes()), events)
+            self._step(buf[i : i + self._frame], events)
         self._pending = buf[whole:]
         return _merge_audio(events)
 
     def flush(self) -> list[VadEvent]:
-        """End of the stream: close an utterance that is still open (the detector is then done)."""
+        """End of the stream: close an utterance that is still open (the detector is then done).
+
+        Its audio runs to its last frame of speech, or to the end of the stream if that frame
+        is the last one heard."""
         events: list[VadEvent] = []
-        if self._endpointer.in_speech:
-            # end_stream() cannot take an empty buffer: one zero sample stands in for it
-            tail = self._pending if len(self._pending) else np.zeros(1, dtype=np.int16)
-            self._heard += len(tail)
-            self._take(self._endpointer.end_stream(tail.tobytes()), events)
-        if self._open:  # end_stream had nothing more to return
+        self._heard += len(self._pending)
+        if self._open:
+            voiced = [i for i, (_, speech, _) in enumerate(self._frames) if speech]
+            kept = [samples for samples, _, _ in self._frames][: voiced[-1] + 1 if voiced else 0]
+            if voiced and voiced[-1] == len(self._frames) - 1:
+                kept.append(self._pending)
+            if kept:
+                self._emit(np.concatenate(kept), events)
             events.append(self._end())
+        self._frames.clear()
         self._pending = np.zeros(0, dtype=np.int16)
         return _merge_audio(events)
 
-    def _take(self, speech: bytes | None, events: list[VadEvent]) -> None:
-        if speech is None:
-            return
-        if not self._open:
-            self._next_audio_s = self._endpointer.speech_start
-            events.append(VadEvent("start", self._next_audio_s))
+    def _step(self, samples: np.ndarray, events: list[VadEvent]) -> None:
+        """One frame: pocketsphinx's Endpointer, but for the start rule."""
+        level_db = 10 * np.log10(np.mean(samples.astype(np.float64) ** 2) + 1.0)
+        self._frames.append((samples, self._vad.is_speech(samples.tobytes()), level_db))
+        self._heard += len(samples)
+        if not self._open and self._starts():
+            # it starts a frame before the first speech in the window, as pocketsphinx's did
+            while len(self._frames) > START_FRAMES or not self._frames[1][1]:
+                self._frames.popleft()
             self._open = True
-        samples = np.frombuffer(speech, dtype=np.int16).copy()
+            self._next_audio_s = (self._heard - len(self._frames) * self._frame) / SAMPLE_RATE
+            events.append(VadEvent("start", self._next_audio_s))
+        if not self._open or len(self._frames) < self._window:
+            return  # the end rule needs the whole window; speech reaches you that late
+        ending = sum(speech for _, speech, _ in self._frames) < self._end_voiced
+        self._emit(self._frames.popleft()[0], events)
+        if ending:
+            events.append(self._end())
+
+    def _starts(self) -> bool:
+        recent = list(self._frames)[-START_FRAMES:]
+        voiced = [level for _, speech, level in recent if speech]
+        loudest = max(level for _, _, level in recent)
+        sounding = sum(level >= loudest - SOUNDING_DB for level in voiced)
+        return len(voiced) >= START_VOICED and sounding >= START_SOUNDING
+
+    def _emit(self, samples: np.ndarray, events: list[VadEvent]) -> None:
         events.append(VadEvent("audio", self._next_audio_s, samples))
         self._next_audio_s += len(samples) / SAMPLE_RATE
-        if not self._endpointer.in_speech:
-            events.append(self._end())
 
     def _end(self) -> VadEvent:
         self._open = False
-        end = self._endpointer.speech_end
+        end = self._next_audio_s
         return VadEvent("end", end, silence_ms=max(0.0, self._heard / SAMPLE_RATE - end) * 1000)
 
 

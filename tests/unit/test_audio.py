@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from helpers import ROOT, manifest_rows
 from voiceskill.audio import (
     SAMPLE_RATE,
     AudioError,
@@ -21,6 +22,7 @@ from voiceskill.audio import (
     split_utterances,
     trim_silence,
 )
+from voiceskill.live.echo import EchoCanceller
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +235,76 @@ def test_trim_silence_keeps_speech_and_the_pause_between(tmp_path, voice):
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, np.zeros(SAMPLE_RATE * 2, dtype=np.int16), SAMPLE_RATE)
     assert len(trim_silence(quiet)) == 0
+
+
+SHORT_REPLIES = [ROOT / r["file"] for r in manifest_rows(condition="clean")
+                 if r["text"] in ("no", "yes", "stop", "nope")]
+NOISE_FLOORS = (0, 1, 10, 50)  # sd of int16 samples: digital silence to a quiet room
+OFFSETS = (0, 97, 211, 367)  # samples: where the reply falls on the detector's 30 ms frames
+
+
+def _in_noise(sound: np.ndarray, offset: int, noise_sd: float) -> np.ndarray:
+    """`sound` 1 s (plus `offset` samples) into 2 s of noise, as int16."""
+    audio = np.concatenate([np.zeros(SAMPLE_RATE + offset), sound, np.zeros(SAMPLE_RATE)])
+    audio += np.random.default_rng(offset).normal(0, noise_sd, len(audio)) if noise_sd else 0
+    return np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("noise_sd", NOISE_FLOORS)
+def test_a_one_word_reply_is_one_utterance_in_quiet_and_noise_and_after_the_canceller(noise_sd):
+    """A short "no" said in a quiet room was not heard at all: the VAD called 14-17 of its
+    30 ms frames speech, and 16 of 17 had to be (CI, tests/integration/test_listen.py)."""
+    assert len(SHORT_REPLIES) >= 20, "the manifest lists the one-word replies"
+    missed = []
+    for path in SHORT_REPLIES:
+        sound, rate = sf.read(path, dtype="int16")
+        assert rate == SAMPLE_RATE
+        for offset in OFFSETS:
+            audio = _in_noise(sound, offset, noise_sd)
+            cancelled = EchoCanceller(SAMPLE_RATE).cancel(audio, np.zeros_like(audio))
+            for heard, name in ((audio, "as said"), (cancelled, "after the canceller")):
+                found = len(list(split_utterances([heard])))
+                if found != 1:
+                    missed.append(f"{path.name} at +{offset} {name}: {found} utterances")
+    assert not missed, "\n".join(missed)
+
+
+def _bursts() -> dict[str, np.ndarray]:
+    """Short broadband noises (float, 16 kHz), all under 0.15 s, none of them speech."""
+    rng = np.random.default_rng(5)
+    t = np.arange(int(0.14 * SAMPLE_RATE)) / SAMPLE_RATE
+    decay = np.exp(-t / 0.03)
+    lowpassed = np.convolve(rng.normal(0, 1, len(t) + 15), np.ones(16) / 4, "valid")
+    return {
+        "click": np.r_[np.zeros(10), 30000, -30000, np.zeros(10)],
+        "door slam": (20000 * np.sin(2 * np.pi * 60 * t) + rng.normal(0, 8000, len(t))) * decay,
+        "cough": 10000 * lowpassed * np.hanning(len(t)),
+        "0.14 s of white noise": rng.normal(0, 20000, len(t)),
+        "0.1 s of white noise": rng.normal(0, 3000, int(0.1 * SAMPLE_RATE)),
+    }
+
+
+@pytest.mark.parametrize("noise_sd", NOISE_FLOORS)
+def test_a_click_slam_or_cough_starts_no_utterance(noise_sd):
+    """The VAD goes on calling frames speech for a while after a bang: those are not counted
+    as the sound the start rule needs."""
+    # every 20 samples across a 30 ms frame: at +300, 0.14 s of white noise and the frames
+    # the VAD calls speech after it make 10 of 12
+    started = [f"{name} at +{offset}" for name, burst in _bursts().items()
+               for offset in range(0, 480, 20)
+               if list(split_utterances([_in_noise(burst, offset, noise_sd)]))]
+    assert not started, f"taken for speech: {started}"
+
+
+def test_a_question_said_in_quiet_is_cut_from_its_first_sound():
+    """Needing 16 of 17 frames of speech, the detector began some questions up to 1 s late,
+    after a consonant or a pause broke the run: "I have a stiff neck and high fever" was heard
+    as "if neck and high fever"."""
+    late = []
+    for row in manifest_rows(condition="clean", conversation=""):
+        sound, _ = sf.read(ROOT / row["file"], dtype="int16")
+        first_sound_s = 1 + np.flatnonzero(np.abs(sound) > 100)[0] / SAMPLE_RATE
+        starts = [u.start_s for u in split_utterances([_in_noise(sound, 0, 0)])]
+        if len(starts) != 1 or starts[0] - first_sound_s > 0.35:
+            late.append(f"{row['file']}: {starts} for sound from {first_sound_s:.2f} s")
+    assert not late, "\n".join(late)
