@@ -17,17 +17,25 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rapidfuzz import fuzz
+
 from voiceskill.content import Content
 from voiceskill.content.schema import FALLBACK
 from voiceskill.dialogue import Conversation, Reply
 from voiceskill.nlu import MAX_CHARACTERS, MIN_ASR_CONFIDENCE, IntentMatcher, Understanding
 from voiceskill.outputs import OutputError, create_new, prepare_folder, reason
+from voiceskill.text import normalize
 from voiceskill.tts.speaker import Speaker, SpeechAudio, TtsUnavailable, encode_wav
 
 if TYPE_CHECKING:
     from voiceskill.asr import Recognizer, Transcript
 
 DEFAULT_RATE = 165
+OWN_WORDS_SIMILARITY = 80
+"""Heard over an answer, words this like a stretch of it (rapidfuzz partial_ratio) are its
+echo: a reflection the canceller had not learned came back as a run of the answer's words,
+which the classifier took for a question and answered, cutting the answer off."""
+OWN_WORDS_LEAST = 3  # words; fewer say too little to tell
 MIN_RATE = 60
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,18 @@ class TurnRecord:
         if self.error:
             record["error"] = self.error
         return record
+
+
+def _made_out_over(answer: str, understanding: Understanding) -> bool:
+    """Whether what was heard over the skill's own `answer` was made out for sure
+    (`Understanding.definite`) and is not a run of that answer's own words. A sign the phrase
+    rules find always counts."""
+    if understanding.flags or understanding.asked_flags:
+        return True
+    own_words = (len(understanding.text.split()) >= OWN_WORDS_LEAST and bool(answer)
+                 and fuzz.partial_ratio(understanding.text, normalize(answer))
+                 >= OWN_WORDS_SIMILARITY)
+    return understanding.definite and not own_words
 
 
 def _for_the_skill(understanding: Understanding) -> bool:
@@ -253,7 +273,7 @@ class Skill:
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
         transcript, understanding = self.recognised(transcript, clock)
-        if over_answer and not understanding.definite:
+        if over_answer and not _made_out_over(conversation.last_answer, understanding):
             return Ignored(transcript.text, half_heard=True)
         if not (_for_the_skill(understanding) or addressed or conversation.awaiting_answer):
             return Ignored(transcript.text, half_heard=False)

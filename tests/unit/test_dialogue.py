@@ -202,6 +202,38 @@ def test_over_its_own_voice_the_skill_answers_only_what_it_made_out_for_sure(ski
     assert stop.reply.intent == "stop"
 
 
+def test_over_its_own_voice_a_sign_found_by_meaning_alone_is_not_made_out(skill):
+    """Two words decoded from a reflection of the answer, "my cold", mean someone not
+    responding to the sign index: over the answer that is not asked about; said on its own,
+    it is."""
+    from voiceskill.asr import Transcript
+    from voiceskill.pipeline import Ignored
+
+    conversation = skill.conversation()
+    skill.text_turn(conversation, "how do I stop a cramp")
+    heard = Transcript("my cold", (), 0.99, True)
+    assert skill.heard(conversation, heard, 0.0, over_answer=True) == Ignored("my cold", True)
+    asked = skill.heard(conversation, heard, 0.0).reply
+    assert asked.answer in {flag.confirm for flag in skill.content.red_flags}
+
+
+def test_over_its_own_voice_a_run_of_the_answers_words_is_its_echo(skill):
+    """A reflection of the answer decoded as its own words reads as a question of the skill's
+    (how to ease a cramp): over that answer it is ignored; a sign the rules find still counts."""
+    from voiceskill.asr import Transcript
+    from voiceskill.pipeline import Ignored, TurnRecord
+
+    conversation = skill.conversation()
+    skill.text_turn(conversation, "how do I stop a cramp")
+    echo = Transcript("stretch the muscle and massage it", (), 0.99, True)
+    assert skill.heard(conversation, echo, 0.0, over_answer=True) == Ignored(echo.text, True)
+    assert isinstance(skill.heard(conversation, echo, 0.0), TurnRecord)  # said after: answered
+    skill.text_turn(conversation, "how do I stop a cramp")
+    sign = Transcript("gently stretch the muscle and massage the area that often helps a "
+                      "spasm ease I can't breathe", (), 0.99, True)  # the answer's, nearly
+    assert skill.heard(conversation, sign, 0.0, over_answer=True).reply.outcome == "emergency"
+
+
 def test_a_question_about_a_sign_is_answered_before_any_route(skill):
     """"is a fever with a stiff neck serious?" names an intent's words too ("serious"): the
     question about the sign wins, so it is not answered with reassurance about twitches."""

@@ -245,7 +245,7 @@ class Loop:
     def _keep_enhanced(self, samples: np.ndarray) -> None:
         """The enhanced stream, for the recogniser. Speech is detected on the signal itself:
         after an enhancer a short "no" or "stop" (under half a second) no longer reached the
-        detector's 90 %-of-0.5 s rule on the virtual devices."""
+        detector's start rule on the virtual devices."""
         self.enhanced = np.concatenate([self.enhanced, samples])
         excess = len(self.enhanced) - ENHANCED_KEPT_S * self.rate
         if excess > 0:

@@ -55,8 +55,9 @@ SETTLED_ERLE_DB = 10.0
 SETTLE_LIMIT_S = 2.0  # no echo path to learn (a headset): trust the microphone after this
 ALIGN_AFTER_S = 0.8  # microphone heard into an answer before its echo is looked for
 # The same, when the last answer's echo tells where to expect it: the filter, which knows the
-# room, then cancels from this point, too soon for the echo before it to start an utterance
-# (the detector wants 90 % of half a second).
+# room, then cancels from this point; what the microphone heard before it is held back and
+# given back cancelled (bench/echo_path.py: no self-interruption with the detector's 0.3 s
+# start rule).
 VERIFY_AFTER_S = 0.35
 # A short stretch of voiced speech also matches itself a pitch period or two away: the echo
 # where it is expected must match about as well as it did when it was found.

@@ -9,8 +9,9 @@
   ("massage", "gently stretch it") never stops it.
 - Red flags are found with their assertion status (`redflags.py`): present ones escalate,
   denied, past and asked-about ones do not; one in a sentence that does not read as telling
-  of a sign happening (`similar_signs.py`) is asked about first.  A sign no phrase names but a clause means
-  (`similar_signs.py`) is only *possible*: the dialogue asks before escalating.
+  of a sign happening (`similar_signs.py`) is asked about first.  A sign no phrase names but
+  a clause means (`similar_signs.py`) is only *possible*: the dialogue asks before
+  escalating.
 - For yes/no questions: the answer (yes, no, unknown) and any duration in days.
 """
 
@@ -84,12 +85,14 @@ class Understanding:
 
     @property
     def definite(self) -> bool:
-        """Whether something was made out for sure: a red flag, however it was heard, or an
-        intent or a duration heard clearly. A stray sound or a half-heard word is not."""
+        """Whether something was made out for sure: a red flag the phrase rules found, however
+        it was heard, or an intent or a duration heard clearly. A stray sound, a half-heard
+        word, or a sign found by meaning alone (two words decoded from the skill's own voice,
+        "my cold", were asked about as someone not responding) is not."""
         # A red flag said to be happening sets the intent however it was heard; other intents
         # and days are only taken from words heard clearly.
         return (self.intent != FALLBACK or bool(self.flags) or bool(self.asked_flags)
-                or bool(self.possible_flags) or self.days is not None)
+                or self.days is not None)
 
 
 class IntentMatcher:
