@@ -149,7 +149,7 @@ class IntentMatcher:
             alarms = tuple(name for name in present if name in self._escalating_flags)
             if alarms and self._similar.said_happening(meaning) < SAID_FLOOR:
                 present = tuple(name for name in present if name not in alarms)
-                possible = self._doubted(alarms, guess, confidence)
+                possible = self._doubted(alarms, words, guess, confidence)
             else:
                 possible = self._possible_signs(said, meaning, findings, guess, confidence)
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
@@ -168,13 +168,16 @@ class IntentMatcher:
             guess=guess,
         )
 
-    def _doubted(self, present: tuple[str, ...], guess: str,
+    def _doubted(self, present: tuple[str, ...], words: list[str], guess: str,
                  confidence: float) -> tuple[str, ...]:
         """The signs to ask about, of those the rules found in a sentence that does not read
-        as telling of one ("a fit of the giggles"): all of them, unless it is clearly one of
-        the skill's questions and none is an emergency sign; that question is then answered
-        ("do I need my GP or am I wasting their time")."""
-        if self._clearly_a_question(guess, confidence) and not (
+        as telling of one ("a fit of the giggles"): all of them, unless it is asked as a
+        question, clearly one of the skill's, and none is an emergency sign; that question is
+        then answered ("do I need my GP or am I wasting their time"). A statement the
+        classifier is as sure of ("i keep getting to one side when i walk", misheard) is
+        asked about."""
+        asked = words[0] in self._content.context.question_starts
+        if asked and self._clearly_a_question(guess, confidence) and not (
                 self._emergency_flags.intersection(present)):
             return ()
         return present

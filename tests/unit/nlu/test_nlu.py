@@ -261,3 +261,11 @@ def test_a_sign_said_after_a_yes_or_a_no_still_escalates_at_once(matcher, text, 
     """The assertion model learned signs said after an answer word too: without them, it took
     "yes and my chest hurts" for an answer, not a sign."""
     assert sign in matcher.understand(text).flags
+
+
+def test_a_doubted_urgent_sign_in_a_statement_is_asked_about_not_dropped(matcher):
+    """Only a question, clearly one of the skill's, is answered over a doubted urgent sign; a
+    statement the classifier is as sure of keeps it, to be asked about."""
+    heard = matcher.understand("my GP will think I'm wasting her time with these twitchy eyelids")
+    assert heard.intent == "when_to_see_doctor" and heard.confidence >= nlu.CLEAR_QUESTION
+    assert heard.flags == () and heard.possible_flags == ("weakness",)
