@@ -115,10 +115,9 @@ class IntentMatcher:
                                  for name in content.actions}
         self._command_words = _own_words(content, self._command_samples)
         self._spoken = _spoken_text(content)
-        self._emergency_flags = frozenset(flag.name for flag in content.red_flags
-                                          if content.nodes[flag.goto].outcome == OUTCOMES[-1])
-        self._escalating_flags = frozenset(flag.name for flag in content.red_flags
-                                           if content.nodes[flag.goto].outcome in ESCALATING)
+        outcome = {flag.name: content.nodes[flag.goto].outcome for flag in content.red_flags}
+        self._emergency_flags = frozenset(n for n, o in outcome.items() if o == OUTCOMES[-1])
+        self._escalating_flags = frozenset(n for n, o in outcome.items() if o in ESCALATING)
         self._graver_forms: dict[str, set[str]] = {}  # milder flag -> flags that become it
         for flag in content.red_flags:
             for milder in flag.becomes.values():

@@ -206,9 +206,9 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     vectors = encoder.encode([text for text, _, _ in labelled])
     answered = _as_answers(content, [(text, said) for text, _, said in labelled
                                      if said is not None])
-    said = [said for _, _, said in labelled] + [said for _, said in answered]
+    learned = [said for _, _, said in labelled] + [said for _, said in answered]
     coef, intercept = _train_said(
-        np.vstack([vectors, encoder.encode([text for text, _ in answered])]), said)
+        np.vstack([vectors, encoder.encode([text for text, _ in answered])]), learned)
     return SignIndex(flags, vectors, np.array([label for _, label, _ in labelled], np.int32),
                      distinctive, after_negation, coef, intercept)
 
