@@ -111,6 +111,12 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind13": {
+                "are muscle relaxants any good for spasms",
+                "what can you do",
+                "what do you know about",
+                "when should i see a doctor about twitching",
+              },
               "realistic_blind12": {
                 "are there any tablets that stop twitching",
                 "how do i know if my twitching is the harmless kind",
