@@ -230,6 +230,7 @@ def _context(doc: Document) -> ContextRules:
         light_words=frozenset(_words(rules.get("light_words", []))),
         things=_words(rules.get("things", [])),
         thing_links=frozenset(_words(rules.get("thing_links", []))),
+        onset=_words(rules.get("onset", [])),
     )
 
 

@@ -70,6 +70,7 @@ class ContextRules:
     light_words: frozenset[str] = frozenset()  # not counted in a phrase's gaps
     things: tuple[str, ...] = ()  # subjects that are no person: a phone, a pet
     thing_links: frozenset[str] = frozenset()  # words between such a subject and its sign
+    onset: tuple[str, ...] = ()  # "since": a time said after it dates a start, not an end
 
 
 @dataclass(frozen=True)

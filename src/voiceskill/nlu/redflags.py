@@ -87,6 +87,7 @@ class RedFlagSpotter:
                                         for t in table[status]]
         self._decoys = [tuple(tokens(t)) for t in rules.decoys]
         self._things = [tuple(tokens(t)) for t in rules.things]
+        self._onset = [tuple(tokens(t)) for t in rules.onset]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
@@ -187,6 +188,8 @@ class RedFlagSpotter:
             if not (end <= trigger.start and trigger.end <= last
                     and trigger.start - end < window):
                 continue
+            if trigger.status == "historical" and self._dates_a_start(words, start, trigger):
+                continue
             asks = trigger.prefix == "q" and is_question and forward is None
             if trigger.prefix == "b" or asks:
                 statuses.add(trigger.status)
@@ -196,6 +199,13 @@ class RedFlagSpotter:
             if status in statuses:
                 return status
         return PRESENT
+
+    def _dates_a_start(self, words: list[str], start: int, trigger: _Trigger) -> bool:
+        """Whether a time said after the sign follows an `onset` word ("since") said after
+        the sign's start: "my neck keeps twisting since I started the tablets yesterday"
+        tells when it began, and it is still happening."""
+        return any(_match_at(words, index, self._onset)
+                   for index in range(start + 1, trigger.start))
 
     def _said_over_after(self, words: list[str], triggers: list[_Trigger], starts: list[int],
                          clause: int) -> bool:

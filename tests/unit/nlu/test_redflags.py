@@ -173,3 +173,20 @@ def test_a_trigger_the_signs_phrase_takes_in_still_counts(spotter):
     """"what are the signs" ends inside "signs of a stroke": still a question."""
     assert not escalated(spotter, "what are the signs of a stroke")
     assert "stroke" in escalated(spotter, "he's showing signs of a stroke")
+
+
+@pytest.mark.parametrize(("text", "flag"), [
+    ("my neck has been twisting to one side since I took the sickness tablets yesterday",
+     "dystonia"),
+    ("my leg has been numb since the fall last week", "numbness"),
+])
+def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, text, flag):
+    assert flag in escalated(spotter, text)
+
+
+@pytest.mark.parametrize("text", [
+    "I had a seizure yesterday",
+    "he's been fine since the seizure last year",
+])
+def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
+    assert not escalated(spotter, text)
