@@ -172,7 +172,8 @@ class RedFlagSpotter:
         is_question = words[first] in self._rules.question_starts if first < len(words) else False
         gaps = set(range(start, end)) - set(matched)
         statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
-                    and t.status != PRESENT and (t.prefix != "q" or is_question)}
+                    and t.status != PRESENT and (t.prefix != "q" or is_question)
+                    and not self._dates_a_start(words, start, t)}
         # A trigger that starts before the sign counts even when the sign's phrase takes in
         # its last words ("what are the signs" + "signs of a stroke").
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
@@ -188,7 +189,7 @@ class RedFlagSpotter:
             if not (end <= trigger.start and trigger.end <= last
                     and trigger.start - end < window):
                 continue
-            if trigger.status == "historical" and self._dates_a_start(words, start, trigger):
+            if self._dates_a_start(words, start, trigger):
                 continue
             asks = trigger.prefix == "q" and is_question and forward is None
             if trigger.prefix == "b" or asks:
@@ -201,11 +202,12 @@ class RedFlagSpotter:
         return PRESENT
 
     def _dates_a_start(self, words: list[str], start: int, trigger: _Trigger) -> bool:
-        """Whether a time said after the sign follows an `onset` word ("since") said after
-        the sign's start: "my neck keeps twisting since I started the tablets yesterday"
-        tells when it began, and it is still happening."""
-        return any(_match_at(words, index, self._onset)
-                   for index in range(start + 1, trigger.start))
+        """Whether a time said in or after the sign's words follows an `onset` word ("since",
+        "started") said from the sign's start on: "my neck keeps twisting since I started the
+        tablets yesterday", "started a new antidepressant yesterday, now I'm twitching and
+        sweating" tell when it began, and it is still happening."""
+        return trigger.status == "historical" and any(
+            _match_at(words, index, self._onset) for index in range(start, trigger.start))
 
     def _said_over_after(self, words: list[str], triggers: list[_Trigger], starts: list[int],
                          clause: int) -> bool:

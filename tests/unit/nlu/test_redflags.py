@@ -179,6 +179,8 @@ def test_a_trigger_the_signs_phrase_takes_in_still_counts(spotter):
     ("my neck has been twisting to one side since I took the sickness tablets yesterday",
      "dystonia"),
     ("my leg has been numb since the fall last week", "numbness"),
+    ("I started the new antidepressant yesterday and now I'm twitching and sweating buckets",
+     "drug_reaction"),
 ])
 def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, text, flag):
     assert flag in escalated(spotter, text)
