@@ -173,7 +173,7 @@ class RedFlagSpotter:
         gaps = set(range(start, end)) - set(matched)
         statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
                     and t.status != PRESENT and (t.prefix != "q" or is_question)
-                    and not self._dates_a_start(words, start, t)}
+                    and not self._dates_a_start(words, first, t)}
         # A trigger that starts before the sign counts even when the sign's phrase takes in
         # its last words ("what are the signs" + "signs of a stroke").
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
@@ -202,10 +202,11 @@ class RedFlagSpotter:
         return PRESENT
 
     def _dates_a_start(self, words: list[str], start: int, trigger: _Trigger) -> bool:
-        """Whether a time said in or after the sign's words follows an `onset` word ("since",
-        "started") said from the sign's start on: "my neck keeps twisting since I started the
-        tablets yesterday", "started a new antidepressant yesterday, now I'm twitching and
-        sweating" tell when it began, and it is still happening."""
+        """Whether a time follows an `onset` word ("since", "started") said from `start` on:
+        from the sign's first word for a time after the sign ("my neck keeps twisting since I
+        started the tablets yesterday"), from its clause's first for a time between the sign's
+        words ("I started a cholesterol pill last month and now my thighs ache"). Either tells
+        when it began, and it is still happening; "I started having fits years ago" does not."""
         return trigger.status == "historical" and any(
             _match_at(words, index, self._onset) for index in range(start, trigger.start))
 

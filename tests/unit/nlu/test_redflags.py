@@ -181,6 +181,8 @@ def test_a_trigger_the_signs_phrase_takes_in_still_counts(spotter):
     ("my leg has been numb since the fall last week", "numbness"),
     ("I started the new antidepressant yesterday and now I'm twitching and sweating buckets",
      "drug_reaction"),
+    ("I started on atorvastatin last month and now my legs ache day and night",
+     "statin_muscle"),
 ])
 def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -189,6 +191,7 @@ def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, 
 @pytest.mark.parametrize("text", [
     "I had a seizure yesterday",
     "he's been fine since the seizure last year",
+    "I started having fits years ago",
 ])
 def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     assert not escalated(spotter, text)
