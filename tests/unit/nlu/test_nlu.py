@@ -65,7 +65,9 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
 @pytest.mark.parametrize("text", ["", "   ", "?!", "the the the the", "42",
                                   "my dog's leg twitches when he dreams",
                                   "how do i fix my bike",
-                                  "remind me to phone the doctor about my cramps at nine"])
+                                  "remind me to phone the doctor about my cramps at nine",
+                                  "put on the cartoon about the cramp",
+                                  "my router spasms every evening"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
     assert understanding.intent == "fallback"
