@@ -37,6 +37,9 @@ echo: a reflection the canceller had not learned came back as a run of the answe
 which the classifier took for a question and answered, cutting the answer off."""
 OWN_WORDS_LEAST = 3  # words; fewer say too little to tell
 MIN_RATE = 60
+SURE_QUESTION = 0.6
+"""A question understood less surely than this from the first recogniser's words gets the
+second opinion too (the README's "Whisper as a second opinion" has the measurements)."""
 
 log = logging.getLogger(__name__)
 
@@ -281,13 +284,14 @@ class Skill:
 
     def recognised(self, transcript: Transcript,
                    clock: _Stopwatch | None = None) -> tuple[Transcript, Understanding]:
-        """What was heard and what it means. Words not understood get the recogniser's second
-        opinion when it has one (the cascade), taken if that is understood; its time is ASR's."""
+        """What was heard and what it means. Words not understood, or a question understood
+        unsurely, get the recogniser's second opinion when it has one (the cascade), taken if
+        that is understood; its time is ASR's."""
         clock = clock or _Stopwatch()
         understanding = clock.run(
             "nlu", lambda: self.matcher.understand(transcript.text, transcript.confidence))
         ask = getattr(self.recognizer, "second_opinion", None)
-        if understanding.intent != FALLBACK or ask is None:
+        if ask is None or not self._unsure(understanding):
             return transcript, understanding
         other = clock.run("asr", ask)
         if other.text:
@@ -296,6 +300,18 @@ class Skill:
             if second.intent != FALLBACK:
                 return other, second
         return transcript, understanding
+
+    def _unsure(self, understanding: Understanding) -> bool:
+        """Not understood, or a question understood less surely than SURE_QUESTION with no
+        sign heard in it. A command or an answer is never held up for a second opinion, and
+        a sign the first recogniser heard is never traded away."""
+        if understanding.intent == FALLBACK:
+            return True
+        content = self.content
+        return (understanding.confidence < SURE_QUESTION
+                and understanding.intent not in content.actions
+                and understanding.intent not in content.answers
+                and not (understanding.flags or understanding.possible_flags))
 
     def _answer(self, conversation: Conversation, source: dict, text: str, clock) -> TurnRecord:
         understanding = clock.run("nlu", lambda: self.matcher.understand(text))

@@ -15,8 +15,8 @@ words is built from the content's `domain` lexicon concepts, never written here.
 
 `CascadeRecognizer` is pocketsphinx (behind the chosen front-end) first; the pipeline asks it
 for `second_opinion()`, Whisper on the same raw audio, only when pocketsphinx's words are
-not understood. Measurements and the reasons for each setting: README, "Whisper as a second
-opinion", and bench/speech_accuracy.py.
+not understood, or make a question understood unsurely. Measurements and the reasons for
+each setting: README, "Whisper as a second opinion", and bench/speech_accuracy.py.
 """
 
 from __future__ import annotations

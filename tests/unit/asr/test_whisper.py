@@ -15,14 +15,21 @@ import pytest
 from conftest import run_python
 from fixturegen import db, make_noise, rms, to_int16
 from helpers import ROOT
-from voiceskill.asr import EngineUnavailable, create_recognizer, transcribe_file, whisper
+from voiceskill.asr import (
+    EngineUnavailable,
+    Transcript,
+    create_recognizer,
+    transcribe_file,
+    whisper,
+)
 from voiceskill.cache import cache_dir
 from voiceskill.content import load_content
-from voiceskill.pipeline import Skill
+from voiceskill.pipeline import SURE_QUESTION, Skill
 
 FIXTURES = ROOT / "audio_fixtures"
 CLEAN = FIXTURES / "clean" / "spasm_relief__1__flite-slt.wav"  # "how do i stop a cramp in my calf"
 BABBLE = FIXTURES / "noisy" / "babble_10" / "back_spasm__1__flite-slt.wav"
+UNSURE = FIXTURES / "clean" / "emergency__6__espeak-en-gb-x-rp.wav"  # "I hit my head and ..."
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +93,27 @@ def test_the_cascade_asks_whisper_when_pocketsphinx_is_not_understood(skill, cas
     assert cascade.second_opinions == before + 1
     assert turn.reply.intent == "back_spasm"
     assert turn.timings_ms["asr"] > 0
+
+
+def test_the_cascade_asks_whisper_when_a_question_is_understood_unsurely(skill, cascade):
+    """Pocketsphinx's "i keep my day and now muscles are twitching" is a question about
+    twitches, but not a sure one; Whisper hears "I hit my head" in the same audio."""
+    first = skill.matcher.understand(*_heard(cascade.first, UNSURE))
+    assert first.intent not in ("fallback", "emergency")  # pocketsphinx alone
+    assert first.confidence < SURE_QUESTION
+    before = cascade.second_opinions
+    turn = skill.audio_turn(skill.conversation(), UNSURE)
+    assert cascade.second_opinions == before + 1
+    assert turn.reply.outcome == "emergency"
+
+
+def test_a_sign_heard_is_never_traded_for_a_second_opinion(skill, cascade):
+    heard = Transcript("my face has dropped on one side", (), 0.9, is_final=True)
+    assert skill.matcher.understand(heard.text).confidence < SURE_QUESTION
+    before = cascade.second_opinions
+    kept, understanding = skill.recognised(heard)
+    assert (kept, understanding.flags) == (heard, ("stroke",))
+    assert cascade.second_opinions == before
 
 
 def _heard(recognizer, path: Path) -> tuple[str, float | None]:
