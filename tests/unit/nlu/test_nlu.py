@@ -67,7 +67,8 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   "how do i fix my bike",
                                   "remind me to phone the doctor about my cramps at nine",
                                   "put on the cartoon about the cramp",
-                                  "my router spasms every evening"])
+                                  "my router spasms every evening",
+                                  "why does my lorry jerk and judder when it's ticking over"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
     assert understanding.intent == "fallback"
