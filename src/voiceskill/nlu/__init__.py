@@ -198,7 +198,10 @@ class IntentMatcher:
         # A sign the rules found coming and going or creeping up, and so met as its milder
         # sign (`becomes`), is not asked about again as the graver one.
         judged = set().union(*(self._graver_forms.get(name, ()) for name in said_milder))
-        return tuple(name for name in self._similar.find(said, meaning, floor)
+        # Nor is a graver sign looked for in the words that said the milder one: "my calf is
+        # swollen, hot to the touch" is a sign of a clot, not of heatstroke.
+        explained = frozenset().union(*(finding.words for finding in findings))
+        return tuple(name for name in self._similar.find(said, meaning, floor, explained)
                      if name in self._emergency_flags and name not in judged)
 
     def _clearly_a_question(self, intent: str, confidence: float) -> bool:

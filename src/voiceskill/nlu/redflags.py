@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import snowballstemmer
 
@@ -41,6 +41,7 @@ class Finding:
 
     flag: str
     status: str  # present | negated | historical | hypothetical
+    words: frozenset[int] = field(default=frozenset(), compare=False)  # where it was said
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ class RedFlagSpotter:
         found: dict[str, Finding] = {}
         for finding in self._in_sentence(words, starts):
             earlier = found.get(finding.flag)
-            if earlier is None or finding.status == PRESENT:
+            if earlier is not None and earlier.status == finding.status == PRESENT:
+                found[finding.flag] = Finding(finding.flag, PRESENT, earlier.words | finding.words)
+            elif earlier is None or finding.status == PRESENT:
                 found[finding.flag] = finding
         return tuple(found.values())
 
@@ -134,10 +137,12 @@ class RedFlagSpotter:
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
                     status = self._status(words, triggers, starts, matched)
+                    said = frozenset(matched)
                     if status in LASTING_STATUSES:  # happening, maybe as a milder sign
-                        findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT))
+                        findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT,
+                                                said))
                     else:
-                        findings.append(Finding(flag, status))
+                        findings.append(Finding(flag, status, said))
         return findings
 
     def _said_of_a_thing(self, words: list[str], starts: list[int], first: int) -> bool:

@@ -134,10 +134,12 @@ class SimilarSigns:
         score = float(self._index.said_coef @ meaning + self._index.said_intercept)
         return 1.0 / (1.0 + np.exp(-score))
 
-    def find(self, transcript: str, meaning: np.ndarray,
-             floor: float = SIMILARITY_FLOOR) -> tuple[str, ...]:
+    def find(self, transcript: str, meaning: np.ndarray, floor: float = SIMILARITY_FLOOR,
+             explained: frozenset[int] = frozenset()) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `meaning` is the embedding
-        of the whole transcript, and its clauses, when there are several, are embedded here."""
+        of the whole transcript, and its clauses, when there are several, are embedded here.
+        Words at `explained` positions were read as another sign: they are no evidence of
+        this one."""
         words, starts = self._spotter.words_and_clauses(transcript)
         clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
         clauses = clauses if len(clauses) > 1 else []
@@ -153,7 +155,8 @@ class SimilarSigns:
             if label == NOT_A_SIGN or scores[top] < floor:
                 continue
             distinctive = self._index.distinctive[label]
-            positions = [i for i in range(first, last) if stems[i] in distinctive]
+            positions = [i for i in range(first, last)
+                         if stems[i] in distinctive and i not in explained]
             # "not able to speak": the "not" is part of the sign, as in the flag's phrases
             negated = self._index.after_negation[label]
             positions = sorted({*positions, *(i - k for i in positions if stems[i] in negated

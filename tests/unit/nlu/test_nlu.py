@@ -272,3 +272,18 @@ def test_a_doubted_urgent_sign_in_a_statement_is_asked_about_not_dropped(matcher
     heard = matcher.understand("my GP will think I'm wasting her time with these twitchy eyelids")
     assert heard.intent == "when_to_see_doctor" and heard.confidence >= nlu.CLEAR_QUESTION
     assert heard.flags == () and heard.possible_flags == ("weakness",)
+
+
+@pytest.mark.parametrize("text", [
+    "the calf is swollen, hot and sore to touch",
+    "my calf is swollen, hot and painful to touch, not a normal cramp",
+])
+def test_the_words_of_a_milder_sign_are_not_asked_about_as_a_graver_one(matcher, text):
+    """"Hot to the touch" said of a swollen calf is a clot's sign, not heatstroke's."""
+    heard = matcher.understand(text)
+    assert (heard.flags, heard.possible_flags) == (("dvt",), ())
+
+
+def test_a_graver_sign_in_other_words_beside_a_milder_one_is_still_asked_about(matcher):
+    heard = matcher.understand("my calf is swollen and now I feel like an elephant is on me")
+    assert (heard.flags, heard.possible_flags) == (("dvt",), ("chest_pain",))
