@@ -16,7 +16,6 @@ the greeting and its echo are over.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import logging
 import queue
@@ -32,7 +31,7 @@ from voiceskill.asr import Transcript, Utterance, create_recognizer
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.audio import UtteranceDetector
 from voiceskill.content import Content
-from voiceskill.live.echo import EchoCanceller
+from voiceskill.live.echo import TRACE_S, EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import Status, TurnLog, report
 from voiceskill.text import normalize
@@ -43,12 +42,11 @@ BLOCK_S = 0.03
 WAKE_SIMILARITY = 80.0
 MIC_SILENT_LIMIT_S = 3.0
 ENHANCED_KEPT_S = 10  # more than any speech the detector still holds back
-# Speech over an answer cuts it off at once if the microphone, against what is played, is this
-# much louder than just before the speech began (BEFORE_SPEECH_S): the user's voice adds to
-# the echo, while what the canceller leaves of the echo (most, when its filter has lost the
-# room) is no louder than the echo was.
+# Speech over an answer cuts it off at once if the microphone, against what is played, rises
+# this much as it begins (EchoCanceller.rise_db): the user's voice adds to the echo, while what
+# the canceller leaves of the echo (most, when its filter has lost the room) is no louder than
+# the echo was.
 BARGE_IN_RISE_DB = 3.0
-BEFORE_SPEECH_S = 0.1
 
 
 class Microphone:
@@ -189,11 +187,12 @@ class Loop:
         self.enhanced_from = 0  # its first sample, counted from the start of the loop
         self.answer_playing = False  # an answer, or its echo, may still reach the microphone
         self.over_answer = False  # the current utterance began while it could
+        # and the user was heard over it for sure as it began (_talked_over), or it did not:
+        # else what the canceller left of the echo may be all there is, and no command is taken
+        self.talked_over = True
         self.utterance: Utterance | None = None  # what the recogniser is hearing
         self.commands = self._command_listener()  # before the microphone runs: it loads a model
         self.command_utterance: Utterance | None = None  # what it is hearing, in a barge-in
-        # (microphone position, EchoCanceller.heard_over_played_db) over the last 3 s
-        self.loudness: collections.deque[tuple[int, float]] = collections.deque(maxlen=100)
         self.greeting = skill.content.nodes[skill.content.start].say  # said first
         self.greeted = False  # the greeting, and its echo, are over
 
@@ -208,7 +207,6 @@ class Loop:
                 self.greeting = ""
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
-                self.loudness.append((microphone.block_position, self.echo.heard_over_played_db))
                 self._follow_echo(microphone.block_position)
             if not (self.greeted or self.voice.busy or self.answer_playing):
                 self.greeted = True
@@ -279,18 +277,15 @@ class Loop:
 
     def _talked_over(self, time_s: float) -> bool:
         """Whether speech that began at `time_s` over the answer is the user's for sure: with
-        no echo to cancel, or the microphone BARGE_IN_RISE_DB louder against what is played
-        than just before it began."""
+        no echo to cancel, or the microphone rising BARGE_IN_RISE_DB over the echo as it began."""
         if self.echo is None or not self.echo.reference.echo_found:
             return True
-        began = round((time_s - BEFORE_SPEECH_S) * self.rate)
-        before = [level for position, level in self.loudness if position <= began]
-        if not before:
-            return False
-        rise = self.echo.heard_over_played_db - before[-1]
+        log.debug("the canceller's last %.1f s (microphone/output/played dB): %s",
+                  TRACE_S, self.echo.trace())
+        rise = self.echo.rise_db(round(time_s * self.rate))
         log.debug("speech over an answer at %.2f s: the microphone %+.1f dB against what is "
-                  "played", time_s, rise)
-        return rise >= BARGE_IN_RISE_DB
+                  "played", time_s, rise if rise is not None else float("nan"))
+        return rise is not None and rise >= BARGE_IN_RISE_DB
 
     def _feed(self, samples: np.ndarray) -> None:
         """Recognise `samples` as part of the current utterance. One that reaches MAX_TURN_S
@@ -317,7 +312,7 @@ class Loop:
     def _release_if_no_echo(self) -> None:
         """A held-back utterance is the user's if the canceller found no echo to learn."""
         if self.deaf and self.echo.reference.aligned and not self.echo.reference.echo_found:
-            self.deaf = False
+            self.deaf, self.talked_over = False, True
             self._start_utterance(barge_in=True)
             self._feed_held(after=0)
 
@@ -338,8 +333,11 @@ class Loop:
         elif self.answer_playing:
             self.answer_playing = False
             self.status.show("answer_played", erle_db=round(self.echo.answer_erle_db, 1))
+            log.debug("the canceller's last %.1f s (microphone/output/played dB): %s",
+                      TRACE_S, self.echo.trace())
             if self.deaf:  # the echo is over: what followed its last sound is the user,
                 self.deaf = False  # who may have started before the echo's tail died away
+                self.talked_over = True
                 self._start_utterance()
                 self._feed_held(after=self.echo.reference.sound_end)
 
@@ -360,7 +358,8 @@ class Loop:
             if self.deaf:
                 self.status.show("hearing_own_voice")
                 return
-            self._start_utterance(barge_in=self.over_answer and self._talked_over(event.time_s))
+            self.talked_over = not self.over_answer or self._talked_over(event.time_s)
+            self._start_utterance(barge_in=self.over_answer and self.talked_over)
         elif self.deaf:
             if event.kind == "audio":
                 self.held.append((round(event.time_s * self.rate),
@@ -424,8 +423,11 @@ class Loop:
             # left of the echo: the user speaking over it (a barge-in, a quick "yes") is made
             # out; a half-heard "ow" is not answered.
             turn = self.skill.heard(self.conversation, replace(transcript, text=text), asr_ms,
-                                    over_answer=self.over_answer, addressed=bool(self.args.wake))
+                                    over_answer=self.over_answer, talked_over=self.talked_over,
+                                    addressed=bool(self.args.wake))
             found = text, turn
+            log.debug('heard "%s" (confidence %.2f) over the answer: %s', text,
+                      transcript.confidence or 0.0, self.over_answer)
             if not (isinstance(turn, Ignored) and turn.half_heard):
                 break
             log.debug('half heard over the answer: "%s" (confidence %.2f)', text,

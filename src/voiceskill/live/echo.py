@@ -24,6 +24,7 @@ the microphone) the filter covers: it spans ECHO_TAIL_S.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -99,6 +100,12 @@ _POWER_SMOOTHING = 0.98  # per 10 ms frame: about half a second
 # and cut answers off. A frame this far under the microphone's level over the last half
 # second is silenced: the user talking over the answer is far louder.
 RESIDUAL_GATE_DB = 20.0
+# Speech over an answer rises over its echo when the microphone, against what is played, is
+# louder than at its loudest between RISE_SINCE_S and BEFORE_SPEECH_S before the speech began:
+# against one moment, a gap in the echo (a device that ran dry) made its return rise as much
+# as the user's voice (tests/unit/live/test_echo.py).
+BEFORE_SPEECH_S, RISE_SINCE_S = 0.1, 0.6
+TRACE_S, TRACE_STEP_S = 1.5, 0.1  # what `trace` tells of the last frames, and in what steps
 
 
 class EchoCancellerUnavailable(UserError):
@@ -155,7 +162,8 @@ class EchoCanceller:
         self._ref = np.zeros(0, dtype=np.int16)
         self._out = np.zeros(self._frame, dtype=np.int16)
         self._library_says = _CapturedStderr()
-        self._mic_power = self._out_power = self._played_power = 1.0
+        self._mic_power = self._out_power = 1.0  # over frames with something played
+        self._heard_power = self._played_power = 1.0  # over those and the echo's tail
         self._frame_before = 1.0  # the power of the last microphone frame
         self._history = np.zeros(0, dtype=np.int16)  # the last microphone samples, raw
         self._history_end = 0  # microphone position just after them
@@ -167,6 +175,11 @@ class EchoCanceller:
         self._held: list[np.ndarray] = []  # microphone blocks held back until the echo is found
         self._held_from = 0  # the position of the first
         self._next_follow = 0  # microphone position at which the echo is next looked for
+        # (microphone position, heard_over_played_db) after each block over the last 3 s
+        self._levels: collections.deque[tuple[int, float]] = collections.deque(maxlen=100)
+        # (microphone, cleaned, played) power of the last frames, for the debug log
+        self._recent: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=round(TRACE_S / FRAME_S))
 
     @property
     def erle_db(self) -> float:
@@ -176,17 +189,39 @@ class EchoCanceller:
     @property
     def heard_over_played_db(self) -> float:
         """How loud the microphone is against what is played, over the last half second of
-        playback (dB): the echo path's gain while the microphone hears only the echo, more
-        while someone talks over it. Unlike the ERLE it does not depend on how well the filter
-        is doing: a filter that lost the room leaves more of the echo, but the echo itself is
-        no louder."""
-        return 10 * float(np.log10(self._mic_power / self._played_power))
+        playback and of the answer's echo (dB): the echo path's gain while the microphone hears
+        only the echo, more while someone talks over it. Unlike the ERLE it does not depend on
+        how well the filter is doing: a filter that lost the room leaves more of the echo, but
+        the echo itself is no louder. Followed through the answer's pauses and past its end
+        while its echo may still be heard (PlaybackReference.heard_at): what is played falls
+        silent, so the user speaking there rises over it, what comes back of the answer
+        itself hardly (followed only while something played, it stood still after the last
+        sample, and a goodbye said just after an answer rose 0 dB)."""
+        return 10 * float(np.log10(self._heard_power / self._played_power))
 
     @property
     def answer_erle_db(self) -> float:
         """Echo return loss enhancement over the current (or last) answer so far (dB): the
         energy the microphone heard while it played over the energy left after cancelling."""
         return 10 * float(np.log10(self._answer_energy[0] / self._answer_energy[1]))
+
+    def rise_db(self, position: int) -> float | None:
+        """How much louder the microphone is now against what is played than at its loudest
+        from RISE_SINCE_S to BEFORE_SPEECH_S before microphone `position`, where speech began
+        (None if the canceller heard nothing then): the user's voice adds to the echo, while
+        what the canceller leaves of the echo, even of one that came back late, is no louder
+        than the echo was."""
+        first, last = (position - round(s * self.rate) for s in (RISE_SINCE_S, BEFORE_SPEECH_S))
+        before = [level for at, level in self._levels if first <= at <= last]
+        return self.heard_over_played_db - max(before) if before else None
+
+    def trace(self) -> str:
+        """The microphone's, the output's and the reference's level (dB) over the last
+        TRACE_S, in TRACE_STEP_S steps, oldest first: for the debug log."""
+        frames = np.array(self._recent).reshape(-1, 3)
+        step = round(TRACE_STEP_S / FRAME_S)
+        levels = [10 * np.log10(frames[i : i + step].mean(0)) for i in range(0, len(frames), step)]
+        return " ".join(f"{mic:.0f}/{out:.0f}/{played:.0f}" for mic, out, played in levels)
 
     @property
     def settled(self) -> bool:
@@ -209,6 +244,11 @@ class EchoCanceller:
         reference even a millisecond off would teach the filter a wrong room, and the echo let
         through meanwhile would sound like the user starting to speak."""
         mic = np.asarray(mic, dtype=np.int16)
+        cleaned = self._process(mic, position)
+        self._levels.append((position, self.heard_over_played_db))
+        return cleaned
+
+    def _process(self, mic: np.ndarray, position: int) -> np.ndarray:
         keep = round((ALIGN_AFTER_S + MAX_EARLY_S + 0.5) * self.rate)
         self._history = np.concatenate([self._history, mic])[-keep:]
         self._history_end = position + len(mic)
@@ -240,13 +280,15 @@ class EchoCanceller:
             played = self.reference.take(position, len(mic))
         else:  # no echo path (a headset): a filter with nothing to learn only distorts speech
             played = np.zeros(len(mic), dtype=np.int16)
-        cleaned = self.cancel(mic, played)
+        cleaned = self.cancel(mic, played, echo_heard=self.reference.heard_at(position))
         if self._settled_from is None and (settled_before or self.settled):
             self._settled_from = position if settled_before else position + len(mic)
         return cleaned
 
-    def cancel(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
-        """`mic` less the echo of `played`, the reference samples of the same instant."""
+    def cancel(self, mic: np.ndarray, played: np.ndarray, echo_heard: bool = False) -> np.ndarray:
+        """`mic` less the echo of `played`, the reference samples of the same instant.
+        `echo_heard`: an answer's echo may be heard there, though `played` may be silent (a
+        pause, the echo's tail)."""
         if len(mic) != len(played):
             raise ValueError("microphone and reference blocks must be the same length")
         self._mic = np.concatenate([self._mic, np.asarray(mic, dtype=np.int16)])
@@ -256,12 +298,13 @@ class EchoCanceller:
         cleaned = np.empty(whole, dtype=np.int16)
         with self._library_says:
             for i in range(0, whole, frame):
-                cleaned[i : i + frame] = self._cancel_frame(self._mic[i : i + frame],
-                                                            self._ref[i : i + frame])
+                cleaned[i : i + frame] = self._cancel_frame(
+                    self._mic[i : i + frame], self._ref[i : i + frame], echo_heard)
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
 
-    def _cancel_frame(self, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+    def _cancel_frame(self, mic: np.ndarray, played: np.ndarray,
+                      echo_heard: bool) -> np.ndarray:
         rec, ref = np.ascontiguousarray(mic), np.ascontiguousarray(played)
         self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
                                           self._out.ctypes.data)
@@ -273,19 +316,23 @@ class EchoCanceller:
         out_power = _power(self._out)
         if out_power > heard:
             self._out[:] = self._out * np.sqrt(heard / out_power)
+        self._recent.append((_power(rec), _power(self._out), _power(ref)))
+        if echo_heard or ref.any():
+            keep = _POWER_SMOOTHING
+            self._heard_power = keep * self._heard_power + (1 - keep) * _power(rec)
+            self._played_power = keep * self._played_power + (1 - keep) * _power(ref)
         if ref.any():
-            out_power = self._track(rec, self._out, ref)
+            out_power = self._track(rec, self._out)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
                 return np.zeros(len(rec), dtype=np.int16)  # after _track: the filter's figures
         return self._out.copy()
 
-    def _track(self, mic: np.ndarray, out: np.ndarray, played: np.ndarray) -> float:
+    def _track(self, mic: np.ndarray, out: np.ndarray) -> float:
         """Add one frame to the ERLE figures; returns the cleaned frame's power."""
         keep = _POWER_SMOOTHING
         mic_power, out_power = _power(mic), _power(out)
         self._mic_power = keep * self._mic_power + (1 - keep) * mic_power
         self._out_power = keep * self._out_power + (1 - keep) * out_power
-        self._played_power = keep * self._played_power + (1 - keep) * _power(played)
         self._answer_energy[0] += mic_power
         self._answer_energy[1] += out_power
         self.played_s += FRAME_S

@@ -16,11 +16,12 @@ import soxr
 
 from fixturegen import reverberate
 from helpers import ROOT
-from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out
+from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out, trim_silence
 from voiceskill.live.echo import (
     ALIGN_AFTER_S,
     ECHO_LAG_S,
     FOLLOW_RANGE_S,
+    SOUND_LEVEL,
     EchoCanceller,
     EchoCancellerUnavailable,
     PlaybackReference,
@@ -401,3 +402,45 @@ def test_an_answer_cut_off_is_expected_in_the_echo_as_it_was_played(answer):
     assert np.array_equal(heard[: fade.start], whole[: fade.start])
     assert np.array_equal(heard[fade], fade_out(whole[fade]))
     assert not heard[SAMPLE_RATE // 2 :].any()
+
+
+def rises(canceller: EchoCanceller, mic: np.ndarray, onsets: list[int]) -> list[float]:
+    """`mic` through the canceller in the live loop's 30 ms blocks; for speech beginning at
+    each of `onsets`, its rise over the echo (EchoCanceller.rise_db) as the voice detector
+    starts it, 0.3 s in."""
+    block, rises = 480, {}
+    for i in range(0, len(mic) - block, block):
+        canceller.process(mic[i : i + block], i)
+        for onset in onsets:
+            if i <= onset + round(0.3 * SAMPLE_RATE) < i + block:
+                rises[onset] = canceller.rise_db(onset)
+    return [rises[onset] for onset in onsets]
+
+
+def test_speech_just_after_an_answer_rises_over_it_and_the_answer_s_late_end_does_not(answer):
+    """A goodbye said 0.1 s after the answer's last sound came back, while its echo may still
+    be heard: the microphone rises over what was played (the level stopped being followed with
+    the last sample played, and it rose 0 dB: a command not said over the echo for sure is
+    not taken, so a real goodbye was lost). The answer's last 0.3 s coming back 0.15 s late (a
+    device that ran dry as it ended, too near the end to be followed) is what the canceller
+    leaves, heard as speech: it does not rise, wherever that speech is taken to begin (against
+    the level 0.1 s before it, it rose 4.9 dB, the gap in the echo making its return rise)."""
+    answer = answer[: np.flatnonzero(np.abs(answer) > SOUND_LEVEL)[-1] + 1]  # ends in a sound
+    goodbye = trim_silence(ROOT / "audio_fixtures" / "clean" / "goodbye__1__flite-slt.wav",
+                           keep_s=0.0)
+    start, echo = SAMPLE_RATE, echo_of(np.concatenate([answer, np.zeros(SAMPLE_RATE, np.int16)]))
+    end = start + round(0.06 * SAMPLE_RATE) + len(answer)  # where its last sound comes back
+    said = end + round(0.1 * SAMPLE_RATE)
+    user = np.concatenate([np.zeros(start, np.int16), echo]).astype(np.int32)
+    user[said : said + len(goodbye)] += goodbye
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=start / SAMPLE_RATE)
+    assert rises(canceller, np.clip(user, -32768, 32767).astype(np.int16), [said])[0] >= 3.0
+
+    late, cut = round(0.15 * SAMPLE_RATE), len(answer) - round(0.3 * SAMPLE_RATE)
+    mic = np.concatenate([np.zeros(start, np.int16), echo[:cut], np.zeros(late, np.int16),
+                          echo[cut:]])
+    canceller = EchoCanceller(SAMPLE_RATE, lambda t: round(t * SAMPLE_RATE))
+    canceller.reference.started(answer, SAMPLE_RATE, heard_at=start / SAMPLE_RATE)
+    onsets = list(range(start + cut, end + late + 1, 480))
+    assert max(rises(canceller, mic, onsets)) < 3.0
