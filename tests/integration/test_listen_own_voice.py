@@ -1,7 +1,7 @@
 """`voiceskill listen` on the echo path (its speaker fed back into the microphone): the skill's
 own voice, come back by a path the canceller has not learned, does not cut its answer off,
-and a question asked as soon as it stops talking is heard whole (see also
-test_listen_echo.py)."""
+a question asked as soon as it stops talking is heard whole, and a goodbye said then ends
+the session (see also test_listen_echo.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import Listener, after_answer, fixture
+from helpers import Listener, after_answer, fixture, stopped
 from virtual_audio import VirtualAudio, played_through, rendered, trimmed
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.content import load_content
@@ -83,6 +83,32 @@ def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
             assert len(turn["transcript"].split()) >= len(text.split()), " | ".join(live.status)
             said = turn["answer"]
         assert not [line for line in live.status if "answer stopped" in line], live.status
+    finally:
+        if live is not None:
+            live.close()
+        audio.stop()
+
+
+@pytest.mark.audio_devices
+def test_a_goodbye_said_as_the_skill_stops_talking_ends_the_session(tmp_path):
+    """Over an answer or its echo a command is taken only from speech that rose over the echo
+    (what the canceller left of an answer's end was heard "bye" and ended a session). Said as
+    soon as the speaker has played the answer's last sound, while its echo may still be heard,
+    a goodbye is the user's and ends the session: the rise stood still after the answer's last
+    sample, and the goodbye was let pass."""
+    audio = VirtualAudio().start()
+    live = None
+    try:
+        audio.start_echo_path(gain_db=-6.0)
+        live = Listener(audio)
+        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        turn = live.ask(fixture("twitch_causes__1__flite-slt.wav"))
+        said = rendered(turn["answer"], tmp_path)
+        recording.wait_until("played the answer", played_through(said), context=live.explain)
+        audio.play_into_mic(trimmed(fixture("goodbye__1__flite-slt.wav"), tmp_path))
+        assert live.next_turn()["intent"] == "goodbye", live.explain()
+        assert live.wait() == 0
+        assert stopped(live) == ("goodbye", 0)
     finally:
         if live is not None:
             live.close()
