@@ -10,7 +10,9 @@ last sound has been played (within about 0.2 s). Prints: answers that were cut o
 answered by the skill's own voice (self-interruptions), "stop"s heard, questions lost (no
 answer, or not the question's intent), and the echo-return-loss enhancement the canceller
 reported for the greeting, for the first answer and at the end of each answer played out
-with nothing said over it. Run with --no-echo-cancel for the figures without the canceller.
+with nothing said over it. A question lost is looked for in a recording of the microphone
+and recognised there alone: heard wrong there too, the microphone's audio or its recognition
+lost it, not the canceller. Run with --no-echo-cancel for the figures without the canceller.
 
 Run: python bench/echo_path.py [--answers 20] [--gain-db -6] [--room small] [-- LISTEN ARGS]
 Targets: first answer >= 15 dB ERLE, >= 20 dB after; 0 self-interruptions in 20 answers;
@@ -33,12 +35,25 @@ import threading
 import time
 from pathlib import Path
 
+import soundfile as sf
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from virtual_audio import VirtualAudio, played_through, rendered, trimmed  # noqa: E402
+from virtual_audio import (  # noqa: E402
+    Recording,
+    VirtualAudio,
+    find_signal,
+    played_through,
+    rendered,
+    trimmed,
+)
+from voiceskill.asr import Utterance, create_recognizer  # noqa: E402
+from voiceskill.audio import SAMPLE_RATE  # noqa: E402
+from voiceskill.content import load_content  # noqa: E402
 
 TIMEOUT_S = 60
+LOOKED_BACK_S = 40  # how far back the microphone's recording is searched for a lost question
 
 
 def questions() -> list[tuple[Path, str]]:
@@ -104,6 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="echo-path-") as tmp, VirtualAudio() as audio:
         scratch = Path(tmp)
         audio.start_echo_path(args.delay_s, args.gain_db, args.room)
+        microphone = audio.record_speaker(scratch / "microphone.wav", device="vmic")
         live = Listener(audio, args.listen_args, args.debug)
         if not live.wait(lambda: live.count("listening")):
             print("listen did not start:", live.status[-3:])
@@ -120,7 +136,8 @@ def main() -> int:
             quick_asked += quick
             if not live.wait(lambda n=turns_before: len(live.turns) > n):
                 lost += 1
-                print(f"answer {number + 1}: the question{' (quick)' * quick} got no answer")
+                print(f"answer {number + 1}: the question{' (quick)' * quick} got no answer; "
+                      f"{on_the_microphone(microphone, question)}")
                 continue
             answer_turn, answered_at = len(live.turns), time.monotonic()
             # what listen says from here on is about this answer: the last one's "answer played"
@@ -130,7 +147,8 @@ def main() -> int:
             if live.turns[turns_before]["intent"] != intent:
                 lost += 1
                 print(f"answer {number + 1}: the question{' (quick)' * quick} was heard as "
-                      f"'{live.turns[turns_before]['transcript']}'")
+                      f"'{live.turns[turns_before]['transcript']}'; "
+                      f"{on_the_microphone(microphone, question)}")
             quick = False
             if say_stop:
                 time.sleep(rng.uniform(1.0, 5.0))  # "stop" somewhere into the answer
@@ -172,6 +190,7 @@ def main() -> int:
                           or "answer played" in live.status[-1][1], timeout=5)
         live.process.terminate()
         live.process.wait(timeout=30)
+        microphone.stop(tail_s=0)
     if args.debug:
         print("\n".join(line for _, line in live.status))
     print(f"echo path: delay {args.delay_s} s, gain {args.gain_db} dB, room {args.room}; "
@@ -187,6 +206,20 @@ def main() -> int:
         print(f"ERLE at the end of answers played out: median {statistics.median(erle):.0f} dB, "
               f"min {min(erle):.0f} dB (target >= 20 dB)")
     return 0
+
+
+def on_the_microphone(microphone: Recording, question: Path) -> str:
+    """What the microphone alone heard of `question`, asked in its last LOOKED_BACK_S: found by
+    cross-correlation (1.0: the question as played, unaltered, nothing over it) and recognised
+    on its own with the domain's sentences."""
+    heard = microphone.heard()[-LOOKED_BACK_S * SAMPLE_RATE :]
+    said = sf.read(question, dtype="int16")[0]
+    found = find_signal(heard, said)
+    utterance = Utterance(create_recognizer("pocketsphinx", load_content().domain_sentences()))
+    utterance.feed(heard[found.offset : found.offset + len(said)])
+    alone = utterance.end()
+    return (f"on the microphone (correlation {found.correlation:.2f}): '{alone.text}' "
+            f"({alone.confidence or 0:.2f})")
 
 
 def erle_of(live: Listener) -> float | None:
