@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,6 +108,8 @@ def main() -> int:
     parser.add_argument("--room", default=None, help="reverberate the echo (sox; unsteady delay)")
     parser.add_argument("--debug", action="store_true",
                         help="listen's debug log, printed with each miss")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the recordings of the microphone and the speaker there")
     parser.add_argument("listen_args", nargs="*")
     args = parser.parse_args()
     rng = random.Random(1)
@@ -120,6 +123,8 @@ def main() -> int:
         scratch = Path(tmp)
         audio.start_echo_path(args.delay_s, args.gain_db, args.room)
         microphone = audio.record_speaker(scratch / "microphone.wav", device="vmic")
+        speaker = (audio.record_speaker(scratch / "speaker.wav", speaker_echo(args.room))
+                   if args.keep else None)
         live = Listener(audio, args.listen_args, args.debug)
         if not live.wait(lambda: live.count("listening")):
             print("listen did not start:", live.status[-3:])
@@ -191,6 +196,11 @@ def main() -> int:
         live.process.terminate()
         live.process.wait(timeout=30)
         microphone.stop(tail_s=0)
+        if args.keep:
+            speaker.stop(tail_s=0)
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for name in ("microphone.wav", "speaker.wav"):
+                shutil.copy(scratch / name, args.keep / name)
     if args.debug:
         print("\n".join(line for _, line in live.status))
     print(f"echo path: delay {args.delay_s} s, gain {args.gain_db} dB, room {args.room}; "
