@@ -271,16 +271,19 @@ class Skill:
 
         Decided before the conversation changes, so a pending question ("Did you say ...?")
         is never dropped unanswered: said `over_answer` (the skill's own voice), only what was
-        made out for sure is answered, and a command (stop, goodbye: the content's actions)
-        only if the user was `talked_over` it for sure (the microphone rose over the echo);
-        and unless the user `addressed` the skill (its wake
-        phrase), what is not understood is let pass, except as the answer to a question.
+        made out for sure is answered, and a command or a yes/no answer (the content's actions
+        and answers: a word or two, what the echo's residue is heard as) only if the user was
+        `talked_over` it for sure (the microphone rose over the echo); and unless the user
+        `addressed` the skill (its wake phrase), what is not understood is let pass, except as
+        the answer to a question.
         """
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
         transcript, understanding = self.recognised(transcript, clock)
-        if over_answer and not (_made_out_over(conversation.last_answer, understanding) and (
-                talked_over or understanding.intent not in self.content.actions)):
+        short = (understanding.intent in self.content.actions
+                 or understanding.intent in self.content.answers)
+        if over_answer and not (_made_out_over(conversation.last_answer, understanding)
+                                and (talked_over or not short)):
             return Ignored(transcript.text, half_heard=True)
         if not (_for_the_skill(understanding) or addressed or conversation.awaiting_answer):
             return Ignored(transcript.text, half_heard=False)

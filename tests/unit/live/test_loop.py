@@ -110,18 +110,19 @@ def test_a_command_said_in_a_barge_in_is_read_with_the_commands_own_model_too(sk
 def test_over_the_answer_a_command_is_taken_only_if_the_user_rose_over_its_echo(skill, capsys):
     """At the end of an answer what the canceller left of its echo was heard "bye" (a
     goodbye) and ended the session, the questions after it lost: over the answer or its echo,
-    a command (the content's actions) is taken only from speech that rose over the echo as it
-    began (EchoCanceller.rise_db), the user's; a question made out is answered either way (one
-    asked as the answer ends)."""
+    a command or a yes/no answer (the content's actions and answers, a word or two) is taken
+    only from speech that rose over the echo as it began (EchoCanceller.rise_db), the user's;
+    a question made out is answered either way (one asked as the answer ends)."""
     live = loop(skill)
     live.over_answer, live.talked_over = True, False
-    for text in ("goodbye", "stop"):
-        live.answer([Transcript(text, (), 0.9, True)], time.perf_counter(), 0.0, 0.0)
-    assert not live.conversation.ended
     live.answer([Transcript("what causes muscle twitches", (), 0.9, True)],
                 time.perf_counter(), 0.0, 0.0)
+    for text in ("yes", "goodbye", "stop"):  # it asked "Do you want to know ...?"
+        live.answer([Transcript(text, (), 0.9, True)], time.perf_counter(), 0.0, 0.0)
+    assert not live.conversation.ended
     live.talked_over = True
-    live.answer([Transcript("goodbye", (), 0.9, True)], time.perf_counter(), 0.0, 0.0)
+    for text in ("yes", "goodbye"):
+        live.answer([Transcript(text, (), 0.9, True)], time.perf_counter(), 0.0, 0.0)
     assert live.conversation.ended
     assert [turn["intent"] for turn in turns(capsys.readouterr().out)] == [
-        "twitch_causes", "goodbye"]
+        "twitch_causes", "yes", "goodbye"]
