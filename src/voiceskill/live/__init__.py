@@ -5,8 +5,10 @@ voice activity detection cuts utterances, the streaming recogniser decodes them 
 and answers are spoken from a second thread so the loop keeps listening. While an answer is
 playing, the user talking over it cuts it off (barge-in) at once when the microphone hears
 more than the answer's echo (see _talked_over), else once what was said is made out for sure
-(a command, a question, a red flag): cut on any sound, the answer was cut off by what the echo
-canceller left of its own echo (bench/echo_path.py). What is said in a barge-in is also
+(a question, a red flag; a command or a yes/no answer only from speech that rose over the
+echo, the same to the end of the echo's tail): cut on any sound, the answer was cut off by
+what the echo canceller left of its own echo, and a residue heard "bye" ended a session
+(bench/echo_path.py). What is said in a barge-in is also
 decoded with the commands' sentences alone, taken when the full model only half heard it.
 The loop first says the content's greeting (its start node): the echo canceller learns the
 room on it, so the first answer is cancelled like the later ones. "listening" is shown once
