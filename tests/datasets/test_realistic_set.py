@@ -111,6 +111,9 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind15": {
+                "my cat's tail keeps twitching is she annoyed with me",
+              },
               "realistic_blind14": {
                 "since starting the cholesterol tablets my thighs ache all the time",
               },
