@@ -52,6 +52,9 @@ SAID_FLOOR = 0.1
 """A sign the phrase rules find in a sentence that reads this unlikely to tell of one
 happening (`SimilarSigns.said_happening`: a story, a figure of speech, a question) is asked
 about ("Did you say ...?") instead of escalated (docs/understanding.md has the measurements)."""
+SURELY_SAID = 0.95
+"""A sentence that reads this likely to tell of a sign happening now (`said_happening`) and
+is nearest a flag's phrases is asked about, even in words no phrase shares."""
 MAX_CHARACTERS = 1000
 """A spoken question is far shorter; longer typed text is refused, not cut (a cut could drop
 the "no" or the sign that matters)."""
@@ -118,10 +121,11 @@ class IntentMatcher:
         outcome = {flag.name: content.nodes[flag.goto].outcome for flag in content.red_flags}
         self._emergency_flags = frozenset(n for n, o in outcome.items() if o == OUTCOMES[-1])
         self._escalating_flags = frozenset(n for n, o in outcome.items() if o in ESCALATING)
-        self._graver_forms: dict[str, set[str]] = {}  # milder flag -> flags that become it
+        self._graver_emergencies: dict[str, set[str]] = {}  # milder flag -> emergencies
         for flag in content.red_flags:
             for milder in flag.becomes.values():
-                self._graver_forms.setdefault(milder, set()).add(flag.name)
+                if flag.name in self._emergency_flags:
+                    self._graver_emergencies.setdefault(milder, set()).add(flag.name)
 
     @staticmethod
     def needs_building(content: Content) -> bool:
@@ -185,24 +189,30 @@ class IntentMatcher:
                         guess: str, confidence: float) -> tuple[str, ...]:
         """Signs found by meaning alone, to be confirmed: when the rules found none, or only
         less severe ones said to be happening ("her hand's gone dead" said outright beside
-        words that only mean she cannot speak); then only an emergency sign is looked for."""
+        words that only mean she cannot speak); beside an urgent sign only an emergency one
+        is looked for."""
         if any(finding.status != PRESENT for finding in findings):
             return ()
         floor = (STRONG_SIMILARITY if self._clearly_a_question(guess, confidence)
                  else SIMILARITY_FLOOR)
-        if not findings:
-            return self._similar.find(said, meaning, floor)
         said_milder = {finding.flag for finding in findings}
         if said_milder & self._emergency_flags:
             return ()
-        # A sign the rules found coming and going or creeping up, and so met as its milder
-        # sign (`becomes`), is not asked about again as the graver one.
-        judged = set().union(*(self._graver_forms.get(name, ()) for name in said_milder))
+        # An emergency the rules found creeping up, and so met as its milder sign
+        # (`becomes`), is not asked about again.
+        judged = set().union(*(self._graver_emergencies.get(name, ()) for name in said_milder))
         # Nor is a graver sign looked for in the words that said the milder one: "my calf is
         # swollen, hot to the touch" is a sign of a clot, not of heatstroke.
         explained = frozenset().union(*(finding.words for finding in findings))
-        return tuple(name for name in self._similar.find(said, meaning, floor, explained)
-                     if name in self._emergency_flags and name not in judged)
+        found = self._similar.find(said, meaning, floor, explained)
+        if said_milder & self._escalating_flags:
+            return tuple(name for name in found
+                         if name in self._emergency_flags and name not in judged)
+        # A sentence that reads surely as telling of a sign, in words that share none with a
+        # flag's phrases ("my head keeps getting pulled round"), is asked about as the nearest.
+        if not found and self._similar.said_happening(meaning) >= SURELY_SAID:
+            found = tuple(filter(None, [self._similar.nearest(meaning, floor)]))
+        return tuple(name for name in found if name not in judged)
 
     def _clearly_a_question(self, intent: str, confidence: float) -> bool:
         """Clearly one of the skill's questions ("could my new tablets cause cramps?"): a

@@ -47,7 +47,7 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
-INDEX_FORMAT = "4"  # bump when what build_index makes changes, so old caches are not read
+INDEX_FORMAT = "5"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 ESCALATING = ("urgent", "emergency")
 SAID_C = 4.0  # the assertion model's regularisation (scikit-learn's C)
@@ -121,12 +121,13 @@ class SimilarSigns:
         self._blocks = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
         self._block_labels = labels[self._blocks]
 
-    def nearest(self, vector: np.ndarray) -> str | None:
-        """The flag whose phrases are nearest to `vector`, or None when it is most like
-        something that is not a sign."""
-        scores = np.maximum.reduceat(self._index.vectors @ vector, self._blocks)
-        label = int(self._block_labels[int(np.argmax(scores))])
-        return None if label == NOT_A_SIGN else self._index.flags[label]
+    def nearest(self, meaning: np.ndarray, floor: float = SIMILARITY_FLOOR) -> str | None:
+        """The flag whose phrases are nearest to a sentence of this `meaning`, or None below
+        `floor` or when it is most like something that is not a sign."""
+        scores = np.maximum.reduceat(self._index.vectors @ meaning, self._blocks)
+        top = int(np.argmax(scores))
+        label = int(self._block_labels[top])
+        return None if label == NOT_A_SIGN or scores[top] < floor else self._index.flags[label]
 
     def said_happening(self, meaning: np.ndarray) -> float:
         """How likely (0..1) a sentence of this `meaning` tells of a sign happening now, as
@@ -233,11 +234,11 @@ def _as_answers(content: Content, sentences: list[tuple[str, bool]]
 def _train_said(vectors: np.ndarray, said: list[bool | None]) -> tuple[np.ndarray, np.ndarray]:
     """Logistic regression weights for "a sign said to be happening" on the sentences whose
     `said` is known; with no sentence of one kind (a small content), every sentence reads as
-    happening, so nothing the rules find is ever doubted."""
+    even odds, so nothing the rules find is doubted and nothing unfound is taken as sure."""
     known = [i for i, value in enumerate(said) if value is not None]
     targets = np.array([said[i] for i in known], dtype=int)
     if len(set(targets)) < 2:
-        return np.zeros(DIMENSION, np.float32), np.array(10.0, np.float32)
+        return np.zeros(DIMENSION, np.float32), np.array(0.0, np.float32)
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=SAID_C, max_iter=3000, class_weight="balanced")

@@ -287,3 +287,18 @@ def test_the_words_of_a_milder_sign_are_not_asked_about_as_a_graver_one(matcher,
 def test_a_graver_sign_in_other_words_beside_a_milder_one_is_still_asked_about(matcher):
     heard = matcher.understand("my calf is swollen and now I feel like an elephant is on me")
     assert (heard.flags, heard.possible_flags) == (("dvt",), ("chest_pain",))
+
+
+def test_an_urgent_sign_in_other_words_beside_one_that_does_not_escalate_is_asked_about(matcher):
+    """"Getting worse" is only a long-lasting sign; the fizzing beside it may be numbness."""
+    heard = matcher.understand("my wife's toes have had a fizzing in them for a fortnight and "
+                               "it's getting worse")
+    assert (heard.flags, heard.possible_flags) == (("lasting",), ("numbness",))
+
+
+def test_a_sentence_that_surely_tells_of_a_sign_in_words_no_phrase_shares_is_asked_about(
+        matcher):
+    """No distinctive word of a flag's phrases is said, but the sentence reads as a sign
+    happening (similar_signs.said_happening) and is nearest the balance phrases."""
+    heard = matcher.understand("I feel like the floor is tilting whenever I get up")
+    assert (heard.flags, heard.possible_flags) == ((), ("balance",))
