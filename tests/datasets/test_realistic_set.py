@@ -111,6 +111,12 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind16": {
+                "are muscle relaxants any good for cramps",
+                "can i take ibuprofen for a back spasm",
+                "how can you help me",
+                "will they do blood tests for cramps",
+              },
               "realistic_blind15": {
                 "my cat's tail keeps twitching is she annoyed with me",
               },
