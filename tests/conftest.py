@@ -114,6 +114,17 @@ def virtual_audio() -> Iterator[VirtualAudio]:
     audio.stop()
 
 
+@pytest.fixture
+def echo_path() -> Iterator[VirtualAudio]:
+    """Private virtual devices whose speaker is fed back into the microphone 6 dB down, as in
+    a room (the shared devices have no echo path)."""
+    from virtual_audio import VirtualAudio
+
+    with VirtualAudio() as audio:
+        audio.start_echo_path(gain_db=-6.0)
+        yield audio
+
+
 # --- A built language-model cache (tests of damaged caches) -------------------
 
 

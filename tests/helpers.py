@@ -165,8 +165,8 @@ def listeners(audio: VirtualAudio) -> Iterator[Callable[..., Listener]]:
     """Starts `Listener`s on `audio` with the arguments given; closes them all on the way out."""
     opened: list[Listener] = []
 
-    def start(*args: str) -> Listener:
-        opened.append(Listener(audio, *args))
+    def start(*args: str, ready: str = "listening") -> Listener:
+        opened.append(Listener(audio, *args, ready=ready))
         return opened[-1]
 
     try:

@@ -8,20 +8,18 @@ from __future__ import annotations
 import pytest
 import soundfile as sf
 
-from helpers import Listener, after_answer, fixture
-from virtual_audio import VirtualAudio, active_span, rendered
+from helpers import after_answer, fixture, listeners
+from virtual_audio import active_span, rendered
 from voiceskill.audio import SAMPLE_RATE
 
 
 @pytest.mark.audio_devices
-def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_path):
+def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(echo_path, tmp_path):
     """Speaker fed back into the microphone 6 dB down: two answers play out whole with no turn
     of their own; "stop" over the third cuts it off."""
 
-    audio = VirtualAudio().start()
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        live = Listener(audio)
+    with listeners(echo_path) as start:
+        live = start()
         for question in ("spasm_relief__1__flite-slt.wav", "twitch_causes__1__flite-slt.wav"):
             since = len(live.events)
             turn = live.ask(fixture(question))
@@ -30,15 +28,12 @@ def test_listen_neither_interrupts_nor_answers_itself_and_still_hears_stop(tmp_p
             assert live.turns.empty(), f"answered itself: {live.turns.get()}"
             assert not [e for e in live.events if e["event"] == "answer_stopped"], live.explain()
             assert turn["answer"]
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+        recording = echo_path.record_speaker_echo(tmp_path / "speaker.wav")
         first = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
         recording.wait_until(  # past the canceller's first second
             "played 2 s of the answer", lambda heard: active_span(heard) >= 2 * SAMPLE_RATE,
             context=lambda: f"{first} | {live.explain()}")
-        audio.play_into_mic(fixture("stop__1__flite-slt.wav"))
+        echo_path.play_into_mic(fixture("stop__1__flite-slt.wav"))
         live.wait_for("answer_played")
         heard = sf.read(recording.stop(), dtype="int16")[0]
         assert active_span(heard) < 0.8 * active_span(rendered(first["answer"], tmp_path))
-    finally:
-        live.close()
-        audio.stop()

@@ -9,26 +9,23 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import Listener, after_answer, fixture, stopped
-from virtual_audio import VirtualAudio, played_through, rendered, trimmed
+from helpers import after_answer, fixture, listeners, stopped
+from virtual_audio import played_through, rendered, trimmed
 from voiceskill.audio import SAMPLE_RATE
 from voiceskill.content import load_content
 
 
 @pytest.mark.audio_devices
-def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
+def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(echo_path, tmp_path):
     """The answer's own voice also reaching the microphone by a path the canceller has not
     learned (a late reflection, 6 dB under the echo it knows) leaves what the voice detector
     takes for speech. The answer was cut off on it (the self-interruptions of
     bench/echo_path.py); the microphone is no louder against what is played than before,
     so it plays on, and what was heard is not taken for a turn."""
 
-    audio = VirtualAudio().start()
-    live = None
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        live = Listener(audio)
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+    with listeners(echo_path) as start:
+        live = start()
+        recording = echo_path.record_speaker_echo(tmp_path / "speaker.wav")
         turn = live.ask(fixture("twitch_vs_spasm__1__flite-slt.wav"))
         since = len(live.events)
         said = rendered(turn["answer"], tmp_path)
@@ -37,7 +34,7 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
         reflection = tmp_path / "reflection.wav"
         sf.write(reflection, (said[: len(said) // 2] * 10 ** (-12 / 20)).astype(np.int16),
                  SAMPLE_RATE)
-        audio.play_into_mic(reflection)
+        echo_path.play_into_mic(reflection)
         assert not live.named("answer_played", since), "the reflection outlasted the answer"
         recording.wait_until("played the answer", played_through(said),
                              context=live.explain)
@@ -47,14 +44,10 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(tmp_path):
         assert "hearing" in heard or "hearing_own_voice" in heard, heard  # what this is about
         assert "answer_stopped" not in heard, heard
         assert live.turns.empty(), f"answered itself: {live.turns.get()}"
-    finally:
-        if live is not None:
-            live.close()
-        audio.stop()
 
 
 @pytest.mark.audio_devices
-def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
+def test_a_question_asked_as_the_skill_stops_talking_is_answered(echo_path, tmp_path):
     """Through the echo path, each question starts as soon as the speaker has played the last
     sound of what the skill said before (within about 0.2 s: the time to see it and start
     paplay), while its echo may still be heard: first the greeting `listen` starts with, over
@@ -62,12 +55,9 @@ def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
     from their first word, and no answer is cut off."""
 
     content = load_content()
-    audio = VirtualAudio().start()
-    live = None
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
-        live = Listener(audio, ready="")
+    with listeners(echo_path) as start:
+        recording = echo_path.record_speaker_echo(tmp_path / "speaker.wav")
+        live = start(ready="")
         said = content.nodes[content.start].say
         for question, intent, text in (
                 ("spasm_relief__1__flite-slt.wav", "spasm_relief",
@@ -83,33 +73,22 @@ def test_a_question_asked_as_the_skill_stops_talking_is_answered(tmp_path):
             assert len(turn["transcript"].split()) >= len(text.split()), " | ".join(live.status)
             said = turn["answer"]
         assert not [line for line in live.status if "answer stopped" in line], live.status
-    finally:
-        if live is not None:
-            live.close()
-        audio.stop()
 
 
 @pytest.mark.audio_devices
-def test_a_goodbye_said_as_the_skill_stops_talking_ends_the_session(tmp_path):
+def test_a_goodbye_said_as_the_skill_stops_talking_ends_the_session(echo_path, tmp_path):
     """Over an answer or its echo a command is taken only from speech that rose over the echo
     (what the canceller left of an answer's end was heard "bye" and ended a session). Said as
     soon as the speaker has played the answer's last sound, while its echo may still be heard,
     a goodbye is the user's and ends the session: the rise stood still after the answer's last
     sample, and the goodbye was let pass."""
-    audio = VirtualAudio().start()
-    live = None
-    try:
-        audio.start_echo_path(gain_db=-6.0)
-        live = Listener(audio)
-        recording = audio.record_speaker_echo(tmp_path / "speaker.wav")
+    with listeners(echo_path) as start:
+        live = start()
+        recording = echo_path.record_speaker_echo(tmp_path / "speaker.wav")
         turn = live.ask(fixture("twitch_causes__1__flite-slt.wav"))
         said = rendered(turn["answer"], tmp_path)
         recording.wait_until("played the answer", played_through(said), context=live.explain)
-        audio.play_into_mic(trimmed(fixture("goodbye__1__flite-slt.wav"), tmp_path))
+        echo_path.play_into_mic(trimmed(fixture("goodbye__1__flite-slt.wav"), tmp_path))
         assert live.next_turn()["intent"] == "goodbye", live.explain()
         assert live.wait() == 0
         assert stopped(live) == ("goodbye", 0)
-    finally:
-        if live is not None:
-            live.close()
-        audio.stop()
