@@ -271,19 +271,17 @@ class Skill:
 
         Decided before the conversation changes, so a pending question ("Did you say ...?")
         is never dropped unanswered: said `over_answer` (the skill's own voice), only what was
-        made out for sure is answered, and a command or a yes/no answer (the content's actions
-        and answers: a word or two, what the echo's residue is heard as) only if the user was
-        `talked_over` it for sure (the microphone rose over the echo); and unless the user
+        made out for sure is answered, and a command or a yes/no answer (a word or two, what
+        the echo's residue is heard as) only if the user `talked_over` it for sure (the
+        microphone rose over the echo); and unless the user
         `addressed` the skill (its wake phrase), what is not understood is let pass, except as
         the answer to a question.
         """
         clock = _Stopwatch()
         clock.timings["asr"] = round(asr_ms, 1)
         transcript, understanding = self.recognised(transcript, clock)
-        short = (understanding.intent in self.content.actions
-                 or understanding.intent in self.content.answers)
         if over_answer and not (_made_out_over(conversation.last_answer, understanding)
-                                and (talked_over or not short)):
+                                and (talked_over or not self._command_or_answer(understanding))):
             return Ignored(transcript.text, half_heard=True)
         if not (_for_the_skill(understanding) or addressed or conversation.awaiting_answer):
             return Ignored(transcript.text, half_heard=False)
@@ -314,11 +312,14 @@ class Skill:
         a sign the first recogniser heard is never traded away."""
         if understanding.intent == FALLBACK:
             return True
-        content = self.content
         return (understanding.confidence < SURE_QUESTION
-                and understanding.intent not in content.actions
-                and understanding.intent not in content.answers
+                and not self._command_or_answer(understanding)
                 and not (understanding.flags or understanding.possible_flags))
+
+    def _command_or_answer(self, understanding: Understanding) -> bool:
+        """A command ("stop") or a yes/no answer: the content's actions and answers."""
+        return (understanding.intent in self.content.actions
+                or understanding.intent in self.content.answers)
 
     def _answer(self, conversation: Conversation, source: dict, text: str, clock) -> TurnRecord:
         understanding = clock.run("nlu", lambda: self.matcher.understand(text))
