@@ -111,6 +111,13 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind17": {
+                "be honest with me can twitching mean motor neurone disease",
+                "turn the lights off in the living room",
+                "what can you help me with",
+                "what's the best sunscreen for kids",
+                "when should i see a doctor about a twitch",
+              },
               "realistic_blind16": {
                 "are muscle relaxants any good for cramps",
                 "can i take ibuprofen for a back spasm",
