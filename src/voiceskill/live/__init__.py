@@ -111,6 +111,28 @@ class Microphone:
         self._stream.close()
 
 
+class _Kept:
+    """The last ENHANCED_KEPT_S of a stream that runs sample for sample with what the voice
+    detector hears, from the start of the loop."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.samples = np.zeros(0, dtype=np.int16)  # latest last
+        self.first = 0  # the position of samples[0]
+
+    def add(self, samples: np.ndarray) -> None:
+        self.samples = np.concatenate([self.samples, samples])
+        excess = len(self.samples) - ENHANCED_KEPT_S * self.rate
+        if excess > 0:
+            self.samples, self.first = self.samples[excess:], self.first + excess
+
+    def at(self, time_s: float, length: int) -> np.ndarray:
+        """The `length` samples the detector found at `time_s` (silence for any not kept)."""
+        begin = round(time_s * self.rate) - self.first
+        found = self.samples[max(0, begin) : max(0, begin + length)]
+        return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
+
+
 def _strip_wake(text: str, wake: str) -> str | None:
     """The words after the wake phrase, "" for the phrase alone, None if it was not said."""
     words, wake_words = normalize(text).split(), normalize(wake).split()
@@ -185,8 +207,10 @@ class Loop:
         self.awake = False
         self.deaf = False  # holding back an utterance that may be the skill's own echo
         self.held: list[tuple[int, np.ndarray]] = []  # its audio, by microphone position
-        self.enhanced = np.zeros(0, dtype=np.int16)  # the front-end's output, latest last
-        self.enhanced_from = 0  # its first sample, counted from the start of the loop
+        # What the recogniser may hear of an utterance, sample for sample with what the voice
+        # detector hears: the front-end's output, and the echo canceller's before its
+        # residual-echo suppressor.
+        self.enhanced, self.unsuppressed = _Kept(self.rate), _Kept(self.rate)
         self.answer_playing = False  # an answer, or its echo, may still reach the microphone
         self.over_answer = False  # the current utterance began while it could
         # and the user was heard over it for sure as it began (_talked_over), or it did not:
@@ -209,11 +233,15 @@ class Loop:
                 self.greeting = ""
             if self.echo is not None:
                 block = self.echo.process(block, microphone.block_position)
+                self.unsuppressed.add(self.echo.unsuppressed)
                 self._follow_echo(microphone.block_position)
             if not (self.greeted or self.voice.busy or self.answer_playing):
                 self.greeted = True
                 self.status.show("listening")
-            self._keep_enhanced(self.enhancer.process(block))
+            # Speech is detected on the signal itself: after an enhancer a short "no" or "stop"
+            # (under half a second) no longer reached the detector's start rule on the virtual
+            # devices.
+            self.enhanced.add(self.enhancer.process(block))
             for event in self.detector.process(block):
                 self._on_event(event)
         self.voice.finish()
@@ -242,29 +270,17 @@ class Loop:
             return None
         return command_recognizer(self.skill.content, self.args.wake)
 
-    def _keep_enhanced(self, samples: np.ndarray) -> None:
-        """The enhanced stream, for the recogniser. Speech is detected on the signal itself:
-        after an enhancer a short "no" or "stop" (under half a second) no longer reached the
-        detector's start rule on the virtual devices."""
-        self.enhanced = np.concatenate([self.enhanced, samples])
-        excess = len(self.enhanced) - ENHANCED_KEPT_S * self.rate
-        if excess > 0:
-            self.enhanced, self.enhanced_from = self.enhanced[excess:], self.enhanced_from + excess
-
-    def _enhanced_at(self, time_s: float, length: int) -> np.ndarray:
-        """The enhanced audio of the `length` samples the detector found at `time_s`."""
-        begin = round(time_s * self.rate) - self.enhanced_from
-        found = self.enhanced[max(0, begin) : max(0, begin + length)]
-        return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
-
     def _for_recogniser(self, event) -> np.ndarray:
         """What the recogniser hears of an audio event: the enhanced signal, except over an
         answer whose echo the microphone hears. There the enhancers, given a signal whose echo
         was just taken out, smeared a short "stop" into words the recogniser was unsure of
-        (bench/echo_path.py)."""
+        (bench/echo_path.py), and it hears the canceller's filter without the residual-echo
+        suppressor, through which a question asked as an answer ended was heard "are twitches
+        and cramps i'm sick" for "... the same thing" (the detector, and the barge-in levels,
+        still go by the suppressed signal)."""
         if self.over_answer and self.echo is not None and self.echo.reference.echo_found:
-            return event.samples
-        return self._enhanced_at(event.time_s, len(event.samples))
+            return self.unsuppressed.at(event.time_s, len(event.samples))
+        return self.enhanced.at(event.time_s, len(event.samples))
 
     def _start_utterance(self, barge_in: bool = False) -> None:
         """`barge_in`: the user is heard talking over the answer, which is cut off; what they

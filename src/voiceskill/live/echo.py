@@ -3,7 +3,11 @@
 The skill knows exactly what it plays, so that signal (the reference) is removed from the
 microphone with speexdsp's echo canceller: an adaptive filter learns the path from the
 speaker to the microphone (delay, level, room reflections) and subtracts its estimate, then
-speexdsp's preprocessor suppresses the echo the filter left. speexdsp is Xiph's library,
+speexdsp's preprocessor suppresses the echo the filter left. That output is what the voice
+detector and the barge-in levels go by; the recogniser hears the filter's output before the
+suppressor (`unsuppressed`): with the echo exactly where the reference had it, a question asked
+as an answer ended was heard "are twitches and cramps i'm sick" through the suppressor, "... the
+same thing" without it (docs/measurements.md, echo round 6). speexdsp is Xiph's library,
 packaged by Debian and most distributions (libspeexdsp1); it is reached through ctypes, since
 no maintained Python binding builds against it.
 
@@ -161,6 +165,9 @@ class EchoCanceller:
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
         self._out = np.zeros(self._frame, dtype=np.int16)
+        self._filtered = np.zeros(self._frame, dtype=np.int16)  # the filter's last frame
+        # what the filter alone made of the samples process() or cancel() returned last
+        self.unsuppressed = np.zeros(0, dtype=np.int16)
         self._library_says = _CapturedStderr()
         self._mic_power = self._out_power = 1.0  # over frames with something played
         self._heard_power = self._played_power = 1.0  # over those and the echo's tail
@@ -244,6 +251,7 @@ class EchoCanceller:
         reference even a millisecond off would teach the filter a wrong room, and the echo let
         through meanwhile would sound like the user starting to speak."""
         mic = np.asarray(mic, dtype=np.int16)
+        self.unsuppressed = np.zeros(0, dtype=np.int16)
         cleaned = self._process(mic, position)
         self._levels.append((position, self.heard_over_played_db))
         return cleaned
@@ -296,22 +304,29 @@ class EchoCanceller:
         frame = self._frame
         whole = len(self._mic) - len(self._mic) % frame
         cleaned = np.empty(whole, dtype=np.int16)
+        self.unsuppressed = np.empty(whole, dtype=np.int16)
         with self._library_says:
             for i in range(0, whole, frame):
-                cleaned[i : i + frame] = self._cancel_frame(
+                cleaned[i : i + frame], self.unsuppressed[i : i + frame] = self._cancel_frame(
                     self._mic[i : i + frame], self._ref[i : i + frame], echo_heard)
         self._mic, self._ref = self._mic[whole:], self._ref[whole:]
         return cleaned
 
     def _cancel_frame(self, mic: np.ndarray, played: np.ndarray,
-                      echo_heard: bool) -> np.ndarray:
+                      echo_heard: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One frame less the echo: after the suppressor, and from the filter alone (both a
+        frame late: the suppressor's output lags by one)."""
         rec, ref = np.ascontiguousarray(mic), np.ascontiguousarray(played)
         self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
                                           self._out.ctypes.data)
+        filtered, self._filtered = self._filtered, self._out.copy()
         self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
         # Cancelling only takes away: a frame louder than the microphone (this frame or the
         # one before: the output lags by a frame) holds what the filter wrongly took for the
-        # echo, the answer's own words, and is brought down to the microphone's level.
+        # echo, the answer's own words, and is brought down to the microphone's level. Not
+        # the filter's own frame, for the recogniser: so scaled, the first words of a question
+        # asked over the echo's last 0.15 s tipped it to "are twitches and cramps i'm done"
+        # (with the clamp and no suppressor; "... the same thing" with neither).
         heard, self._frame_before = max(_power(rec), self._frame_before), _power(rec)
         out_power = _power(self._out)
         if out_power > heard:
@@ -324,8 +339,9 @@ class EchoCanceller:
         if ref.any():
             out_power = self._track(rec, self._out)
             if out_power * 10 ** (RESIDUAL_GATE_DB / 10) < self._mic_power:
-                return np.zeros(len(rec), dtype=np.int16)  # after _track: the filter's figures
-        return self._out.copy()
+                silence = np.zeros(len(rec), dtype=np.int16)  # after _track: its figures
+                return silence, silence
+        return self._out.copy(), filtered
 
     def _track(self, mic: np.ndarray, out: np.ndarray) -> float:
         """Add one frame to the ERLE figures; returns the cleaned frame's power."""
