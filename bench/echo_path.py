@@ -36,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,7 @@ from voiceskill.audio import SAMPLE_RATE  # noqa: E402
 from voiceskill.content import load_content  # noqa: E402
 
 TIMEOUT_S = 60
+ENDING_S = 2  # how much of an answer's end shows it played through
 LOOKED_BACK_S = 40  # how far back the microphone's recording is searched for a lost question
 
 
@@ -170,7 +172,8 @@ def main() -> int:
             if recording is not None:  # the next question follows the answer's last sound
                 said = rendered(live.turns[turns_before]["answer"], scratch)
                 try:
-                    recording.wait_until("played the answer", played_through(said), TIMEOUT_S)
+                    recording.wait_until("played the answer", played_through(ending(said)),
+                                         TIMEOUT_S)
                     finished = True
                 except AssertionError as exc:
                     print(f"answer {number + 1}: {exc}")
@@ -230,6 +233,15 @@ def on_the_microphone(microphone: Recording, question: Path) -> str:
     alone = utterance.end()
     return (f"on the microphone (correlation {found.correlation:.2f}): '{alone.text}' "
             f"({alone.confidence or 0:.2f})")
+
+
+def ending(said: np.ndarray) -> np.ndarray:
+    """The last ENDING_S of an answer up to its last sound, looked for in the recording to
+    know that it played through: a player that ran dry mid-answer (a busy CPU) plays the rest
+    later, and the whole answer, in two pieces, no longer matched the recording (the bench
+    counted it as cut off, while listen had played it out)."""
+    last = int(np.flatnonzero(np.abs(said.astype(np.int32)) > 300)[-1]) + 1
+    return said[max(0, last - ENDING_S * SAMPLE_RATE) :]
 
 
 def erle_of(live: Listener) -> float | None:
