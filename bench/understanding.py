@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from voiceskill.content import load_content
@@ -76,6 +77,13 @@ class Judge:
         return {no: "no"}.get(reply.node, "unknown")
 
 
+def confirming(content) -> Callable[[str], bool]:
+    """Whether an answer asks "Did you say ...?" about a sign: alone, or after the advice for
+    a sign said outright beside it."""
+    questions = tuple(flag.confirm for flag in content.red_flags)
+    return lambda answer: answer.endswith(questions)
+
+
 def rate(hits: int, total: int) -> str:
     return f"{hits}/{total} = {hits / total:.1%}" if total else "n/a"
 
@@ -94,11 +102,11 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
                 if not good(item):
                     print(f"      miss: {describe(item)}")
 
-    confirmations = {flag.confirm for flag in judge.content.red_flags}
+    asks = confirming(judge.content)
     everyday = [(r, judge.first_turn(r["text"])) for r in rows(folder, "everyday.csv")]
     report("everyday questions, fitting intent", everyday,
            lambda p: p[1].intent in p[0]["intents"].split("|")
-           and p[1].answer not in confirmations, ">= 90%",
+           and not asks(p[1].answer), ">= 90%",
            lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
                      f" want {p[0]['intents']}: {p[1].answer[:60]!r}")
     report("everyday questions answered without an alarm", everyday,
@@ -113,14 +121,14 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
                lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})"
                          f" {p[1].answer[:50]!r}")
         report(f"{target_name} escalated or confirmed", replies,
-               lambda p, w=wanted: p[1].outcome in w or p[1].answer in confirmations,
+               lambda p, w=wanted: p[1].outcome in w or asks(p[1].answer),
                target, lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
     calm = [(r, judge.first_turn(r["text"])) for r in rows(folder, "nonalarm.csv")]
     report("denials/questions/past/mentions NOT escalated", calm,
            lambda p: p[1].outcome not in ESCALATED, "escalated <= 5%",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].outcome}")
     report("denials/questions/past/mentions not even confirmed", calm,
-           lambda p: p[1].outcome not in ESCALATED and p[1].answer not in confirmations, "-",
+           lambda p: p[1].outcome not in ESCALATED and not asks(p[1].answer), "-",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].answer[:60]!r}")
     outside = [(r, judge.first_turn(r["text"])) for r in rows(folder, "out_of_domain.csv")]
     fallback = judge.content.messages["fallback"]
@@ -153,7 +161,7 @@ def spoken(judge: Judge, show: bool) -> dict[str, float]:
                             capture_output=True, text=True, cwd=ROOT).stdout
     turns = {Path(t["audio"]).name: t for t in map(json.loads, output.splitlines())}
     content = judge.content
-    confirmations = {flag.confirm for flag in content.red_flags}
+    asks = confirming(content)
 
     def answered(turn: dict) -> bool:
         """A fresh conversation that moved off the start node was given an answer."""
@@ -164,9 +172,9 @@ def spoken(judge: Judge, show: bool) -> dict[str, float]:
                          lambda i, t: t["intent"] in i["label"].split("|") and answered(t)),
         "emergency.csv": ("spoken emergencies escalated (or confirmed)", ">= 95%",
                           lambda i, t: t["outcome"] == "emergency"
-                          or t["answer"] in confirmations),
+                          or asks(t["answer"])),
         "urgent.csv": ("spoken urgent escalated (or confirmed)", "-",
-                       lambda i, t: t["outcome"] in ESCALATED or t["answer"] in confirmations),
+                       lambda i, t: t["outcome"] in ESCALATED or asks(t["answer"])),
         "nonalarm.csv": ("spoken non-alarms NOT escalated", "escalated <= 2%",
                          lambda i, t: t["outcome"] not in ESCALATED),
         "out_of_domain.csv": ("spoken out-of-domain not answered", "false accepts <= 5%",

@@ -4,8 +4,9 @@ Order of precedence for each turn, safest first:
 1. a red flag said to be happening jumps to its node (the most severe one wins); heard
    unclearly, it is first confirmed ("Did you say you can't breathe?"), and so is a graver
    sign found by meaning beside it (a numb hand said outright, slurred words only meant),
-   except in answer to a triage question: anything but "yes" then takes the sign that was
-   said to its node;
+   except in answer to a triage question: an urgent sign's advice is given at once with that
+   question after it; beside a sign that does not escalate, anything but "yes" then takes
+   the sign that was said to its node;
 2. at a triage question: a duration, a sign named in the answer, or yes / no / unknown;
    unknown is never taken as no, and after two unclear answers the careful branch is taken;
    otherwise a sign found by meaning alone is confirmed;
@@ -30,6 +31,7 @@ from voiceskill.nlu import Understanding
 SLOWER_RATE = 0.75
 UNCLEAR_ANSWERS_BEFORE_MOVING_ON = 2
 MOST_SEVERE = OUTCOMES[-1]
+URGENT = OUTCOMES.index("urgent")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class Conversation:
         # Not at a triage question: there the sign said answers it ("yes, my legs are weak").
         if flag and heard.heard_clearly and graver and current.kind != "question" and (
                 self._severity(graver.goto) > self._severity(flag.goto)):
+            if self._severity(flag.goto) >= URGENT:
+                # Sure advice is never held back for a question about a possible graver sign.
+                answer, outcome = self._enter(flag.goto)
+                return f"{answer} {self._confirm(graver)[0]}", outcome
             self.unless_confirmed = flag.goto
             return self._confirm(graver)
         if flag and heard.heard_clearly:

@@ -307,3 +307,18 @@ def test_a_triage_answer_is_not_taken_for_a_sign_to_confirm(skill):
 def test_a_sign_that_comes_and_goes_or_crept_up_is_met_as_its_milder_sign(skill, text,
                                                                           outcome):
     assert talk(skill, text)[0].outcome == outcome
+
+
+def test_an_urgent_sign_is_advised_at_once_with_a_possible_graver_one_asked_after(skill):
+    """A swollen calf said outright is same-day advice at once; the chest sign beside it,
+    found only by meaning, is asked about after that advice, and a yes escalates."""
+    content = skill.content
+    text = "my calf is swollen and now I feel like an elephant is on me"
+    first, yes = talk(skill, text, "yes")
+    flags = {flag.name: flag for flag in content.red_flags}
+    assert first.outcome == "urgent" and first.node == flags["dvt"].goto
+    assert first.answer.startswith(content.nodes[first.node].say)
+    assert first.answer.endswith(flags["chest_pain"].confirm)
+    assert yes.outcome == "emergency"
+    first, no = talk(skill, text, "no")
+    assert no.outcome is None and no.node == first.node

@@ -47,7 +47,7 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
-INDEX_FORMAT = "5"  # bump when what build_index makes changes, so old caches are not read
+INDEX_FORMAT = "6"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 ESCALATING = ("urgent", "emergency")
 SAID_C = 4.0  # the assertion model's regularisation (scikit-learn's C)
@@ -66,7 +66,7 @@ class SignIndex:
     vectors: np.ndarray  # sentences x dimensions, unit length
     labels: np.ndarray  # sentences, ascending: NOT_A_SIGN, then flag indices
     distinctive: tuple[frozenset[str], ...]
-    after_negation: tuple[frozenset[str], ...]  # stems a flag's phrases put after a "not"
+    after_negation: tuple[frozenset[str], ...]  # "not:speak": stems a phrase puts after a negation
     said_coef: np.ndarray  # dimensions: the assertion model's weights
     said_intercept: np.ndarray  # one value
 
@@ -158,12 +158,14 @@ class SimilarSigns:
             distinctive = self._index.distinctive[label]
             positions = [i for i in range(first, last)
                          if stems[i] in distinctive and i not in explained]
-            # "not able to speak": the "not" is part of the sign, as in the flag's phrases
+            # "not able to speak": the "not" is part of the sign, as in the flag's phrases,
+            # when said the same way ("never felt pain like this" is not "no pain")
             negated = self._index.after_negation[label]
-            positions = sorted({*positions, *(i - k for i in positions if stems[i] in negated
+            positions = sorted({*positions, *(i - k for i in positions
                                               for k in range(1, INABILITY_REACH + 1)
                                               if i - k >= first
-                                              and self._spotter.negates(words[i - k]))})
+                                              and self._spotter.negates(words[i - k])
+                                              and _negated(words[i - k], stems[i]) in negated)})
             if positions and self._spotter.status_of(words, starts, positions) == PRESENT:
                 found.append(self._index.flags[label])
         return tuple(dict.fromkeys(found))
@@ -204,7 +206,8 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     distinctive = tuple(
         frozenset(stem(w) for p in flag.phrases for w in tokens(p)) - ordinary_words
         for flag in content.red_flags)
-    after_negation = tuple(frozenset(_after_negation(flag.phrases, spotter)) & distinctive[i]
+    after_negation = tuple(frozenset(pair for pair in _after_negation(flag.phrases, spotter)
+                                     if pair.split(":")[1] in distinctive[i])
                            for i, flag in enumerate(content.red_flags))
     labelled.sort(key=lambda item: item[1])  # stable: each label's sentences in one block
     vectors = encoder.encode([text for text, _, _ in labelled])
@@ -284,14 +287,23 @@ def _trigger_stems(content: Content) -> frozenset[str]:
 
 
 def _after_negation(phrases: tuple[str, ...], spotter: RedFlagSpotter) -> set[str]:
-    """Stems that follow a negation within INABILITY_REACH words in some phrase."""
+    """The stems that follow a negation within INABILITY_REACH words in some phrase, each
+    with that negation (`_negated`)."""
     found = set()
     for phrase in phrases:
         words = tokens(phrase)
         for i, word in enumerate(words):
             if spotter.negates(word):
-                found.update(stem(w) for w in words[i + 1 : i + 1 + INABILITY_REACH])
+                following = words[i + 1 : i + 1 + INABILITY_REACH]
+                found.update(_negated(word, stem(w)) for w in following)
     return found
+
+
+def _negated(negation: str, word_stem: str) -> str:
+    """ "not:speak" for "can't speak", "not able to speak" or "cannot speak" alike; "no:pain"
+    and "never:pain" apart, as "no pain" denies what "never felt pain like this" tells."""
+    kind = "not" if negation in ("not", "cannot") or negation.endswith("n't") else negation
+    return f"{kind}:{word_stem}"
 
 
 def _without_negation(phrase: str) -> str:

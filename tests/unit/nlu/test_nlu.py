@@ -284,6 +284,14 @@ def test_the_words_of_a_milder_sign_are_not_asked_about_as_a_graver_one(matcher,
     assert (heard.flags, heard.possible_flags) == (("dvt",), ())
 
 
+def test_a_negation_takes_a_word_into_a_sign_only_as_the_signs_phrases_say_it(matcher):
+    """"No pain" denies pain: that "never felt pain like this" is a headache's phrase makes
+    no graver sign of it (test_similar_signs: "not able to talk" still says "can't talk")."""
+    heard = matcher.understand("there's a numb area on my knee that's spreading, "
+                               "no pain at all with it")
+    assert (heard.flags, heard.possible_flags) == (("numbness",), ())
+
+
 def test_a_graver_sign_in_other_words_beside_a_milder_one_is_still_asked_about(matcher):
     heard = matcher.understand("my calf is swollen and now I feel like an elephant is on me")
     assert (heard.flags, heard.possible_flags) == (("dvt",), ("chest_pain",))
