@@ -58,6 +58,8 @@ class RedFlagSpotter:
     def __init__(self, flags: tuple[RedFlag, ...], rules: ContextRules):
         self._rules = rules
         self._becomes = {flag.name: flag.becomes for flag in flags}
+        # A flag with its own max_gap is made of two things said together: a cause, a sign.
+        self._two_part = frozenset(flag.name for flag in flags if flag.max_gap is not None)
         self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
         self._by_first_stem: dict[str, list[tuple[tuple[Forms, ...], str, tuple[int, ...]]]] = {}
         seen = set()
@@ -136,7 +138,8 @@ class RedFlagSpotter:
                 matched = _phrase_positions(forms, light, start, phrase, gaps)
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
-                    status = self._status(words, triggers, starts, matched)
+                    status = self._status(words, triggers, starts, matched,
+                                          two_part=flag in self._two_part)
                     said = frozenset(matched)
                     if status in LASTING_STATUSES:  # happening, maybe as a milder sign
                         findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT,
@@ -167,22 +170,26 @@ class RedFlagSpotter:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
 
     def _status(self, words: list[str], triggers: list[_Trigger], starts: list[int],
-                matched: list[int]) -> str:
+                matched: list[int], two_part: bool = False) -> str:
         """ConText: the nearest trigger before the sign, any after it in its clause, and any
-        between its words ("my chest doesn't hurt", "dark urine mean after")."""
+        between its words ("my chest doesn't hurt", "dark urine mean after"), except, in a
+        `two_part` sign, a time that dates its cause (`_then_now`)."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
         first = max(s for s in starts if s <= start)
         last = min((s for s in starts if s >= end), default=len(words))
         is_question = words[first] in self._rules.question_starts if first < len(words) else False
         gaps = set(range(start, end)) - set(matched)
-        statuses = {t.status for t in triggers if set(range(t.start, t.end)) <= gaps
-                    and t.status != PRESENT and (t.prefix != "q" or is_question)
-                    and not self._dates_a_start(words, first, t)}
+        inside = [t for t in triggers if set(range(t.start, t.end)) <= gaps]
+        statuses = {t.status for t in inside
+                    if t.status != PRESENT and (t.prefix != "q" or is_question)
+                    and not self._dates_a_start(words, first, t)
+                    and not (two_part and self._then_now(t, inside, starts))}
         # A trigger that starts before the sign counts even when the sign's phrase takes in
-        # its last words ("what are the signs" + "signs of a stroke").
+        # its last words ("what are the signs" + "signs of a stroke"); a time after an onset
+        # word dates a start ("since my fall last week my leg has gone numb").
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
-                  and start - t.end < window]
+                  and start - t.end < window and not self._dates_a_start(words, first, t)]
         # "how it comes and goes" words never hide a nearer question or denial before them
         # ("can a cramp sometimes be a heart attack").
         forward = max((t for t in before if t.status not in LASTING_STATUSES),
@@ -215,12 +222,27 @@ class RedFlagSpotter:
         return trigger.status == "historical" and any(
             _match_at(words, index, self._onset) for index in range(start, trigger.start))
 
+    @staticmethod
+    def _then_now(trigger: _Trigger, inside: list[_Trigger], starts: list[int]) -> bool:
+        """Whether a time said between the cause and the sign of a two-part sign ends its
+        clause where one that says the sign is happening now begins: it dates the cause ("he
+        got a new medicine yesterday and now his jaw keeps pulling"), not the sign ("stung as
+        a child and swelled up, but today I'm asking about cramps" is past)."""
+        if trigger.status != "historical":
+            return False
+        following = min((s for s in starts if s >= trigger.end), default=None)
+        return any(t.status == PRESENT and t.start <= following <= t.end for t in inside)
+
     def _said_over_after(self, words: list[str], triggers: list[_Trigger], starts: list[int],
                          clause: int) -> bool:
         """Whether the clause at `clause` is only a backward "it is over" trigger ("..., all
         better now"): it speaks of the clause before it.  A denial does not count that way:
-        "he hit his head, seems fine" must still escalate."""
+        "he hit his head, seems fine" must still escalate.  A lone terminator ("..., but
+        that's all gone") is passed over."""
         end = min((s for s in starts if s > clause), default=len(words))
+        lone = _match_at(words, clause, self._terminators) == end - clause
+        if clause < end < len(words) and lone:
+            clause, end = end, min((s for s in starts if s > end), default=len(words))
         return any(
             trigger.prefix == "b" and trigger.status == "historical"
             and clause <= trigger.start and trigger.end <= end
