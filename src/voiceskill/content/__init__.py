@@ -28,7 +28,15 @@ from voiceskill.content.expand import (
     parse_rules,
     swapped_sentences,
 )
-from voiceskill.content.model import Concept, ContextRules, Lexicon, Node, RedFlag, SourceRef
+from voiceskill.content.model import (
+    Concept,
+    ContextRules,
+    Lexicon,
+    Node,
+    OwnBody,
+    RedFlag,
+    SourceRef,
+)
 from voiceskill.content.schema import (
     ACTIONS,
     ANSWERS,
@@ -246,7 +254,17 @@ def _lexicon(doc: Document) -> Lexicon:
                for key in ("time_units", "quantities", "since")}
     return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
                    frequency=_words(data.get("frequency", [])),
+                   own_body=_own_body(data.get("own_body")),
                    pronunciations=dict(data.get("pronunciations") or {}))
+
+
+def _own_body(spec: dict | None) -> OwnBody:
+    return OwnBody(_words(spec["words"]), tuple(spec["concepts"])) if spec else OwnBody()
+
+
+def _body_problems(doc: Document, lexicon: Lexicon) -> list[Problem]:
+    return [doc.problem(("own_body", "concepts"), f"no lexicon concept named '{concept}'")
+            for concept in lexicon.own_body.concepts if concept not in lexicon.concepts]
 
 
 def _intent_needs(doc: Document, lexicon: Lexicon) -> tuple[dict, list[Problem]]:
@@ -351,6 +369,8 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     if problems:
         raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
+    if body_problems := _body_problems(lexicon_doc, lexicon):
+        raise ContentError(body_problems)
     content_fingerprint = fingerprint(folder)
     intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon,
                                                       examples_doc)

@@ -84,6 +84,15 @@ class Concept:
 
 
 @dataclass(frozen=True)
+class OwnBody:
+    """One of `words` right before a term of one of `concepts` names the speaker's own body
+    ("my lower back"): a veto concept beside it is only where it happened."""
+
+    words: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """Lay words grouped into concepts, and the words that say how long something lasted."""
 
@@ -93,4 +102,5 @@ class Lexicon:
     since: Mapping[str, float] = field(default_factory=dict)
     under: tuple[str, ...] = ()
     frequency: tuple[str, ...] = ()
+    own_body: OwnBody = field(default_factory=lambda: OwnBody())
     pronunciations: Mapping[str, str] = field(default_factory=dict)

@@ -74,6 +74,7 @@ LEXICON_SCHEMA = _record(["concepts"], {
     "since": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "under": _WORDS,
     "frequency": _WORDS,
+    "own_body": _record(["words", "concepts"], {"words": _WORDS, "concepts": _WORDS}),
     "pronunciations": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z']*$"},
                        "additionalProperties": {"type": "string",
                                                 "pattern": "^[A-Z]+( [A-Z]+)*$"}},

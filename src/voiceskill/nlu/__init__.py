@@ -264,7 +264,7 @@ class IntentMatcher:
         if intent == FALLBACK:
             return True
         found = set(concepts)
-        if self._finder.veto & found:
+        if self._finder.veto & found and not self._finder.names_own_body(words):
             return False
         if intent not in content.routes:
             # Answered only where a node expects it ("what do I do while I wait", after an

@@ -52,9 +52,17 @@ class ConceptFinder:
         self.domain = frozenset(name for name, c in lexicon.concepts.items() if c.domain)
         self.veto = frozenset(name for name, c in lexicon.concepts.items() if c.veto)
         self.courtesy = frozenset(name for name, c in lexicon.concepts.items() if c.courtesy)
+        self._own_words = frozenset(lexicon.own_body.words)
+        self._body = frozenset(lexicon.own_body.concepts)
 
     def find(self, words: list[str]) -> list[str]:
         return [concept for concept, _ in self._spans(words)]
+
+    def names_own_body(self, words: list[str]) -> bool:
+        """Whether the sentence names the speaker's own body ("my lower back"): a veto word
+        beside it (the van, the kitchen) is then only where it happened."""
+        return any(self._term_at(words, index + 1)[0] in self._body
+                   for index, word in enumerate(words) if word in self._own_words)
 
     def courtesy_words(self, words: list[str]) -> int:
         """How many of `words` are only politeness ("please", "could you")."""
@@ -64,15 +72,21 @@ class ConceptFinder:
         """Each term found, as (its concept, its length in words)."""
         found, index = [], 0
         while index < len(words):
-            for size in range(min(self._longest, len(words) - index), 0, -1):
-                concept = self._concept_of.get(" ".join(words[index : index + size]))
-                if concept:
-                    found.append((concept, size))
-                    index += size
-                    break
+            concept, size = self._term_at(words, index)
+            if concept:
+                found.append((concept, size))
+                index += size
             else:
                 index += 1
         return found
+
+    def _term_at(self, words: list[str], index: int) -> tuple[str | None, int]:
+        """The concept of the longest term starting at `index`, and its length in words."""
+        for size in range(min(self._longest, len(words) - index), 0, -1):
+            concept = self._concept_of.get(" ".join(words[index : index + size]))
+            if concept:
+                return concept, size
+        return None, 0
 
 
 def features(words: list[str], concepts: list[str]) -> list[str]:

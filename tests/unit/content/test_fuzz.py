@@ -74,6 +74,15 @@ def test_mutated_content_loads_or_fails_with_file_and_line(tmp_path_factory, dat
             assert "\n" not in problem.message
 
 
+def test_an_own_body_concept_the_lexicon_lacks_is_refused_with_its_line(tmp_path):
+    shutil.copytree(default_folder(), tmp_path / "c")
+    path = tmp_path / "c" / "lexicon.yaml"
+    path.write_text(path.read_text().replace("concepts: [body_part, back]",
+                                             "concepts: [body_part, elbows]"))
+    with pytest.raises(ContentError, match=r"lexicon.yaml:\d+: no lexicon concept named 'elbows'"):
+        load_content(tmp_path / "c")
+
+
 def test_yaml_tags_that_run_code_are_refused(tmp_path):
     shutil.copytree(default_folder(), tmp_path / "c")
     path = tmp_path / "c" / "intents.yaml"

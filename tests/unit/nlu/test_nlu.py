@@ -54,6 +54,9 @@ def test_heldout_paraphrases_meet_the_accuracy_targets(matcher, content):
         ("he's on a lot of medicines, could one of them cause his cramps", "medication"),
         # a cyclist's cramps are this skill's subject; a bike's chain is not (the veto)
         ("how can i stop my thighs cramping on a long bike ride", "spasm_prevention"),
+        # where it happened names no other subject when the speaker's own body is named
+        ("my lower back locked up lifting the shopping out of the van, what helps",
+         "back_spasm"),
         # a long way of asking for help is still help (its own, longer samples)
         ("what kinds of things can i ask you about", "help"),
     ],
@@ -68,6 +71,7 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   "remind me to phone the doctor about my cramps at nine",
                                   "put on the cartoon about the cramp",
                                   "my router spasms every evening",
+                                  "put my eye doctor appointment on the calendar for friday",
                                   "why does my lorry jerk and judder when it's ticking over"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
