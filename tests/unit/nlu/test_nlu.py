@@ -71,7 +71,7 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   "remind me to phone the doctor about my cramps at nine",
                                   "put on the cartoon about the cramp",
                                   "my router spasms every evening",
-                                  "put my eye doctor appointment on the calendar for friday",
+                                  "add my eye doctor appointment on monday to my calendar please",
                                   "why does my lorry jerk and judder when it's ticking over"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
@@ -236,7 +236,7 @@ def test_a_sure_question_that_says_a_sign_nearly_in_its_words_is_still_confirmed
      "up at night", "seizure"),
     ("we watched a hospital drama last night where a man had a heart attack, anyway can "
      "twitching be serious", "chest_pain"),
-    ("in the video game my character keeps having seizures, and my eyelid is twitching from "
+    ("in the video game the zombies keep having seizures, and my eyelid is twitching from "
      "playing so long", "seizure"),
 ])
 def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, text, sign):
