@@ -111,6 +111,11 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind18": {
+                "help",
+                "sing me a song",
+                "what can you help me with",
+              },
               "realistic_blind17": {
                 "be honest with me can twitching mean motor neurone disease",
                 "turn the lights off in the living room",
