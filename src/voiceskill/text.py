@@ -4,6 +4,7 @@ loop's wake phrase all compare text in this form."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 
@@ -30,13 +31,15 @@ UNAPOSTROPHISED = {
 def tokens(text: str) -> list[str]:
     """Normalized words with contractions opened ("urine's" -> "urine is"), the form the
     classifier, the lexicon and the red flags are matched in; "n't" words stay whole."""
-    words = []
-    for word in normalize(text).split():
-        word = UNAPOSTROPHISED.get(word, word)
-        for ending, full in CONTRACTIONS.items():
-            if word.endswith(ending) and len(word) > len(ending) and word != "let's":
-                words += [word[: -len(ending)], full]
-                break
-        else:
-            words.append(word)
-    return words
+    return [part for word in normalize(text).split() for part in _opened(word)]
+
+
+@functools.lru_cache(maxsize=65536)
+def _opened(word: str) -> tuple[str, ...]:
+    """One normalized word with its contraction opened; cached, as the red-flag phrases
+    (tens of thousands) are tokenized at every start."""
+    word = UNAPOSTROPHISED.get(word, word)
+    for ending, full in CONTRACTIONS.items():
+        if word.endswith(ending) and len(word) > len(ending) and word != "let's":
+            return word[: -len(ending)], full
+    return (word,)
