@@ -102,5 +102,5 @@ class Lexicon:
     since: Mapping[str, float] = field(default_factory=dict)
     under: tuple[str, ...] = ()
     frequency: tuple[str, ...] = ()
-    own_body: OwnBody = field(default_factory=lambda: OwnBody())
+    own_body: OwnBody = field(default_factory=OwnBody)
     pronunciations: Mapping[str, str] = field(default_factory=dict)

@@ -230,7 +230,7 @@ class RedFlagSpotter:
         a child and swelled up, but today I'm asking about cramps" is past)."""
         if trigger.status != "historical":
             return False
-        following = min((s for s in starts if s >= trigger.end), default=None)
+        following = min(s for s in starts if s >= trigger.end)  # len(words) is always one
         return any(t.status == PRESENT and t.start <= following <= t.end for t in inside)
 
     def _said_over_after(self, words: list[str], triggers: list[_Trigger], starts: list[int],
