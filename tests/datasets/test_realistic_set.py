@@ -111,6 +111,10 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind19": {
+                "spell necessary for me",
+                "turn the lights off in the living room",
+              },
               "realistic_blind18": {
                 "help",
                 "sing me a song",
