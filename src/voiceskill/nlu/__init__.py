@@ -6,7 +6,9 @@
 - Control commands ("stop", "goodbye") count only when the utterance is essentially the
   command, so "bye" misheard at the start of "I can hardly breathe" does not end the call,
   and says one of the command's own words: a piece of the skill's own answer heard back
-  ("massage", "gently stretch it") never stops it.
+  ("massage", "gently stretch it") never stops it. A yes/no answer is never taken from a
+  question ("are you listening to me all the time"), unless it is an answer's own sample
+  ("could be").
 - Red flags are found with their assertion status (`redflags.py`): present ones escalate,
   denied, past and asked-about ones do not; one in a sentence that does not read as telling
   of a sign happening (`similar_signs.py`) is asked about first.  A sign no phrase names but
@@ -117,6 +119,8 @@ class IntentMatcher:
         self._command_samples = {name: frozenset(" ".join(tokens(s)) for s in content.intents[name])
                                  for name in content.actions}
         self._command_words = _own_words(content, self._command_samples)
+        self._answer_samples = frozenset(" ".join(tokens(s)) for name in content.answers
+                                         for s in content.intents[name])
         self._spoken = _spoken_text(content)
         outcome = {flag.name: content.nodes[flag.goto].outcome for flag in content.red_flags}
         self._emergency_flags = frozenset(n for n, o in outcome.items() if o == OUTCOMES[-1])
@@ -204,10 +208,12 @@ class IntentMatcher:
         # Nor is a graver sign looked for in the words that said the milder one: "my calf is
         # swollen, hot to the touch" is a sign of a clot, not of heatstroke.
         explained = frozenset().union(*(finding.words for finding in findings))
-        found = self._similar.find(said, meaning, floor, explained)
         if said_milder & self._escalating_flags:
+            found = self._similar.find(said, meaning, floor, explained,
+                                       among=self._emergency_flags - judged)
             return tuple(name for name in found
                          if name in self._emergency_flags and name not in judged)
+        found = self._similar.find(said, meaning, floor, explained)
         # A sentence that reads surely as telling of a sign, in words that share none with a
         # flag's phrases ("my head keeps getting pulled round"), is asked about as the nearest.
         if not found and self._similar.said_happening(meaning) >= SURELY_SAID:
@@ -260,7 +266,10 @@ class IntentMatcher:
             return (length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
                     and self._said_as_command(intent, words))
         if intent in content.answers:
-            return probability >= COMMAND_THRESHOLD
+            # "are you listening to me all the time" asks; "could be" is an answer
+            return probability >= COMMAND_THRESHOLD and (
+                words[0] not in content.context.question_starts
+                or " ".join(words) in self._answer_samples)
         if intent == FALLBACK:
             return True
         found = set(concepts)

@@ -49,6 +49,9 @@ COMMON_WORD_SHARE = 0.02
 nothing about which sign is meant."""
 INDEX_FORMAT = "6"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
+AMONG_MARGIN = 0.1
+"""How much less near than a span's nearest of all its nearest wanted flag may be: beside an
+urgent sign said outright, an emergency meant nearly as clearly is still asked about."""
 ESCALATING = ("urgent", "emergency")
 SAID_C = 4.0  # the assertion model's regularisation (scikit-learn's C)
 ANSWERED_SENTENCES = 1500  # of its sentences, also learned said after a yes or a no
@@ -136,11 +139,13 @@ class SimilarSigns:
         return 1.0 / (1.0 + np.exp(-score))
 
     def find(self, transcript: str, meaning: np.ndarray, floor: float = SIMILARITY_FLOOR,
-             explained: frozenset[int] = frozenset()) -> tuple[str, ...]:
+             explained: frozenset[int] = frozenset(),
+             among: frozenset[str] | None = None) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `meaning` is the embedding
         of the whole transcript, and its clauses, when there are several, are embedded here.
         Words at `explained` positions were read as another sign: they are no evidence of
-        this one."""
+        this one. With `among`, only those flags are looked for: in each span the nearest of
+        them, if no more than AMONG_MARGIN further than the nearest of all."""
         words, starts = self._spotter.words_and_clauses(transcript)
         clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
         clauses = clauses if len(clauses) > 1 else []
@@ -150,8 +155,15 @@ class SimilarSigns:
         stems = [stem(word) for word in words]
         best = np.maximum.reduceat(vectors @ self._index.vectors.T, self._blocks, axis=1)
         found = []
+        wanted = (None if among is None else
+                  np.isin(self._block_labels, [self._index.flags.index(n) for n in among]))
         for (first, last), scores in zip(spans, best, strict=False):
             top = int(np.argmax(scores))
+            if wanted is not None:
+                nearest = int(np.argmax(np.where(wanted, scores, -np.inf)))
+                if scores[top] - scores[nearest] > AMONG_MARGIN:
+                    continue
+                top = nearest
             label = int(self._block_labels[top])
             if label == NOT_A_SIGN or scores[top] < floor:
                 continue

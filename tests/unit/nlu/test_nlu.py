@@ -129,6 +129,15 @@ def test_answers_to_a_yes_no_question(matcher, text, answer):
     assert matcher.understand(text).answer == answer
 
 
+@pytest.mark.parametrize("text", ["are you listening to me all the time",
+                                  "are you awake all the time"])
+def test_a_question_is_no_answer_though_it_says_one(matcher, text):
+    """"All the time" answers "does it happen often?"; asked of the skill, it answers nothing.
+    An answer's own sample that starts like a question ("could be") still is one."""
+    assert matcher.understand(text).answer is None
+    assert matcher.understand("could be").answer == "unknown"
+
+
 @pytest.mark.parametrize(("text", "days"), [
     ("about ten days", 10), ("three weeks", 21), ("a couple of weeks", 14),
     ("a week and a half", 10.5), ("2 months", 60), ("a fortnight", 14),
@@ -294,6 +303,14 @@ def test_a_negation_takes_a_word_into_a_sign_only_as_the_signs_phrases_say_it(ma
     heard = matcher.understand("there's a numb area on my knee that's spreading, "
                                "no pain at all with it")
     assert (heard.flags, heard.possible_flags) == (("numbness",), ())
+
+
+def test_beside_an_urgent_sign_the_nearest_emergency_is_asked_about_if_nearly_as_near(matcher):
+    """Confusion said outright; a fever and a neck in spasm read nearer ordinary questions of
+    the skill than any sign, but hardly less near the meningitis sign: it is asked about."""
+    heard = matcher.understand("my neck has gone into a spasm, I've a temperature of 39 and "
+                               "I'm all confused")
+    assert heard.flags == ("confusion",) and "fever_stiff_neck" in heard.possible_flags
 
 
 def test_a_graver_sign_in_other_words_beside_a_milder_one_is_still_asked_about(matcher):
