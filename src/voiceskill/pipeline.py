@@ -141,6 +141,7 @@ class Responder:
         self.first_audio_at: float | None = None
         self._saved = 0
         self._thread: threading.Thread | None = None
+        self._cut = threading.Event()  # the stop flag of the answer said last
 
     @property
     def busy(self) -> bool:
@@ -150,18 +151,25 @@ class Responder:
         self.first_audio_at = None  # a silent answer ("stop") has no first sound
         if self.speaker is None or not text:
             return
+        # Made here, before the thread that says the answer starts: an interrupt() (a barge-in,
+        # Ctrl-C, SIGTERM) that comes before that thread reaches Speaker.speak, which a busy
+        # machine may hold it back from, still cuts this answer off. It was lost, and listen
+        # played the whole answer before it ended.
+        self._cut = cut = threading.Event()
         if background and self.speaker.can_play:  # saving alone is quick: no thread
-            self._thread = threading.Thread(target=self._say, args=(text, rate), daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._say, args=(text, rate, cut), daemon=True)
+            thread.start()
+            self._thread = thread  # once started: a signal inside start() leaves none to join
         else:
-            self._say(text, rate)
+            self._say(text, rate, cut)
 
-    def _say(self, text: str, rate: int) -> None:
+    def _say(self, text: str, rate: int, cut: threading.Event) -> None:
         speaker = self.speaker
         keep = self._save if self.save_audio is not None else None
         try:
             if speaker.can_play:
-                speaker.speak(text, rate, on_first_audio=self._started, on_rendered=keep)
+                speaker.speak(text, rate, on_first_audio=self._started, on_rendered=keep,
+                              stop=cut)
             elif keep is not None:
                 keep(speaker.render(text, rate))
         except TtsUnavailable as exc:
@@ -180,11 +188,10 @@ class Responder:
         return self.first_audio_at
 
     def interrupt(self) -> bool:
-        """Cut the answer off; whether one was being spoken."""
-        if self.busy and self.speaker is not None:
-            self.speaker.stop()
-            return True
-        return False
+        """Cut the answer off, also one whose thread is only starting; whether one was being
+        spoken."""
+        self._cut.set()
+        return self.busy and self.speaker is not None
 
     def finish(self) -> None:
         if self._thread is not None:

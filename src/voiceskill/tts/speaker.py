@@ -184,24 +184,29 @@ class Speaker:
         self, text: str, rate: int | None = None,
         on_first_audio: Callable[[], None] | None = None,
         on_rendered: Callable[[SpeechAudio], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> bool:
-        """Say `text`, blocking; False if stop() cut it off.
+        """Say `text`, blocking; False if stop() cut it off, or `stop` was set.
 
-        `on_rendered` gets the audio before it plays (to save the very sound that is played,
-        without synthesising it again); `on_first_audio` is called once the first block is
-        handed to the device (the live loop measures its latency with it). Raises
-        TtsUnavailable if synthesis fails; playback problems never raise, they turn
+        `stop` is this answer's own stop flag, for a caller that says it from a thread of its
+        own: made before that thread starts, it cuts the answer off even when it was set before
+        speak() began (stop() is a no-op until then, as when silent; a Ctrl-C or SIGTERM that
+        came as the thread started was lost, and the whole answer was played before the
+        program could end). `on_rendered` gets the audio before it plays (to save the very
+        sound that is played, without synthesising it again); `on_first_audio` is called once
+        the first block is handed to the device (the live loop measures its latency with it).
+        Raises TtsUnavailable if synthesis fails; playback problems never raise, they turn
         `can_play` off and set `warning`.
         """
-        self._stop.clear()
+        self._stop = stop = stop if stop is not None else threading.Event()
         audio = self.render(text, rate)
         if on_rendered is not None:
             on_rendered(audio)
-        if self._stop.is_set():
+        if stop.is_set():
             return False
         if not self.can_play or len(audio.samples) == 0:
             return True
-        return self._play_audio(audio, on_first_audio)
+        return self._play_audio(audio, on_first_audio, stop)
 
     def stop(self) -> None:
         """Cut the current answer off (thread-safe); a no-op when silent."""
@@ -228,7 +233,8 @@ class Speaker:
         """One line saying why answers are not played aloud, or None."""
         return self._warning
 
-    def _play_audio(self, audio: SpeechAudio, on_first_audio: Callable[[], None] | None) -> bool:
+    def _play_audio(self, audio: SpeechAudio, on_first_audio: Callable[[], None] | None,
+                    stop: threading.Event) -> bool:
         sd = devices.sounddevice()
         try:
             samples, rate = self._fit_device(sd, audio)
@@ -241,7 +247,7 @@ class Speaker:
                 if listener is not None:
                     listener.started(samples, rate, stream.time + stream.latency)
                 for start in range(0, len(samples), block):
-                    if self._stop.is_set():
+                    if stop.is_set():
                         # Faded out and followed by silence, not dropped: an answer cut off
                         # in the middle of a sound clicks, and where the sound ends must be
                         # known to the sample for the echo canceller. Whatever the device

@@ -56,6 +56,31 @@ print(json.dumps({"finished": finished, "can_play": speaker.can_play,
                   "warning": speaker.warning}))
 """
 
+# An answer said from a thread (as `listen` says them), interrupted before that thread reaches
+# Speaker.speak: on a busy machine it may be held back that long, and a Ctrl-C or SIGTERM
+# that came then was lost (the whole answer played before `listen` could end).
+SAY_INTERRUPTED_AS_IT_STARTS = """
+import json, sys, threading
+from voiceskill.pipeline import Responder
+from voiceskill.tts.speaker import Speaker, VoiceSettings
+
+speaker = Speaker(VoiceSettings())
+interrupted, finished = threading.Event(), []
+speak = speaker.speak
+
+def held_back(*args, **kwargs):  # the answer's thread, not yet run as far as speak()
+    interrupted.wait()
+    finished.append(speak(*args, **kwargs))
+
+speaker.speak = held_back
+voice = Responder(speaker)
+voice.say(sys.argv[1], 165, background=True)
+stopping = voice.interrupt()
+interrupted.set()
+voice.finish()
+print(json.dumps({"stopping": stopping, "finished": finished}))
+"""
+
 WORKER_PID = """
 import sys
 from voiceskill.tts.speaker import Speaker, VoiceSettings
@@ -358,6 +383,22 @@ def test_stop_cuts_the_answer_off(
     full = active_span(at_16k(speaker.render(LONG_ANSWER)))
     played = active_span(captured)
     assert 0 < played < 0.5 * full  # stopped 0.3 s in; however late under load, not at the end
+
+
+@pytest.mark.audio_devices
+def test_an_answer_interrupted_as_its_thread_starts_is_not_played(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
+    child = subprocess.run(
+        [sys.executable, "-c", SAY_INTERRUPTED_AS_IT_STARTS, LONG_ANSWER],
+        env=with_src(virtual_audio.env), capture_output=True, text=True, timeout=120,
+    )
+    captured, _ = sf.read(recording.stop(), dtype="int16")
+
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout.splitlines()[-1]) == {"stopping": True, "finished": [False]}
+    assert active_span(captured) == 0  # not a sound of it: it was played whole
 
 
 @pytest.mark.audio_devices
