@@ -201,13 +201,16 @@ def ends_cleanly(live: Listener, signum: int) -> None:
 
 def after_answer(live: Listener, timeout_s: float = 60) -> None:
     """Until what the microphone heard as the answer ended (its echo's tail) is dealt with:
-    since the last answer_played event, no utterance begun, or one begun and dealt with."""
+    since the last answer_played event, no utterance begun, or one begun and dealt with:
+    let pass, or answered (its turn is written before the "listening" that follows). A
+    "heard" is not the end of it: the answer to it was about to start, and the test closed
+    the program just then, or took its turn for the next question's."""
 
     def dealt_with(events: list[dict]) -> bool:
         played = max(i for i, e in enumerate(events) if e["event"] == "answer_played")
         since = {e["event"] for e in events[played + 1 :]}
         return (not {"hearing", "hearing_own_voice"} & since
-                or bool({"listening", "ignored", "heard"} & since))
+                or bool({"listening", "ignored", "recognition_failed"} & since))
 
     live.wait_until(dealt_with, "the answer's echo dealt with", timeout_s)
 

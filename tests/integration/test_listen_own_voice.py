@@ -43,6 +43,7 @@ def test_listen_is_not_cut_off_by_its_own_voice_come_back_another_way(echo_path,
         heard = [e["event"] for e in live.events[since:]]
         assert "hearing" in heard or "hearing_own_voice" in heard, heard  # what this is about
         assert "answer_stopped" not in heard, heard
+        assert "answering" not in heard, f"answered itself: {live.explain()}"
         assert live.turns.empty(), f"answered itself: {live.turns.get()}"
 
 
