@@ -199,6 +199,8 @@ class Speaker:
         `can_play` off and set `warning`.
         """
         self._stop = stop = stop if stop is not None else threading.Event()
+        if stop.is_set():  # cut off before it began: not rendered (listen, ending, waited for it)
+            return False
         audio = self.render(text, rate)
         if on_rendered is not None:
             on_rendered(audio)
