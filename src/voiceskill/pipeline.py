@@ -9,6 +9,7 @@ answer itself is never lost).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -157,9 +158,9 @@ class Responder:
         # played the whole answer before it ended.
         self._cut = cut = threading.Event()
         if background and self.speaker.can_play:  # saving alone is quick: no thread
-            thread = threading.Thread(target=self._say, args=(text, rate, cut), daemon=True)
-            thread.start()
-            self._thread = thread  # once started: a signal inside start() leaves none to join
+            self._thread = threading.Thread(target=self._say, args=(text, rate, cut),
+                                            daemon=True)
+            self._thread.start()
         else:
             self._say(text, rate, cut)
 
@@ -194,8 +195,12 @@ class Responder:
         return self.busy and self.speaker is not None
 
     def finish(self) -> None:
+        """Wait until the answer being said has played out or been cut off."""
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            # A signal inside its start() leaves a thread that has not begun, and cannot be
+            # joined; interrupted before it, it finds its answer cut off as it begins.
+            with contextlib.suppress(RuntimeError):
+                self._thread.join(timeout=30)
 
     def _save(self, audio: SpeechAudio) -> None:
         """Write the answer to the next free answer-NNN.wav; if that fails, say so once and

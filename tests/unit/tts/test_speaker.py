@@ -82,6 +82,39 @@ voice.finish()
 print(json.dumps({"stopping": stopping, "finished": finished, "rendered": len(rendered)}))
 """
 
+# The same, the signal coming inside the thread's start(), before it has begun: finish()
+# raised RuntimeError (`listen` ended with a traceback and status 1), and the thread, begun
+# later, played the answer.
+SAY_INTERRUPTED_INSIDE_START = """
+import json, sys, threading
+from voiceskill.pipeline import Responder
+from voiceskill.tts.speaker import Speaker, VoiceSettings
+
+speaker = Speaker(VoiceSettings())
+finished, rendered = [], []
+speak, render = speaker.speak, speaker.render
+speaker.speak = lambda *args, **kwargs: finished.append(speak(*args, **kwargs))
+speaker.render = lambda *args, **kwargs: rendered.append(args) or render(*args, **kwargs)
+start, held = threading.Thread.start, []
+
+def interrupted_start(thread):  # the signal's handler raises as start() begins
+    held.append(thread)
+    raise KeyboardInterrupt
+
+threading.Thread.start = interrupted_start
+voice = Responder(speaker)
+try:
+    voice.say(sys.argv[1], 165, background=True)
+except KeyboardInterrupt:
+    pass
+threading.Thread.start = start
+stopping = voice.interrupt()
+voice.finish()
+start(held[0])  # it begins only now
+held[0].join()
+print(json.dumps({"stopping": stopping, "finished": finished, "rendered": len(rendered)}))
+"""
+
 WORKER_PID = """
 import sys
 from voiceskill.tts.speaker import Speaker, VoiceSettings
@@ -404,6 +437,23 @@ def test_an_answer_interrupted_as_its_thread_starts_is_not_played(
     # nor rendered: `listen` ending waited for the render, which its temporary folder's removal
     # at exit made hang until the render's timeout (10 s)
     assert outcome["rendered"] == 0
+
+
+@pytest.mark.audio_devices
+def test_an_answer_interrupted_inside_its_threads_start_is_not_played(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
+    child = subprocess.run(
+        [sys.executable, "-c", SAY_INTERRUPTED_INSIDE_START, LONG_ANSWER],
+        env=with_src(virtual_audio.env), capture_output=True, text=True, timeout=120,
+    )
+    captured, _ = sf.read(recording.stop(), dtype="int16")
+
+    assert child.returncode == 0, child.stderr
+    outcome = json.loads(child.stdout.splitlines()[-1])
+    assert outcome == {"stopping": False, "finished": [False], "rendered": 0}
+    assert active_span(captured) == 0
 
 
 @pytest.mark.audio_devices
