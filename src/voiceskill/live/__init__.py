@@ -22,6 +22,7 @@ import contextlib
 import logging
 import queue
 import signal
+import threading
 import time
 from dataclasses import replace
 
@@ -158,14 +159,32 @@ class _Stop(BaseException):
     of ordinary errors (in a library, around a device call) may take it for one."""
 
 
+_stop_asked = threading.Event()
+"""Set by SIGTERM and Ctrl-C, and checked by the loop at every block: the exception their
+handlers raise is swallowed when it is raised inside a __del__ or a weakref callback (Python
+prints "Exception ignored in ..." and goes on), as it was once inside say() as it replaced
+the previous answer's thread, and listen then ran on until killed."""
+
+
 def _raise_stop(signum, frame) -> None:
+    _stop_asked.set()
     raise _Stop
+
+
+def _raise_interrupt(signum, frame) -> None:
+    _stop_asked.set()
+    raise KeyboardInterrupt
 
 
 def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone,
            status: Status) -> int:
     """Run until goodbye, Ctrl-C or SIGTERM (0), or until the microphone goes away (2)."""
+    _stop_asked.clear()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C as Python's own handler takes it, unless it is ignored (a shell's background job)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
     log = TurnLog(args.log_dir) if args.log_dir else None
     loop = Loop(skill, args, status, log)
     status_code, cause = 0, "goodbye"
@@ -182,6 +201,8 @@ def listen(skill: Skill, args: argparse.Namespace, microphone: Microphone,
         loop.voice.interrupt()
         loop.voice.finish()
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
         status.done(cause, status_code)
         if log:
             log.close()
@@ -225,6 +246,8 @@ class Loop:
     def run(self, microphone: Microphone) -> None:
         self.echo = self._echo_canceller(microphone)
         while not self.conversation.ended:
+            if _stop_asked.is_set():  # the signal's exception was swallowed on the way
+                raise _Stop
             block = microphone.read(timeout=0.5)
             if block is None:
                 continue

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -17,7 +21,7 @@ from voiceskill.asr import MAX_TURN_S, Transcript, create_recognizer, transcribe
 from voiceskill.audio import SAMPLE_RATE, trim_silence
 from voiceskill.content import load_content
 from voiceskill.devices import DeviceError
-from voiceskill.live import BLOCK_S, Loop, Status, command_recognizer
+from voiceskill.live import BLOCK_S, Loop, Status, command_recognizer, listen
 from voiceskill.live.echo import EchoCanceller
 from voiceskill.pipeline import Skill
 
@@ -150,3 +154,37 @@ def test_a_question_asked_as_an_answer_ends_is_heard_whole_through_the_canceller
     assert canceller.reference.echo_found
     assert [turn["transcript"] for turn in turns(capsys.readouterr().out)] == [
         "are twitches and cramps the same thing"]
+
+
+class SignalledInACallback(Recording):
+    """Silence, with SIGTERM handled inside a weakref callback as the first block is read (a
+    callback runs wherever the object it watches is freed): the exception the handler raises
+    is swallowed there. Gone after 10 s of blocks, as if unplugged."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def position_at(self, stream_time: float) -> int:
+        return 0
+
+    def read(self, timeout: float) -> np.ndarray:
+        if self._next == 0:
+            watched = type("Watched", (), {})()
+            kept = weakref.ref(watched, lambda ref: os.kill(os.getpid(), signal.SIGTERM))
+            del watched, kept  # never reached as the exception would have it: swallowed
+        return super().read(timeout)
+
+
+def test_a_sigterm_whose_exception_is_swallowed_still_ends_listen(skill, monkeypatch):
+    """Python swallows an exception raised inside a __del__ or weakref callback ("Exception
+    ignored in ..."): a SIGTERM handled there was lost, and listen ran on until killed."""
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", swallowed.append)
+    args = argparse.Namespace(wake=None, json=True, echo_cancel=False, log_dir=None)
+    microphone = SignalledInACallback(np.zeros(10 * SAMPLE_RATE, dtype=np.int16))
+    assert listen(skill, args, microphone, Status()) == 0  # 2: the microphone "unplugged"
+    assert [type(s.exc_value).__name__ for s in swallowed] == ["_Stop"]  # how it was lost
+    assert microphone._next < SAMPLE_RATE  # at the next block
