@@ -419,19 +419,25 @@ def test_stop_cuts_the_answer_off(
     assert 0 < played < 0.5 * full  # stopped 0.3 s in; however late under load, not at the end
 
 
+def say_interrupted(script: str, virtual_audio: VirtualAudio,
+                    tmp_path: Path) -> tuple[dict, np.ndarray]:
+    """`script` run on LONG_ANSWER in a process of its own: what it printed last, and what
+    the speaker played meanwhile."""
+    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
+    child = subprocess.run(
+        [sys.executable, "-c", script, LONG_ANSWER],
+        env=with_src(virtual_audio.env), capture_output=True, text=True, timeout=120,
+    )
+    captured, _ = sf.read(recording.stop(), dtype="int16")
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.splitlines()[-1]), captured
+
+
 @pytest.mark.audio_devices
 def test_an_answer_interrupted_as_its_thread_starts_is_not_played(
     virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
-    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
-    child = subprocess.run(
-        [sys.executable, "-c", SAY_INTERRUPTED_AS_IT_STARTS, LONG_ANSWER],
-        env=with_src(virtual_audio.env), capture_output=True, text=True, timeout=120,
-    )
-    captured, _ = sf.read(recording.stop(), dtype="int16")
-
-    assert child.returncode == 0, child.stderr
-    outcome = json.loads(child.stdout.splitlines()[-1])
+    outcome, captured = say_interrupted(SAY_INTERRUPTED_AS_IT_STARTS, virtual_audio, tmp_path)
     assert outcome["stopping"] is True and outcome["finished"] == [False]  # it was played whole
     assert active_span(captured) == 0
     # nor rendered: `listen` ending waited for the render, which its temporary folder's removal
@@ -443,15 +449,7 @@ def test_an_answer_interrupted_as_its_thread_starts_is_not_played(
 def test_an_answer_interrupted_inside_its_threads_start_is_not_played(
     virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
-    recording = virtual_audio.record_speaker(tmp_path / "speaker.wav")
-    child = subprocess.run(
-        [sys.executable, "-c", SAY_INTERRUPTED_INSIDE_START, LONG_ANSWER],
-        env=with_src(virtual_audio.env), capture_output=True, text=True, timeout=120,
-    )
-    captured, _ = sf.read(recording.stop(), dtype="int16")
-
-    assert child.returncode == 0, child.stderr
-    outcome = json.loads(child.stdout.splitlines()[-1])
+    outcome, captured = say_interrupted(SAY_INTERRUPTED_INSIDE_START, virtual_audio, tmp_path)
     assert outcome == {"stopping": False, "finished": [False], "rendered": 0}
     assert active_span(captured) == 0
 
