@@ -88,6 +88,9 @@ def expand_template(template: str, rules: Mapping,
     from hassil import parse_sentence  # only when expanding: a cached expansion needs none
     from hassil.sample import sample_sentence
 
+    if ")?" in template:  # hassil reads the group as required: the phrase never matched
+        raise ValueError("'(...)?' is not optional in a template: write optional words "
+                         "[like this]")
     try:
         sentence = parse_sentence(template)
     except Exception as exc:  # hassil's parse errors share no base class narrower than this

@@ -134,6 +134,14 @@ def test_template_bombs_are_refused_before_they_are_built(parts):
 
 
 
+def test_a_regular_expression_style_optional_is_refused():
+    """hassil takes "(is|are)?" for a required group: "lips swelling" never matched a phrase
+    written so, and nothing said why."""
+    with pytest.raises(ValueError, match=r"\[like this\]"):
+        expand_template("(lips|face) (is|are)? swelling", RULES)
+    assert expand_template("(lips|face) [is|are] swelling", RULES)
+
+
 @pytest.mark.slow
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
