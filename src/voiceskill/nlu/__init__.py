@@ -209,10 +209,8 @@ class IntentMatcher:
         # swollen, hot to the touch" is a sign of a clot, not of heatstroke.
         explained = frozenset().union(*(finding.words for finding in findings))
         if said_milder & self._escalating_flags:
-            found = self._similar.find(said, meaning, floor, explained,
-                                       among=self._emergency_flags - judged)
-            return tuple(name for name in found
-                         if name in self._emergency_flags and name not in judged)
+            return self._similar.find(said, meaning, floor, explained,
+                                      among=self._emergency_flags - judged)
         found = self._similar.find(said, meaning, floor, explained)
         # A sentence that reads surely as telling of a sign, in words that share none with a
         # flag's phrases ("my head keeps getting pulled round"), is asked about as the nearest.
