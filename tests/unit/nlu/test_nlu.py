@@ -258,6 +258,7 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
 @pytest.mark.parametrize("text", [
     "is it a waste of time seeing the doctor about twitchy eyelids",
     "should I bother my GP about cramps or am I wasting their time",
+    "my GP will think I'm wasting her time with these twitchy eyelids",  # no sign: a decoy
 ])
 def test_a_clear_question_with_a_doubted_urgent_sign_is_answered(matcher, text):
     """"wasting" names muscle wasting to the rules; the sentence is clearly one of the skill's
@@ -282,9 +283,9 @@ def test_a_sign_said_after_a_yes_or_a_no_still_escalates_at_once(matcher, text, 
 def test_a_doubted_urgent_sign_in_a_statement_is_asked_about_not_dropped(matcher):
     """Only a question, clearly one of the skill's, is answered over a doubted urgent sign; a
     statement the classifier is as sure of keeps it, to be asked about."""
-    heard = matcher.understand("my GP will think I'm wasting her time with these twitchy eyelids")
-    assert heard.intent == "when_to_see_doctor" and heard.confidence >= nlu.CLEAR_QUESTION
-    assert heard.flags == () and heard.possible_flags == ("weakness",)
+    heard = matcher.understand("cramp, spasm, twitch, I get so mixed up with all these words")
+    assert heard.intent == "twitch_vs_spasm" and heard.confidence >= nlu.CLEAR_QUESTION
+    assert heard.flags == () and heard.possible_flags == ("confusion",)
 
 
 @pytest.mark.parametrize("text", [
