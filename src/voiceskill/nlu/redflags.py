@@ -31,6 +31,7 @@ def stem(word: str) -> str:
 
 
 Forms = frozenset[tuple[str, str]]
+Pattern = tuple[tuple[Forms, ...], str, tuple[int, ...]]  # word forms, flag, gap after each
 LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
@@ -61,21 +62,18 @@ class RedFlagSpotter:
         # A flag with its own max_gap is made of two things said together: a cause, a sign.
         self._two_part = frozenset(flag.name for flag in flags if flag.max_gap is not None)
         self._negation_words = {t for t in rules.forward["negated"] if " " not in t}
-        self._by_first_stem: dict[str, list[tuple[tuple[Forms, ...], str, tuple[int, ...]]]] = {}
-        seen = set()
+        # Phrases are grouped by their first word's stem and turned into patterns only when a
+        # sentence holds that stem: `voiceskill ask` reads one sentence, and making patterns
+        # of all the tens of thousands of phrases would cost it a third of its start-up.
+        self._phrases_by_first_stem: dict[str, list[tuple[str, str, int]]] = {}
         for flag in flags:
             gap = rules.max_gap if flag.max_gap is None else flag.max_gap
             for phrase in flag.phrases:
-                words = tokens(phrase)
-                # A negation in a phrase binds to the next word ("not breathing", but not
-                # "not having trouble breathing").
-                gaps = tuple(0 if self.negates(word) else gap for word in words[:-1])
-                forms = tuple(_forms(word, stemmed=True) for word in words)
-                if (forms, flag.name, gaps) in seen:  # inflections of one phrase: one entry
-                    continue
-                seen.add((forms, flag.name, gaps))
-                self._by_first_stem.setdefault(stem(words[0]), []).append(
-                    (forms, flag.name, gaps))
+                first = _first_token(phrase)
+                if first:
+                    self._phrases_by_first_stem.setdefault(stem(first), []).append(
+                        (phrase, flag.name, gap))
+        self._patterns: dict[str, tuple[Pattern, ...]] = {}
         self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                          for t in triggers]
         self._forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
@@ -134,7 +132,7 @@ class RedFlagSpotter:
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
         for start, word in enumerate(words):
-            for phrase, flag, gaps in self._by_first_stem.get(stem(word), ()):
+            for phrase, flag, gaps in self._patterns_from(stem(word)):
                 matched = _phrase_positions(forms, light, start, phrase, gaps)
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
@@ -165,6 +163,20 @@ class RedFlagSpotter:
         sign found some other way than by a phrase (one that comes and goes is happening)."""
         status = self._status(words, self._triggers(words), starts, positions)
         return PRESENT if status in LASTING_STATUSES else status
+
+    def _patterns_from(self, first_stem: str) -> tuple[Pattern, ...]:
+        """The phrases beginning with a word of this stem, as word forms to match; made once.
+        A negation in a phrase binds to the next word ("not breathing", but not "not having
+        trouble breathing"); inflections of one phrase make one pattern."""
+        made = self._patterns.get(first_stem)
+        if made is None:
+            made = tuple(dict.fromkeys(
+                (tuple(_forms(word, stemmed=True) for word in words), flag,
+                 tuple(0 if self.negates(word) else gap for word in words[:-1]))
+                for phrase, flag, gap in self._phrases_by_first_stem.get(first_stem, ())
+                for words in (tokens(phrase),)))
+            self._patterns[first_stem] = made
+        return made
 
     def negates(self, word: str) -> bool:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
@@ -269,6 +281,14 @@ class RedFlagSpotter:
 
 
 @functools.cache
+def _first_token(phrase: str) -> str:
+    """The phrase's first word as `tokens` gives it, without tokenising the whole phrase."""
+    for word in phrase.split():
+        if first := tokens(word):
+            return first[0]
+    return ""
+
+
 def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
     return frozenset({("word", word), ("stem", stem(word))} if stemmed
