@@ -111,6 +111,13 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind20": {
+                "can my tablets be causing muscle cramps",
+                "help",
+                "should i keep a diary of the twitches before my appointment",
+                "what can you help me with",
+                "when should i see a doctor about a twitch",
+              },
               "realistic_blind19": {
                 "spell necessary for me",
                 "turn the lights off in the living room",
