@@ -153,12 +153,16 @@ class IntentMatcher:
         if words:
             meaning = self._encoder.encode([text])[0]
             guess, confidence = self._classify(words, concepts, meaning)
+            passing = self._spotter.said_in_passing(said, findings) & self._escalating_flags
+            in_passing = tuple(name for name in present if name in passing)
+            present = tuple(name for name in present if name not in in_passing)
             alarms = tuple(name for name in present if name in self._escalating_flags)
             if alarms and self._similar.said_happening(meaning) < SAID_FLOOR:
                 present = tuple(name for name in present if name not in alarms)
                 possible = self._doubted(alarms, words, guess, confidence)
             else:
                 possible = self._possible_signs(said, meaning, findings, guess, confidence)
+            possible = tuple(dict.fromkeys(in_passing + possible))
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
         intent = self._flag_intent(present) or (guess if clear else FALLBACK)
         return Understanding(

@@ -32,6 +32,7 @@ def stem(word: str) -> str:
 
 Forms = frozenset[tuple[str, str]]
 Pattern = tuple[tuple[Forms, ...], str, tuple[int, ...]]  # word forms, flag, gap after each
+WORDS_AFTER_ASIDE = 3  # "..., anyway what helps": a change of subject has something after it
 LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
@@ -90,6 +91,7 @@ class RedFlagSpotter:
         self._things = [tuple(tokens(t)) for t in rules.things]
         self._onset = [tuple(tokens(t)) for t in rules.onset]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
+        self._asides = [tuple(tokens(t)) for t in rules.asides]
 
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
@@ -103,6 +105,19 @@ class RedFlagSpotter:
             elif earlier is None or finding.status == PRESENT:
                 found[finding.flag] = finding
         return tuple(found.values())
+
+    def said_in_passing(self, text: str, findings: tuple[Finding, ...]) -> frozenset[str]:
+        """The signs said to be happening only before a change of subject, with the real
+        question after it ("a bloke on the telly had a seizure, anyway my eyelid twitches"):
+        told in passing, so asked about rather than escalated on."""
+        words, _ = self.words_and_clauses(text)
+        turns = [i + size for i in range(len(words))
+                 if (size := _match_at(words, i, self._asides))
+                 and len(words) - (i + size) >= WORDS_AFTER_ASIDE]
+        if not turns:
+            return frozenset()
+        return frozenset(f.flag for f in findings
+                         if f.status == PRESENT and f.words and max(f.words) < turns[-1])
 
     def words_and_clauses(self, text: str) -> tuple[list[str], list[int]]:
         """The words, and where each clause begins: after punctuation and after terminator

@@ -255,6 +255,22 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
     assert heard.flags == () and sign in heard.possible_flags
 
 
+@pytest.mark.parametrize("text, sign", [
+    ("grandad is out cold in his armchair after his Sunday lunch, anyway what stops a calf "
+     "cramp", "unresponsive"),
+    ("the goalie collapsed on the pitch and the whole stand went quiet, anyhow can stress make "
+     "my eyelid flicker", "unresponsive"),
+])
+def test_a_sign_said_before_a_change_of_subject_is_asked_about_not_escalated(matcher, text,
+                                                                              sign):
+    """A sign told in passing, before "anyway" and a question of the skill's, is asked about
+    ("Did you say ...?"), never dropped; the same words after the change of subject escalate."""
+    heard = matcher.understand(text)
+    assert sign not in heard.flags and sign in heard.possible_flags
+    turned = matcher.understand("anyway, my dad has just collapsed and he's not responding")
+    assert "unresponsive" in turned.flags
+
+
 @pytest.mark.parametrize("text", [
     "is it a waste of time seeing the doctor about twitchy eyelids",
     "should I bother my GP about cramps or am I wasting their time",
