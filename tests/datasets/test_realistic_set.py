@@ -111,6 +111,11 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind21": {
+                "help",
+                "is intermittent fasting safe",
+                "what sort of things do you know about",
+              },
               "realistic_blind20": {
                 "can my tablets be causing muscle cramps",
                 "help",
