@@ -199,7 +199,8 @@ class RedFlagSpotter:
     def _status(self, words: list[str], triggers: list[_Trigger], starts: list[int],
                 matched: list[int], two_part: bool = False) -> str:
         """ConText: the nearest trigger before the sign, any after it in its clause, and any
-        between its words ("my chest doesn't hurt", "dark urine mean after"), except, in a
+        between its words ("my chest doesn't hurt", "dark urine mean after") or taking in its
+        last word ("bleeding in my first pregnancy"), except, in a
         `two_part` sign, a time that dates its cause (`_then_now`)."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
@@ -208,6 +209,9 @@ class RedFlagSpotter:
         is_question = words[first] in self._rules.question_starts if first < len(words) else False
         gaps = set(range(start, end)) - set(matched)
         inside = [t for t in triggers if set(range(t.start, t.end)) <= gaps]
+        # So does one the sign's phrase ends inside ("bleeding in my first pregnancy").
+        inside += [t for t in triggers if t.start in gaps and t.end >= end
+                   and set(range(t.start, end - 1)) <= gaps]
         statuses = {t.status for t in inside
                     if t.status != PRESENT and (t.prefix != "q" or is_question)
                     and not self._dates_a_start(words, first, t)
