@@ -299,7 +299,6 @@ class RedFlagSpotter:
         return triggers
 
 
-@functools.cache
 def _first_token(phrase: str) -> str:
     """The phrase's first word as `tokens` gives it, without tokenising the whole phrase."""
     for word in phrase.split():
@@ -308,6 +307,7 @@ def _first_token(phrase: str) -> str:
     return ""
 
 
+@functools.cache
 def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
     return frozenset({("word", word), ("stem", stem(word))} if stemmed
