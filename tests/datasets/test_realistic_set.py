@@ -111,6 +111,16 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind23": {
+                "help",
+                "how do i get a red wine stain out of the carpet",
+                "what can you help me with",
+                "when should i see a doctor about twitching",
+              },
+              "realistic_blind22": {
+                "what can you help me with",
+                "what's a good film to watch tonight",
+              },
               "realistic_blind21": {
                 "help",
                 "is intermittent fasting safe",
