@@ -263,10 +263,13 @@ class IntentMatcher:
         """Commands must be short and clear; a medical answer needs the sentence to name its
         subject, and nothing that says it is about something else."""
         content = self._content
+        found = set(concepts)
         if intent in content.actions:
+            # "tell us a joke, go on" asks for a joke, not for more
             length = len(words) - self._finder.courtesy_words(words)
             return (length <= self._command_length[intent] and probability >= COMMAND_THRESHOLD
-                    and self._said_as_command(intent, words))
+                    and self._said_as_command(intent, words)
+                    and not self._about_something_else(words, found))
         if intent in content.answers:
             # "are you listening to me all the time" asks; "could be" is an answer
             return probability >= COMMAND_THRESHOLD and (
@@ -274,8 +277,7 @@ class IntentMatcher:
                 or " ".join(words) in self._answer_samples)
         if intent == FALLBACK:
             return True
-        found = set(concepts)
-        if self._finder.veto & found and not self._finder.names_own_body(words):
+        if self._about_something_else(words, found):
             return False
         if intent not in content.routes:
             # Answered only where a node expects it ("what do I do while I wait", after an
@@ -285,6 +287,11 @@ class IntentMatcher:
         if needs and not needs & found:
             return False
         return bool(self._finder.domain & found)
+
+    def _about_something_else(self, words: list[str], found: set[str]) -> bool:
+        """Whether the sentence names something this skill is not about (a pet, a phone, a
+        joke), other than where on the speaker's own body ("my lower back" in the van)."""
+        return bool(self._finder.veto & found) and not self._finder.names_own_body(words)
 
     def _said_as_command(self, intent: str, words: list[str]) -> bool:
         """A command is one of its samples, or says one of its own words and is no piece of

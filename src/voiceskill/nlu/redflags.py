@@ -142,7 +142,7 @@ class RedFlagSpotter:
         decoys on the words as said."""
         findings = []
         triggers = self._triggers(words)
-        decoyed = _covered(words, self._decoys)
+        decoyed = self.decoyed(words)
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
@@ -160,6 +160,11 @@ class RedFlagSpotter:
                     else:
                         findings.append(Finding(flag, status, said))
         return findings
+
+    def decoyed(self, words: list[str]) -> set[int]:
+        """The positions of words inside a decoy ("breathing fine", "a fit of the giggles"):
+        no sign is said in them."""
+        return _covered(words, self._decoys)
 
     def _said_of_a_thing(self, words: list[str], starts: list[int], first: int) -> bool:
         """Whether the sign's subject, just before it in its clause, is no person: "my phone

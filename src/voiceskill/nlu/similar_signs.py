@@ -143,9 +143,10 @@ class SimilarSigns:
              among: frozenset[str] | None = None) -> tuple[str, ...]:
         """The flags the transcript may be saying are happening; `meaning` is the embedding
         of the whole transcript, and its clauses, when there are several, are embedded here.
-        Words at `explained` positions were read as another sign: they are no evidence of
-        this one. With `among`, only those flags are looked for: in each span the nearest of
-        them, if no more than AMONG_MARGIN further than the nearest of all."""
+        Words at `explained` positions were read as another sign, and words of a decoy
+        ("I'm breathing fine") as none: they are no evidence of this one. With `among`, only
+        those flags are looked for: in each span the nearest of them, if no more than
+        AMONG_MARGIN further than the nearest of all."""
         words, starts = self._spotter.words_and_clauses(transcript)
         clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
         clauses = clauses if len(clauses) > 1 else []
@@ -153,6 +154,7 @@ class SimilarSigns:
         vectors = np.vstack([meaning, self._encoder.encode([" ".join(words[a:b])
                                                             for a, b in clauses])])
         stems = [stem(word) for word in words]
+        ignored = explained | self._spotter.decoyed(words)
         best = np.maximum.reduceat(vectors @ self._index.vectors.T, self._blocks, axis=1)
         found = []
         wanted = (None if among is None else
@@ -169,7 +171,7 @@ class SimilarSigns:
                 continue
             distinctive = self._index.distinctive[label]
             positions = [i for i in range(first, last)
-                         if stems[i] in distinctive and i not in explained]
+                         if stems[i] in distinctive and i not in ignored]
             # "not able to speak": the "not" is part of the sign, as in the flag's phrases,
             # when said the same way ("never felt pain like this" is not "no pain")
             negated = self._index.after_negation[label]

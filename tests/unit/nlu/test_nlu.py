@@ -109,6 +109,13 @@ def test_a_command_word_inside_a_longer_sentence_is_not_the_command(matcher, con
     assert content.actions.get(matcher.understand(text).intent) not in ("goodbye", "stop")
 
 
+@pytest.mark.parametrize("text", ["go on then tell me a joke", "more jokes please",
+                                  "go on another riddle", "stop the game"])
+def test_a_command_beside_a_request_for_something_else_is_not_the_command(matcher, content,
+                                                                            text):
+    assert matcher.understand(text).intent not in content.actions
+
+
 @pytest.mark.parametrize("text", ["my muscles aren't jerking and my chest doesn't hurt",
                                   "i hit my calf and now it cramps"])
 def test_the_emergency_intent_needs_words_asking_for_help(matcher, text):
@@ -260,6 +267,8 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
      "cramp", "unresponsive"),
     ("the goalie collapsed on the pitch and the whole stand went quiet, anyhow can stress make "
      "my eyelid flicker", "unresponsive"),
+    ("I'm a first aider and I see collapses all day but my own leg cramps at night",
+     "unresponsive"),
 ])
 def test_a_sign_said_before_a_change_of_subject_is_asked_about_not_escalated(matcher, text,
                                                                               sign):
@@ -269,6 +278,17 @@ def test_a_sign_said_before_a_change_of_subject_is_asked_about_not_escalated(mat
     assert sign not in heard.flags and sign in heard.possible_flags
     turned = matcher.understand("anyway, my dad has just collapsed and he's not responding")
     assert "unresponsive" in turned.flags
+
+
+@pytest.mark.parametrize("text", [
+    "I'm breathing fine, it's only my elbow twitching",
+    "my breathing is fine, it's just my eyelid flickering all day",
+    "out of breath after the stairs and now my calf's cramping",
+])
+def test_the_words_of_a_decoy_are_no_sign_by_meaning_either(matcher, text):
+    """"breathing fine" and "out of breath after the stairs" are decoys: the rules find no
+    sign in them, and none of their words is evidence of a sign found by meaning."""
+    assert matcher.understand(text).possible_flags == ()
 
 
 @pytest.mark.parametrize("text", [
