@@ -111,6 +111,16 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind25": {
+                "convert fifty dollars to pounds",
+              },
+              "realistic_blind24": {
+                "does magnesium actually help with cramps",
+                "turn the lights off in the lounge",
+                "what sort of questions do you answer",
+                "what's in the news today",
+                "when is diwali this year",
+              },
               "realistic_blind23": {
                 "help",
                 "how do i get a red wine stain out of the carpet",
