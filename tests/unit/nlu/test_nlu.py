@@ -356,9 +356,10 @@ def test_a_graver_sign_in_other_words_beside_a_milder_one_is_still_asked_about(m
 
 
 def test_an_urgent_sign_in_other_words_beside_one_that_does_not_escalate_is_asked_about(matcher):
-    """"Getting worse" is only a long-lasting sign; the fizzing beside it may be numbness."""
-    heard = matcher.understand("my wife's toes have had a fizzing in them for a fortnight and "
-                               "it's getting worse")
+    """"Getting worse" is only a long-lasting sign; the electric buzz beside it may be
+    numbness."""
+    heard = matcher.understand("my wife's toes have had a sort of electric buzz in them for a "
+                               "fortnight and it's getting worse")
     assert (heard.flags, heard.possible_flags) == (("lasting",), ("numbness",))
 
 
