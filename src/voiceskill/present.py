@@ -99,7 +99,8 @@ _STATUS_TEXT = {
 }
 """The line people see for each event of the status stream (`stopped` has none)."""
 _IGNORED_WHY = {"not_addressed": "not addressed to me", "not_for_me": "not for me",
-                "half_heard": "half heard over my own voice"}
+                "half_heard": "half heard over my own voice",
+                "own_voice": "my own voice come back"}
 
 
 def open_status_stream(path: Path) -> TextIO:

@@ -8,8 +8,10 @@ more than the answer's echo (see _talked_over), else once what was said is made 
 (a question, a red flag; a command or a yes/no answer only from speech that rose over the
 echo, the same to the end of the echo's tail): cut on any sound, the answer was cut off by
 what the echo canceller left of its own echo, and a residue heard "bye" ended a session
-(bench/echo_path.py). What is said in a barge-in is also
-decoded with the commands' sentences alone, taken when the full model only half heard it.
+(bench/echo_path.py); and never from what matches the answer itself at one delay, the
+answer come back later than the canceller reaches (_own_voice). What is said in a barge-in
+is also decoded with the commands' sentences alone, taken when the full model only half
+heard it.
 The loop first says the content's greeting (its start node): the echo canceller learns the
 room on it, so the first answer is cancelled like the later ones. "listening" is shown once
 the greeting and its echo are over.
@@ -34,7 +36,7 @@ from voiceskill.asr import Transcript, Utterance, create_recognizer
 from voiceskill.asr.frontend import split_frontend
 from voiceskill.audio import UtteranceDetector
 from voiceskill.content import Content
-from voiceskill.live.echo import TRACE_S, EchoCanceller
+from voiceskill.live.echo import OWN_VOICE_CORRELATION, TRACE_S, EchoCanceller
 from voiceskill.pipeline import Ignored, Skill
 from voiceskill.present import Status, TurnLog, report
 from voiceskill.text import normalize
@@ -132,6 +134,10 @@ class _Kept:
         begin = round(time_s * self.rate) - self.first
         found = self.samples[max(0, begin) : max(0, begin + length)]
         return np.concatenate([found, np.zeros(length - len(found), dtype=np.int16)])
+
+    def since(self, position: int) -> np.ndarray:
+        """What is kept from sample `position` (on the detector's clock) on."""
+        return self.samples[max(0, position - self.first) :]
 
 
 def _strip_wake(text: str, wake: str) -> str | None:
@@ -238,6 +244,7 @@ class Loop:
         # else what the canceller left of the echo may be all there is, and no command is taken
         self.talked_over = True
         self.utterance: Utterance | None = None  # what the recogniser is hearing
+        self.utterance_from = 0  # where it began, on the detector's clock (samples)
         self.commands = self._command_listener()  # before the microphone runs: it loads a model
         self.command_utterance: Utterance | None = None  # what it is hearing, in a barge-in
         self.greeting = skill.content.nodes[skill.content.start].say  # said first
@@ -348,7 +355,25 @@ class Loop:
         if self.command_utterance is not None:
             readings.append(self.command_utterance.end())
         asr_ms = (time.perf_counter() - speech_end) * 1000
+        if self._own_voice():
+            self.status.show("ignored", reason="own_voice")
+            return
         self.answer(readings, speech_end, asr_ms, wait_ms)
+
+    def _own_voice(self) -> bool:
+        """Whether the utterance just ended, heard over the answer or its echo without rising
+        over the echo, is that answer itself come back by a path the canceller's filter does not
+        model (a late reflection): the filter let through something that matches the answer at
+        one delay (OWN_VOICE_CORRELATION; judged on what is kept of it, its last
+        ENHANCED_KEPT_S). Decoded, such a reflection was a run of the answer's words too garbled
+        to be told for them, now and then taken for a question or a red flag that cut the
+        answer off. Speech that rose over the echo is the user's and is never judged so."""
+        if (not self.over_answer or self.talked_over or self.echo is None
+                or not self.echo.reference.echo_found):
+            return False
+        match = self.echo.reference.own_voice(self.unsuppressed.since(self.utterance_from))
+        log.debug("what was heard over the answer matches the answer by %.2f", match)
+        return match >= OWN_VOICE_CORRELATION
 
     def _release_if_no_echo(self) -> None:
         """A held-back utterance is the user's if the canceller found no echo to learn."""
@@ -384,6 +409,7 @@ class Loop:
 
     def _recognise(self, event) -> None:
         if event.kind == "start":
+            self.utterance_from = round(event.time_s * self.rate)
             # Over an answer, speech begun before the canceller had learned the room is most
             # likely the answer's own echo: it neither barges in nor becomes a turn.
             # It is held back until the canceller knows: no echo at all (a headset, a far
