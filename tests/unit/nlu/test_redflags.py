@@ -123,6 +123,7 @@ def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text
     "chest pain warning signs",
     "I had a fit when I was nine and my leg twitches now",
     "I stopped for a bite to eat and my calf started cramping",  # a decoy
+    "can your wee go brown after a really hard gym session?",    # "can your" asks
 ])
 def test_denials_and_questions_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)
