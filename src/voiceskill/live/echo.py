@@ -405,14 +405,20 @@ class _CapturedStderr:
         os.close(self._file)
 
 
+def _correlation(longer: np.ndarray, shorter: np.ndarray) -> np.ndarray:
+    """The absolute cross-correlation of `shorter` at every offset into `longer`, by FFT:
+    circular over the next power of two, so offset -k is at index size - k."""
+    size = 1 << int(np.ceil(np.log2(len(longer) + len(shorter))))
+    return np.abs(np.fft.irfft(
+        np.fft.rfft(longer, size) * np.conj(np.fft.rfft(shorter, size)), size))
+
+
 def _match(longer: np.ndarray, shorter: np.ndarray,
            offsets: int) -> tuple[np.ndarray, int, float]:
     """Where `shorter` best matches `longer`, among its first `offsets` offsets into it: the
     absolute cross-correlation at each offset, the best one, and the normalised correlation
     there (1.0 for an exact, scaled copy)."""
-    size = 1 << int(np.ceil(np.log2(len(longer) + len(shorter))))
-    scores = np.abs(np.fft.irfft(
-        np.fft.rfft(longer, size) * np.conj(np.fft.rfft(shorter, size)), size))[:offsets]
+    scores = _correlation(longer, shorter)[:offsets]
     if len(scores) == 0:
         return scores, 0, 0.0
     best = int(np.argmax(scores))
@@ -597,16 +603,14 @@ class PlaybackReference:
         n, norm = len(heard), float(np.linalg.norm(heard))
         if n == 0 or not norm or not answer.any():
             return 0.0
-        size = 1 << int(np.ceil(np.log2(len(answer) + n)))
-        scores = np.abs(np.fft.irfft(
-            np.fft.rfft(answer, size) * np.conj(np.fft.rfft(heard, size)), size))
+        scores = _correlation(answer, heard)
         offsets = np.arange(-(n - 1), len(answer))  # of the answer where `heard` begins
         energy = np.concatenate([[0.0], np.cumsum(answer**2)])
         overlap = np.sqrt(np.maximum(0.0, energy[np.clip(offsets + n, 0, len(answer))]
                                      - energy[np.clip(offsets, 0, len(answer))]))
         # where the answer is all but silent under `heard`, rounding is all the score is
         loud = overlap > np.sqrt(n)
-        return float(np.max(scores[offsets % size][loud] / (norm * overlap[loud]),
+        return float(np.max(scores[offsets % len(scores)][loud] / (norm * overlap[loud]),
                             initial=0.0))
 
     def take(self, position: int, n: int) -> np.ndarray:
