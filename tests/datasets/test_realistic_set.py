@@ -111,6 +111,15 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind27": {
+                "should i keep a diary of the twitches before my appointment",
+                "what can you do",
+                "what kind of questions do you answer",
+                "when should i see a doctor about twitching",
+              },
+              "realistic_blind26": {
+                "salt tablets for cramps good idea or no",
+              },
               "realistic_blind25": {
                 "convert fifty dollars to pounds",
               },
