@@ -236,6 +236,7 @@ def _context(doc: Document) -> ContextRules:
         question_backward=_words(rules["question_backward"]),
         question_starts=frozenset(_words(rules["question_starts"])),
         light_words=frozenset(_words(rules.get("light_words", []))),
+        hedges=frozenset(_words(rules.get("hedges", []))),
         things=_words(rules.get("things", [])),
         thing_links=frozenset(_words(rules.get("thing_links", []))),
         onset=_words(rules.get("onset", [])),

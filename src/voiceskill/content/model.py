@@ -68,6 +68,7 @@ class ContextRules:
     question_backward: tuple[str, ...]
     question_starts: frozenset[str]
     light_words: frozenset[str] = frozenset()  # not counted in a phrase's gaps
+    hedges: frozenset[str] = frozenset()  # may part a negation from its word: "can't even"
     things: tuple[str, ...] = ()  # subjects that are no person: a phone, a pet
     thing_links: frozenset[str] = frozenset()  # words between such a subject and its sign
     onset: tuple[str, ...] = ()  # "since": a time said after it dates a start, not an end

@@ -92,7 +92,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "negated": _record([], _TRIGGERS), "historical": _record([], _TRIGGERS),
             "hypothetical": _record([], _TRIGGERS),
             **{status: _record([], _TRIGGERS) for status in LASTING_STATUSES},
-            "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS,
+            "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS, "hedges": _WORDS,
             "things": _WORDS, "thing_links": _WORDS, "onset": _WORDS, "asides": _WORDS,
         },
     ),

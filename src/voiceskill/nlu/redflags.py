@@ -34,6 +34,7 @@ Forms = frozenset[tuple[str, str]]
 Pattern = tuple[tuple[Forms, ...], str, tuple[int, ...]]  # word forms, flag, gap after each
 WORDS_AFTER_ASIDE = 3  # "..., anyway what helps": a change of subject has something after it
 LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
+HEDGES_AFTER_NEGATION = 2  # "can't really even swallow"; more is no longer one thought
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
 
@@ -146,9 +147,10 @@ class RedFlagSpotter:
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
+        hedge = [word in self._rules.hedges for word in words]
         for start, word in enumerate(words):
             for phrase, flag, gaps in self._patterns_from(stem(word)):
-                matched = _phrase_positions(forms, light, start, phrase, gaps)
+                matched = _phrase_positions(forms, light, hedge, start, phrase, gaps)
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
                     status = self._status(words, triggers, starts, matched,
@@ -206,7 +208,7 @@ class RedFlagSpotter:
         """ConText: the nearest trigger before the sign, any after it in its clause, and any
         between its words ("my chest doesn't hurt", "dark urine mean after") or taking in its
         last word ("bleeding in my first pregnancy"), except, in a
-        `two_part` sign, a time that dates its cause (`_then_now`)."""
+        `two_part` sign, a time or denial that is about its cause (`_then_now`)."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
         first = max(s for s in starts if s <= start)
@@ -260,11 +262,12 @@ class RedFlagSpotter:
 
     @staticmethod
     def _then_now(trigger: _Trigger, inside: list[_Trigger], starts: list[int]) -> bool:
-        """Whether a time said between the cause and the sign of a two-part sign ends its
-        clause where one that says the sign is happening now begins: it dates the cause ("he
-        got a new medicine yesterday and now his jaw keeps pulling"), not the sign ("stung as
-        a child and swelled up, but today I'm asking about cramps" is past)."""
-        if trigger.status != "historical":
+        """Whether a time or a denial said between the cause and the sign of a two-part sign
+        ends its clause where one that says the sign is happening now begins: it dates or
+        denies something about the cause ("he got a new medicine yesterday and now his jaw
+        keeps pulling", "a deep cut, I never had the jab, now my jaw is shut"), not the sign
+        ("stung as a child and swelled up, but today I'm asking about cramps" is past)."""
+        if trigger.status not in ("historical", "negated"):
             return False
         following = min(s for s in starts if s >= trigger.end)  # len(words) is always one
         return any(t.status == PRESENT and t.start <= following <= t.end for t in inside)
@@ -319,12 +322,14 @@ def _forms(word: str, stemmed: bool) -> Forms:
                      else {("word", word)})
 
 
-def _phrase_positions(forms: list[Forms], light: list[bool], start: int,
+def _phrase_positions(forms: list[Forms], light: list[bool], hedge: list[bool], start: int,
                       phrase: tuple[Forms, ...], gaps: tuple[int, ...]) -> list[int]:
     """Where the words of `phrase` are, if they follow `start` in order, each at most its gap
     of other words after the one before; else [].  Light words ("i", "am", "all") are not
     counted in a gap, up to LIGHT_WORDS_PER_GAP of them, so "my arm is aching and i am all
-    clammy" is as near as "arm aching, clammy"; a gap of 0 (after a negation) stays 0."""
+    clammy" is as near as "arm aching, clammy"; a gap of 0 (after a negation) stays 0 but
+    for up to HEDGES_AFTER_NEGATION hedges ("can't even swallow" is "can't swallow", "not
+    having trouble breathing" is not "not breathing")."""
     if not forms[start] & phrase[0]:
         return []
     positions = [start]
@@ -335,6 +340,9 @@ def _phrase_positions(forms: list[Forms], light: list[bool], start: int,
                 found = index
                 break
             if gap and light[index] and skipped < LIGHT_WORDS_PER_GAP:
+                skipped += 1
+                continue
+            if not gap and hedge[index] and skipped < HEDGES_AFTER_NEGATION:
                 skipped += 1
                 continue
             counted += 1

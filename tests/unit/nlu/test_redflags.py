@@ -149,6 +149,14 @@ def test_a_word_inside_a_trigger_is_not_stemmed_into_a_sign(spotter):
     assert "lasting" not in {f.flag for f in spotter.spot("my chest hurt last year")}
 
 
+def test_a_hedge_may_stand_between_a_negation_and_its_word(spotter):
+    """"can't even swallow" is "can't swallow"; other words still part them ("not having
+    trouble breathing" is no "not breathing")."""
+    assert "swallowing" in escalated(spotter, "I can't even swallow water")
+    assert "numbness" in escalated(spotter, "I can't really feel my toes")
+    assert "breathing" not in escalated(spotter, "he is not having trouble breathing")
+
+
 def test_light_words_do_not_count_in_a_gap(spotter):
     """"i am all" between two words of a phrase is no distance; as many words that say
     something are."""
@@ -184,9 +192,19 @@ def test_a_trigger_the_signs_phrase_takes_in_still_counts(spotter):
      "drug_reaction"),
     ("I started on atorvastatin last month and now my legs ache day and night",
      "statin_muscle"),
+    ("the sickness tablets they gave me last week are making my jaw clench and twist",
+     "dystonia"),
 ])
 def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, text, flag):
     assert flag in escalated(spotter, text)
+
+
+def test_a_denial_about_the_cause_of_a_two_part_sign_leaves_the_sign_happening(spotter):
+    """"I never had the jab" speaks of the wound, not the jaw said to be shut now; a denial
+    of the sign itself still counts."""
+    assert "wound_spasms" in escalated(
+        spotter, "I got a deep cut from a rusty gate, I never had the jab, now my jaw is shut")
+    assert not escalated(spotter, "I got a deep cut from a rusty gate but my jaw isn't stiff")
 
 
 @pytest.mark.parametrize("text", [
@@ -196,3 +214,20 @@ def test_a_time_after_since_dates_the_start_of_what_is_still_happening(spotter, 
 ])
 def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     assert not escalated(spotter, text)
+
+
+@pytest.mark.parametrize(("text", "flag"), [
+    ("I can't even swallow my own saliva", "swallowing"),          # "even" after the "not"
+    ("I can barely drag any air into my lungs", "breathing"),
+    ("he can't get his chin on his chest and he's burning up", "fever_stiff_neck"),
+    ("I pressed a glass on the spots and they don't go away", "fever_stiff_neck"),
+    ("I'm nine weeks pregnant, bleeding and the cramps are really bad", "pregnancy_emergency"),
+    ("she's pregnant and bleeding and cramping badly", "pregnancy_emergency"),
+    ("he's a big drinker, stopped on Sunday, and today he had a fit", "alcohol_withdrawal"),
+    ("after the long haul back I'm coughing up blood", "dvt_breathless"),
+    ("my leg's puffy and I cannot catch my breath", "dvt_breathless"),
+    ("my newborn went stiff and her eyes rolled back", "infant_seizure"),
+    ("the rash is still there when I roll a glass over it", "fever_stiff_neck"),
+])
+def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
+    assert flag in escalated(spotter, text)
