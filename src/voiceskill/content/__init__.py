@@ -240,6 +240,7 @@ def _context(doc: Document) -> ContextRules:
         things=_words(rules.get("things", [])),
         thing_links=frozenset(_words(rules.get("thing_links", []))),
         onset=_words(rules.get("onset", [])),
+        naming=_words(rules.get("naming", [])),
         asides=_words(rules.get("asides", [])),
     )
 

@@ -72,6 +72,7 @@ class ContextRules:
     things: tuple[str, ...] = ()  # subjects that are no person: a phone, a pet
     thing_links: frozenset[str] = frozenset()  # words between such a subject and its sign
     onset: tuple[str, ...] = ()  # "since": a time said after it dates a start, not an end
+    naming: tuple[str, ...] = ()  # "what is": a sign named right after it is asked about
     asides: tuple[str, ...] = ()  # "anyway": what was said before it is by the way
 
 

@@ -91,6 +91,7 @@ class RedFlagSpotter:
         self._decoys = [tuple(tokens(t)) for t in rules.decoys]
         self._things = [tuple(tokens(t)) for t in rules.things]
         self._onset = [tuple(tokens(t)) for t in rules.onset]
+        self._naming = [tuple(tokens(t)) for t in rules.naming]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
         self._asides = [tuple(tokens(t)) for t in rules.asides]
 
@@ -246,6 +247,8 @@ class RedFlagSpotter:
                 statuses.add(trigger.status)
         if self._said_over_after(words, triggers, starts, last):
             statuses.add("historical")
+        if start > first and _match_at(words, first, self._naming) == start - first:
+            statuses.add("hypothetical")  # "what's serotonin syndrome?": the sign is asked about
         for status in ("negated", "historical", "hypothetical", *LASTING_STATUSES):
             if status in statuses:
                 return status

@@ -231,3 +231,12 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
+
+
+def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
+    """"what's lockjaw?" asks what the sign is; "what is happening, he's not breathing" and
+    "what is wrong with me i can't breathe" still escalate."""
+    assert not escalated(spotter, "what is lockjaw exactly")
+    assert not escalated(spotter, "what's serotonin syndrome, the leaflet mentions it")
+    assert "breathing" in escalated(spotter, "what is happening, he's not breathing")
+    assert "breathing" in escalated(spotter, "what is wrong with me i can't breathe")
