@@ -157,6 +157,11 @@ def test_a_hedge_may_stand_between_a_negation_and_its_word(spotter):
     assert "breathing" not in escalated(spotter, "he is not having trouble breathing")
 
 
+def test_losing_a_train_of_thought_is_no_lost_feeling(spotter):
+    assert "numbness" not in escalated(
+        spotter, "I keep losing my train of thought and feel foggy on top of it")
+
+
 def test_light_words_do_not_count_in_a_gap(spotter):
     """"i am all" between two words of a phrase is no distance; as many words that say
     something are."""
@@ -228,6 +233,14 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     ("my leg's puffy and I cannot catch my breath", "dvt_breathless"),
     ("my newborn went stiff and her eyes rolled back", "infant_seizure"),
     ("the rash is still there when I roll a glass over it", "fever_stiff_neck"),
+    ("I've lost the feeling in two toes since Friday", "numbness"),
+    ("his fingers have felt dead all week", "numbness"),
+    ("there's a numb patch on my shin", "numbness"),
+    ("my hand has had no power in it for weeks", "weakness"),
+    ("she can't do her buttons up any more", "weakness"),
+    ("he's dragging his right foot", "walking"),
+    ("she keeps toppling over sideways", "balance"),
+    ("my left calf is fatter than the other", "dvt"),
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
