@@ -162,6 +162,19 @@ def test_losing_a_train_of_thought_is_no_lost_feeling(spotter):
         spotter, "I keep losing my train of thought and feel foggy on top of it")
 
 
+def test_a_trip_away_is_no_tripping_up(spotter):
+    """"tripping" is stemmed to "trip"; a trip somewhere is a decoy."""
+    assert not escalated(spotter, "we're off on a trip next week, how do I stop cramps")
+    assert "walking" in escalated(spotter, "he keeps tripping on the kerb")
+
+
+def test_mixing_up_the_words_is_no_confusion(spotter):
+    """"cramp, spasm, twitch, I always mix them up" is about the words; not knowing where
+    you are still escalates."""
+    assert not escalated(spotter, "cramp, spasm, twitch, I always get them muddled")
+    assert "confusion" in escalated(spotter, "I'm lost, I don't know where I am")
+
+
 def test_light_words_do_not_count_in_a_gap(spotter):
     """"i am all" between two words of a phrase is no distance; as many words that say
     something are."""
