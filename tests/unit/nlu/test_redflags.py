@@ -175,6 +175,16 @@ def test_mixing_up_the_words_is_no_confusion(spotter):
     assert "confusion" in escalated(spotter, "I'm lost, I don't know where I am")
 
 
+@pytest.mark.parametrize("text", [
+    "my boss will have a heart attack when he sees the bill, and my eye twitches",
+    "my brain's gone numb from the spreadsheets, and my eyelid flickers",
+    "the laptop is frozen and unresponsive, and my neck is stiff from it",
+    "I went for a dip in the sea and my calf cramped",
+])
+def test_figures_of_speech_and_everyday_words_do_not_escalate(spotter, text):
+    assert not escalated(spotter, text)
+
+
 def test_light_words_do_not_count_in_a_gap(spotter):
     """"i am all" between two words of a phrase is no distance; as many words that say
     something are."""
@@ -254,6 +264,13 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     ("he's dragging his right foot", "walking"),
     ("she keeps toppling over sideways", "balance"),
     ("my left calf is fatter than the other", "dvt"),
+    ("my dad can't get out his words and his face fell weak suddenly", "stroke"),
+    ("my chest feels like someone is sitting on it", "chest_pain"),
+    ("the baby is jerking and has gone a bluish grey", "infant_seizure"),
+    ("our newborn went rigid and then floppy", "infant_seizure"),
+    ("my back is killing me and I haven't been able to wee since the morning", "cauda_equina"),
+    ("she has spots like little bruises and a high temp", "fever_stiff_neck"),
+    ("there's a dip in my forearm where the muscle was", "weakness"),
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
