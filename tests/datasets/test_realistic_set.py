@@ -111,6 +111,12 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind29": {
+                "are muscle relaxants any good for cramps",
+                "do bananas actually help with cramps",
+                "i'm vegan could i be missing something that causes cramps",
+                "what can you help me with",
+              },
               "realistic_blind27": {
                 "should i keep a diary of the twitches before my appointment",
                 "what can you do",
