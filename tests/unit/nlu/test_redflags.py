@@ -100,6 +100,7 @@ def test_without_its_triggers_each_kind_of_example_escalates(content, tmp_path, 
     ("no chest pain, actually I can't get my breath", "breathing"),  # "actually I" ends a clause
     ("a hornet stung me out by the bins earlier, I think, and now my whole back is cramping",
      "bite_sting"),                                               # fifteen words apart
+    ("I'm watching something on the telly and my face is drooping", "stroke"),  # "and my" ends
 ])
 def test_reports_inside_questions_and_after_denials_still_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
