@@ -241,6 +241,8 @@ def _context(doc: Document) -> ContextRules:
         thing_links=frozenset(_words(rules.get("thing_links", []))),
         onset=_words(rules.get("onset", [])),
         naming=_words(rules.get("naming", [])),
+        topic_before=_words(rules.get("topic_before", [])),
+        topic_after=_words(rules.get("topic_after", [])),
         asides=_words(rules.get("asides", [])),
     )
 

@@ -73,6 +73,8 @@ class ContextRules:
     thing_links: frozenset[str] = frozenset()  # words between such a subject and its sign
     onset: tuple[str, ...] = ()  # "since": a time said after it dates a start, not an end
     naming: tuple[str, ...] = ()  # "what is": a sign named right after it is asked about
+    topic_before: tuple[str, ...] = ()  # "a lecture on": a sign named right after is a subject
+    topic_after: tuple[str, ...] = ()  # "lecture": a sign named right before it is a subject
     asides: tuple[str, ...] = ()  # "anyway": what was said before it is by the way
 
 

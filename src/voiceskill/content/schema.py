@@ -93,7 +93,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "hypothetical": _record([], _TRIGGERS),
             **{status: _record([], _TRIGGERS) for status in LASTING_STATUSES},
             "question_backward": _WORDS, "question_starts": _WORDS, "light_words": _WORDS,
-            "hedges": _WORDS, "naming": _WORDS,
+            "hedges": _WORDS, "naming": _WORDS, "topic_before": _WORDS, "topic_after": _WORDS,
             "things": _WORDS, "thing_links": _WORDS, "onset": _WORDS, "asides": _WORDS,
         },
     ),

@@ -35,6 +35,7 @@ Pattern = tuple[tuple[Forms, ...], str, tuple[int, ...]]  # word forms, flag, ga
 WORDS_AFTER_ASIDE = 3  # "..., anyway what helps": a change of subject has something after it
 LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
 HEDGES_AFTER_NEGATION = 2  # "can't really even swallow"; more is no longer one thought
+TOPIC_REACH = 1  # "a lecture on newborn seizures"; further on, a sign is said, not named
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
 
 
@@ -92,6 +93,8 @@ class RedFlagSpotter:
         self._things = [tuple(tokens(t)) for t in rules.things]
         self._onset = [tuple(tokens(t)) for t in rules.onset]
         self._naming = [tuple(tokens(t)) for t in rules.naming]
+        self._topic_before = [tuple(tokens(t)) for t in rules.topic_before]
+        self._topic_after = [tuple(tokens(t)) for t in rules.topic_after]
         self._terminators = [tuple(tokens(t)) for t in rules.terminators]
         self._asides = [tuple(tokens(t)) for t in rules.asides]
 
@@ -249,10 +252,23 @@ class RedFlagSpotter:
             statuses.add("historical")
         if start > first and _match_at(words, first, self._naming) == start - first:
             statuses.add("hypothetical")  # "what's serotonin syndrome?": the sign is asked about
+        if self._named_as_a_topic(words, first, last, start, end):
+            statuses.add("hypothetical")
         for status in ("negated", "historical", "hypothetical", *LASTING_STATUSES):
             if status in statuses:
                 return status
         return PRESENT
+
+    def _named_as_a_topic(self, words: list[str], first: int, last: int, start: int,
+                          end: int) -> bool:
+        """Whether the sign is named as what a lesson, a story or a job is about, right
+        before or after it in its clause ("a lecture on newborn seizures", "the serotonin
+        syndrome lecture"): talked about, not said.  Only `TOPIC_REACH` words may stand
+        between, so "a book about tetanus my jaw is locked" still says the locked jaw."""
+        before = any(size and 0 <= start - (index + size) <= TOPIC_REACH
+                     for index in range(first, start)
+                     if (size := _match_at(words, index, self._topic_before)))
+        return before or (end < last and _match_at(words, end, self._topic_after) > 0)
 
     def _dates_a_start(self, words: list[str], start: int, trigger: _Trigger) -> bool:
         """Whether a time follows an `onset` word ("since", "started") said from `start` on:

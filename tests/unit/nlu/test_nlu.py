@@ -370,5 +370,5 @@ def test_a_sentence_that_surely_tells_of_a_sign_in_words_no_phrase_shares_is_ask
         matcher):
     """No distinctive word of a flag's phrases is said, but the sentence reads as a sign
     happening (similar_signs.said_happening) and is nearest the balance phrases."""
-    heard = matcher.understand("I feel like the floor is tilting whenever I get up")
+    heard = matcher.understand("I feel like the walls are leaning whenever I get up")
     assert (heard.flags, heard.possible_flags) == ((), ("balance",))

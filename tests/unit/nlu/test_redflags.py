@@ -284,3 +284,14 @@ def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
     assert not escalated(spotter, "what's serotonin syndrome, the leaflet mentions it")
     assert "breathing" in escalated(spotter, "what is happening, he's not breathing")
     assert "breathing" in escalated(spotter, "what is wrong with me i can't breathe")
+
+
+def test_a_sign_named_as_a_lesson_or_a_story_is_talked_about(spotter):
+    """A sign right after "a lecture on" or right before "lecture" is the subject of a
+    lesson or a story; a sign said a few words further on is said ("a book on tetanus, my
+    jaw is locked"), and so is one in the next clause."""
+    assert not escalated(spotter, "I'm a nurse, had a lecture on newborn seizures today")
+    assert not escalated(spotter, "the serotonin syndrome lecture went over my head")
+    assert not escalated(spotter, "we get drilled on heatstroke every season")
+    assert "tetanus" in escalated(spotter, "i'm reading a book on tetanus my jaw is locked")
+    assert "stroke" in escalated(spotter, "we had a lecture on strokes and now my face is drooping")
