@@ -272,6 +272,13 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     ("my back is killing me and I haven't been able to wee since the morning", "cauda_equina"),
     ("she has spots like little bruises and a high temp", "fever_stiff_neck"),
     ("there's a dip in my forearm where the muscle was", "weakness"),
+    ("i call his name he don't open the eyes he don't wake", "unresponsive"),
+    ("she's going blue round her lips", "breathing"),
+    ("she swallowed a handful of her pills", "overdose"),
+    ("my back is agony and the place where i sit is numb", "cauda_equina"),
+    ("he's talking to people who aren't there", "confusion"),
+    ("he's burnin up and his neck's gone stiff", "fever_stiff_neck"),
+    ("my gran's gone all slurry and she cannae smile on the left side", "stroke"),
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -284,6 +291,19 @@ def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
     assert not escalated(spotter, "what's serotonin syndrome, the leaflet mentions it")
     assert "breathing" in escalated(spotter, "what is happening, he's not breathing")
     assert "breathing" in escalated(spotter, "what is wrong with me i can't breathe")
+
+
+@pytest.mark.parametrize("text", [
+    "whispering so i don't wake the baby is a twitch the same as a spasm",
+    "when my daughter was a baby she had a febrile convulsion she's ten now and gets cramps",
+    "lockjaw and tetanus are they the same thing or different",
+    "chocolate is my weakness but does magnesium help cramps",
+    "reckon you can overdose on magnesium if you take heaps for cramps",
+])
+def test_harmless_remarks_said_without_punctuation_do_not_escalate(spotter, text):
+    """A recogniser prints no commas or question marks: the words alone must say that a
+    sign is past, asked about or a figure of speech."""
+    assert not escalated(spotter, text)
 
 
 def test_a_sign_named_as_a_lesson_or_a_story_is_talked_about(spotter):
