@@ -111,6 +111,14 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind31": {
+                "spell necessary for me",
+                "what can you help me with",
+                "when should i see a doctor about a twitch",
+              },
+              "realistic_blind30": {
+                "how many teaspoons in a tablespoon",
+              },
               "realistic_blind29": {
                 "are muscle relaxants any good for cramps",
                 "do bananas actually help with cramps",
