@@ -203,7 +203,7 @@ def test_over_its_own_voice_the_skill_answers_only_what_it_made_out_for_sure(ski
 
 
 def test_over_its_own_voice_a_sign_found_by_meaning_alone_is_not_made_out(skill):
-    """Two words decoded from a reflection of the answer, "my cold", mean someone not
+    """Two words decoded from a reflection of the answer, "his cold", mean someone not
     responding to the sign index: over the answer that is not asked about; said on its own,
     it is."""
     from voiceskill.asr import Transcript
@@ -211,8 +211,8 @@ def test_over_its_own_voice_a_sign_found_by_meaning_alone_is_not_made_out(skill)
 
     conversation = skill.conversation()
     skill.text_turn(conversation, "how do I stop a cramp")
-    heard = Transcript("my cold", (), 0.99, True)
-    assert skill.heard(conversation, heard, 0.0, over_answer=True) == Ignored("my cold", True)
+    heard = Transcript("his cold", (), 0.99, True)
+    assert skill.heard(conversation, heard, 0.0, over_answer=True) == Ignored("his cold", True)
     asked = skill.heard(conversation, heard, 0.0).reply
     assert asked.answer in {flag.confirm for flag in skill.content.red_flags}
 
