@@ -279,6 +279,9 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     ("he's talking to people who aren't there", "confusion"),
     ("he's burnin up and his neck's gone stiff", "fever_stiff_neck"),
     ("my gran's gone all slurry and she cannae smile on the left side", "stroke"),
+    ("the newborn's leg keeps twitching on a beat", "infant_seizure"),
+    ("my mouth is refusing to open", "tetanus"),
+    ("my back is bad and down there i feel nothing", "cauda_equina"),
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -299,6 +302,8 @@ def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
     "lockjaw and tetanus are they the same thing or different",
     "chocolate is my weakness but does magnesium help cramps",
     "reckon you can overdose on magnesium if you take heaps for cramps",
+    "the boss nearly had a stroke when he saw the figures",
+    "i teach first aid the dummy was unresponsive all day",
 ])
 def test_harmless_remarks_said_without_punctuation_do_not_escalate(spotter, text):
     """A recogniser prints no commas or question marks: the words alone must say that a
