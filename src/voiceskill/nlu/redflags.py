@@ -77,13 +77,20 @@ class RedFlagSpotter:
                     self._phrases_by_first_stem.setdefault(stem(first), []).append(
                         (phrase, flag.name, gap))
         self._patterns: dict[str, tuple[Pattern, ...]] = {}
-        self._forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
-                         for t in triggers]
-        self._forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
-        self._backward = [(status, tuple(tokens(t))) for status, triggers
-                          in rules.backward.items() for t in triggers]
-        self._question_backward = [("hypothetical", tuple(tokens(t)))
-                                   for t in rules.question_backward]
+        forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
+                   for t in triggers]
+        forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
+        backward = [(status, tuple(tokens(t))) for status, triggers in rules.backward.items()
+                    for t in triggers]
+        question_backward = [("hypothetical", tuple(tokens(t))) for t in rules.question_backward]
+        # Every trigger under its first word, in the order triggers are listed: a sentence's
+        # words are looked up, not compared with each of the hundreds of triggers.
+        self._triggers_by_first: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {}
+        for prefix, table in (("f", forward), ("b", backward), ("q", question_backward)):
+            for status, trigger in table:
+                if trigger:
+                    self._triggers_by_first.setdefault(trigger[0], []).append(
+                        (prefix, status, trigger))
         self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
         # "now and then" says how often, it does not end the clause at "now"
         self._unsplit = self._pseudo + [tuple(tokens(t)) for status in LASTING_STATUSES
@@ -317,11 +324,9 @@ class RedFlagSpotter:
             if pseudo:
                 index += pseudo
                 continue
-            for prefix, table in (("f", self._forward), ("b", self._backward),
-                                  ("q", self._question_backward)):
-                for status, trigger in table:
-                    if tuple(words[index : index + len(trigger)]) == trigger:
-                        triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
+            for prefix, status, trigger in self._triggers_by_first.get(words[index], ()):
+                if tuple(words[index : index + len(trigger)]) == trigger:
+                    triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
             index += 1
         return triggers
 
