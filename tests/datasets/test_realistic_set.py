@@ -111,6 +111,15 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind33": {
+                "what can you do",
+                "when's the next bus into town",
+              },
+              "realistic_blind32": {
+                "help",
+                "how do i get a red wine stain out of the carpet",
+                "what can you help me with",
+              },
               "realistic_blind31": {
                 "spell necessary for me",
                 "what can you help me with",
