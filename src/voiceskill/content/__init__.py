@@ -23,10 +23,12 @@ from voiceskill.content.checks import tree_problems
 from voiceskill.content.expand import (
     ExpansionBudget,
     expand_template,
+    flag_phrase_keys,
     flag_phrases,
     lexicon_rules,
     parse_rules,
     swapped_sentences,
+    together_key,
 )
 from voiceskill.content.model import (
     Concept,
@@ -97,7 +99,8 @@ class Content:
         """The recogniser's domain model, grouped so that each group weighs the same: the
         training sentences (so it can hear "charley horse") and the red-flag phrases (so it
         can hear "my words are coming out wrong")."""
-        flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
+        flags = tuple(phrase for flag in self.red_flags
+                      for phrase in (*flag.phrases, *(p for part in flag.together for p in part)))
         return {**self.training_sentences(), "red_flags": flags}
 
 
@@ -168,9 +171,12 @@ def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
     flags = []
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
+        together = tuple(tuple(phrases[together_key(name, part)])
+                         for part in range(len(flag.get("together", ()))))
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
-                             dict(flag.get("becomes") or {}), references.get(name, {})))
+                             dict(flag.get("becomes") or {}), references.get(name, {}),
+                             together, tuple(map(tuple, flag.get("together", ())))))
     return tuple(flags)
 
 
@@ -344,7 +350,7 @@ def _whole_expansions(cached: dict, docs: Mapping[str, Document]) -> bool:
     never blamed on it."""
     intents = set(docs[INTENTS_FILE].data["intents"])
     expected = {"intents": intents, "swapped": intents,
-                "flags": set(docs[RED_FLAGS_FILE].data["flags"])}
+                "flags": flag_phrase_keys(docs[RED_FLAGS_FILE])}
     return set(cached) == set(expected) and all(
         isinstance(table := cached[key], dict) and set(table) == names
         and all(isinstance(texts, list) and all(isinstance(text, str) for text in texts)

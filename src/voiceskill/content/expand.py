@@ -125,13 +125,28 @@ def _phrase_list(doc: Document, path: tuple, templates: list[str],
     return phrases, problems
 
 
+def together_key(flag: str, part: int) -> str:
+    """Where the phrases of part `part` of a flag's `together` are kept beside its own."""
+    return f"{flag} together {part}"
+
+
+def flag_phrase_keys(doc: Document) -> set[str]:
+    """Every flag's name, and a key for each part of its `together`."""
+    return {key for name, flag in doc.data["flags"].items()
+            for key in (name, *(together_key(name, part)
+                                for part in range(len(flag.get("together", ())))))}
+
+
 def flag_phrases(doc: Document, budget: ExpansionBudget
                   ) -> tuple[dict[str, list[str]], list[Problem]]:
     phrases, problems = {}, []
     for name, flag in doc.data["flags"].items():
-        path = ("flags", name, "phrases")
-        phrases[name], found = _phrase_list(doc, path, flag["phrases"], budget)
-        problems += found
+        lists = [(name, ("flags", name, "phrases"), flag["phrases"])]
+        lists += [(together_key(name, part), ("flags", name, "together", part), templates)
+                  for part, templates in enumerate(flag.get("together", ()))]
+        for key, path, templates in lists:
+            phrases[key], found = _phrase_list(doc, path, templates, budget)
+            problems += found
     return phrases, problems
 
 

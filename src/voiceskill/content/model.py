@@ -51,6 +51,10 @@ class RedFlag:
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """examples.yaml's sentences that say the sign (`present`) or only sound like it
     (`not_a_sign`), in words no phrase rule need know: for finding it by meaning."""
+    together: tuple[tuple[str, ...], ...] = ()
+    """Parts said in one turn, in any order and at any distance ("I quit the booze on Monday
+    ... I keep hearing voices"): a cause, which may be told as past, then signs happening."""
+    together_templates: tuple[tuple[str, ...], ...] = ()  # the parts as written
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
         "confirm": _TEXT,
         "becomes": _record([], {status: _NAME for status in LASTING_STATUSES}),
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
+        "together": {"type": "array", "minItems": 2, "maxItems": 3,
+                     "items": {"type": "array", "minItems": 1, "items": _TEXT}},
         "examples": _record([], {kind: {"type": "array", "items": _TEXT}
                                  for kind in ("present", "negated", "question", "past")}),
     }), min_items=1),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import snowballstemmer
 
+from voiceskill.content.expand import together_key
 from voiceskill.content.model import ContextRules, RedFlag
 from voiceskill.content.schema import LASTING_STATUSES
 from voiceskill.text import tokens
@@ -68,14 +69,24 @@ class RedFlagSpotter:
         # Phrases are grouped by their first word's stem and turned into patterns only when a
         # sentence holds that stem: `voiceskill ask` reads one sentence, and making patterns
         # of all the tens of thousands of phrases would cost it a third of its start-up.
-        self._phrases_by_first_stem: dict[str, list[tuple[str, str, int]]] = {}
+        # Under each stem, the phrases of one flag and gap share one list: a tuple for each
+        # of the ~90,000 phrases would hold more memory than the phrases themselves.
+        self._phrases_by_first_stem: dict[str, dict[tuple[str, int], list[str]]] = {}
+        # A part of a flag's `together` is spotted like a flag of its own, under its key.
+        self._parts = {flag.name: tuple(together_key(flag.name, part)
+                                        for part in range(len(flag.together)))
+                       for flag in flags if flag.together}
         for flag in flags:
             gap = rules.max_gap if flag.max_gap is None else flag.max_gap
-            for phrase in flag.phrases:
-                first = _first_token(phrase)
-                if first:
-                    self._phrases_by_first_stem.setdefault(stem(first), []).append(
-                        (phrase, flag.name, gap))
+            lists = [(flag.name, flag.phrases, gap)]
+            lists += [(key, part, rules.max_gap) for key, part
+                      in zip(self._parts.get(flag.name, ()), flag.together, strict=True)]
+            for name, phrases, gap in lists:
+                for phrase in phrases:
+                    first = _first_token(phrase)
+                    if first:
+                        self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
+                            (name, gap), []).append(phrase)
         self._patterns: dict[str, tuple[Pattern, ...]] = {}
         forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                    for t in triggers]
@@ -116,7 +127,20 @@ class RedFlagSpotter:
                 found[finding.flag] = Finding(finding.flag, PRESENT, earlier.words | finding.words)
             elif earlier is None or finding.status == PRESENT:
                 found[finding.flag] = finding
+        for flag, keys in self._parts.items():
+            parts = [found.pop(key, None) for key in keys]
+            said = found.get(flag)
+            if (said is None or said.status != PRESENT) and self._said_together(parts):
+                found[flag] = Finding(flag, PRESENT, frozenset().union(*(p.words for p in parts)))
         return tuple(found.values())
+
+    @staticmethod
+    def _said_together(parts: list[Finding | None]) -> bool:
+        """Whether every part of a `together` flag was said: its cause happening or told as
+        past ("I quit drinking on Monday"), its signs happening now."""
+        cause, *signs = parts
+        return (cause is not None and cause.status in (PRESENT, "historical")
+                and all(sign is not None and sign.status == PRESENT for sign in signs))
 
     def said_in_passing(self, text: str, findings: tuple[Finding, ...]) -> frozenset[str]:
         """The signs said to be happening only before a change of subject, with the real
@@ -168,8 +192,8 @@ class RedFlagSpotter:
                                           two_part=flag in self._two_part)
                     said = frozenset(matched)
                     if status in LASTING_STATUSES:  # happening, maybe as a milder sign
-                        findings.append(Finding(self._becomes[flag].get(status, flag), PRESENT,
-                                                said))
+                        becomes = self._becomes.get(flag, {})  # a part is itself
+                        findings.append(Finding(becomes.get(status, flag), PRESENT, said))
                     else:
                         findings.append(Finding(flag, status, said))
         return findings
@@ -206,8 +230,8 @@ class RedFlagSpotter:
             made = tuple(dict.fromkeys(
                 (tuple(_forms(word, stemmed=True) for word in words), flag,
                  tuple(0 if self.negates(word) else gap for word in words[:-1]))
-                for phrase, flag, gap in self._phrases_by_first_stem.get(first_stem, ())
-                for words in (tokens(phrase),)))
+                for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items()
+                for phrase in phrases for words in (tokens(phrase),)))
             self._patterns[first_stem] = made
         return made
 

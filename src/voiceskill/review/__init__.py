@@ -269,10 +269,13 @@ EXAMPLE_KINDS = ("present", "negated", "question", "past")
 
 def red_flag_rows(content: Content) -> list[RedFlagRow]:
     """The red-flag concepts as the table shows them: trigger templates as written (a reviewer
-    reads "(can't|cannot) breathe", not its every expansion) and the examples."""
+    reads "(can't|cannot) breathe", not its every expansion), the parts said together, and
+    the examples."""
     return [
         RedFlagRow(
-            flag.name, flag.goto, flag.templates,
+            flag.name, flag.goto,
+            (*flag.templates, *(f"said together, part {number}: {' / '.join(part)}"
+                                for number, part in enumerate(flag.together_templates, 1))),
             {kind: tuple(flag.examples.get(kind) or ()) for kind in EXAMPLE_KINDS},
         )
         for flag in content.red_flags

@@ -320,3 +320,34 @@ def test_a_sign_named_as_a_lesson_or_a_story_is_talked_about(spotter):
     assert not escalated(spotter, "we get drilled on heatstroke every season")
     assert "tetanus" in escalated(spotter, "i'm reading a book on tetanus my jaw is locked")
     assert "stroke" in escalated(spotter, "we had a lecture on strokes and now my face is drooping")
+
+
+def test_the_parts_of_a_together_flag_count_in_any_order_and_at_any_distance(spotter):
+    """People tell the cause and the signs apart, with the day and their worries between:
+    each part is found on its own and the flag is said when all of them are."""
+    assert "alcohol_withdrawal" in escalated(spotter, (
+        "i quit the booze on monday and my hands are twitching nonstop and i'm sweating "
+        "and i keep hearing voices"))
+    assert "alcohol_withdrawal" in escalated(spotter, (
+        "I keep hearing people talking who aren't there, and my hands won't settle, "
+        "no drink since Friday"))
+    assert "pregnancy_emergency" in escalated(spotter, (
+        "my wife is thirty four weeks along and she's in terrible pain in her belly and "
+        "there's blood on the sheets"))
+
+
+def test_a_together_flag_needs_every_part_said_and_its_signs_happening(spotter):
+    """A part that is missing, denied or only asked about leaves the flag unsaid; the cause
+    may be told as past ("I stopped drinking last week"), the signs may not."""
+    assert "alcohol_withdrawal" not in escalated(spotter, (
+        "i quit the booze on monday and my hands are twitching nonstop"))
+    assert "alcohol_withdrawal" not in escalated(spotter, (
+        "I quit drinking on Monday and I'm not hearing voices or seeing things, just shaky"))
+    assert "alcohol_withdrawal" not in escalated(spotter, (
+        "can quitting the drink make you hear voices"))
+    assert "alcohol_withdrawal" not in escalated(spotter, (
+        "I quit the booze years ago and I heard voices back then, now it's only cramps"))
+    assert "alcohol_withdrawal" in escalated(spotter, (
+        "last week I gave up the booze, now I keep hearing voices"))
+    assert "pregnancy_emergency" not in escalated(spotter, (
+        "I'm pregnant, no bleeding at all, but the leg cramps at night are terrible"))

@@ -271,10 +271,13 @@ def test_red_flag_table_shows_phrases_and_each_kind_of_example():
     flag = RedFlag("stiff_neck", "emergency", "Did you say a stiff neck?", ("stiff neck",), {
         "present": ["my neck is stiff and I have a fever"], "negated": ["no stiff neck"],
         "question": ["can a spasm give you a stiff neck?"], "past": ["a stiff neck last year"]},
-        templates=("(stiff|rigid) neck",))
+        templates=("(stiff|rigid) neck",),
+        together_templates=(("(fever|burning up)",), ("light hurts", "can't look down")))
     page = page_for(dataclasses.replace(content, red_flags=(flag,)))
     table = page.text_of(page.by_id("red-flags"))
     for text in ("stiff_neck", "(stiff|rigid) neck", "my neck is stiff and I have a fever",
+                 "said together, part 1: (fever|burning up)",
+                 "said together, part 2: light hurts / can't look down",
                  "no stiff neck", "can a spasm give you a stiff neck?", "a stiff neck last year"):
         assert text in table
 
