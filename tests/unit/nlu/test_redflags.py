@@ -282,6 +282,11 @@ def test_a_time_without_since_after_the_sign_still_dates_its_end(spotter, text):
     ("the newborn's leg keeps twitching on a beat", "infant_seizure"),
     ("my mouth is refusing to open", "tetanus"),
     ("my back is bad and down there i feel nothing", "cauda_equina"),
+    ("working outside all day i'm dizzy and boiling and can't think straight", "heatstroke"),
+    ("she's got a fever and spots that don't go when i press a glass", "fever_stiff_neck"),
+    ("she's taken loads more than she should and now her arms keep jerking", "overdose"),
+    ("my right calf is bigger than the left and it's sore", "dvt"),
+    ("it's harder and harder to open the milk, it's new", "weakness"),
 ])
 def test_signs_said_in_everyday_words_escalate(spotter, text, flag):
     assert flag in escalated(spotter, text)
@@ -304,6 +309,10 @@ def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
     "reckon you can overdose on magnesium if you take heaps for cramps",
     "the boss nearly had a stroke when he saw the figures",
     "i teach first aid the dummy was unresponsive all day",
+    "the drama class had us act out fainting and now my back's in spasm",
+    "after a night of chest pain calls my own shoulder cramps",
+    "years ago i mixed tramadol with my antidepressant and ended up in hospital twitching and "
+    "sweating nowadays i just get calf cramps",
 ])
 def test_harmless_remarks_said_without_punctuation_do_not_escalate(spotter, text):
     """A recogniser prints no commas or question marks: the words alone must say that a
