@@ -38,6 +38,9 @@ LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not
 HEDGES_AFTER_NEGATION = 2  # "can't really even swallow"; more is no longer one thought
 TOPIC_REACH = 1  # "a lecture on newborn seizures"; further on, a sign is said, not named
 CLAUSE_PUNCTUATION = re.compile(r"[.,;:!?()\n]+|\s-\s")
+# "Fever? No. Stiff neck? No.": a question answered no on its own is a denial of what it asks.
+ANSWERED_NO = re.compile(r"([^.,;:!?()\n]+)\?\s*(?:no|nope|nah|not really)\s*(?=[.,;:!\n]|$)",
+                         re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -158,10 +161,11 @@ class RedFlagSpotter:
     def words_and_clauses(self, text: str) -> tuple[list[str], list[int]]:
         """The words, and where each clause begins: after punctuation and after terminator
         words ("but", "and now").  A clause ends a trigger's scope, not a sign's phrase:
-        "burning up, she can't bend her neck" is one sign."""
+        "burning up, she can't bend her neck" is one sign.  A question answered "no" on its
+        own is read as denied ("fever? no." as "no fever")."""
         words: list[str] = []
         starts = [0]
-        for part in CLAUSE_PUNCTUATION.split(text):
+        for part in CLAUSE_PUNCTUATION.split(ANSWERED_NO.sub(r"no \1.", text)):
             clause = tokens(part)
             hidden = _covered(clause, self._unsplit)  # "for a while" ends nothing
             for index in range(len(clause)):

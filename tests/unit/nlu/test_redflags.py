@@ -360,3 +360,14 @@ def test_a_together_flag_needs_every_part_said_and_its_signs_happening(spotter):
         "last week I gave up the booze, now I keep hearing voices"))
     assert "pregnancy_emergency" not in escalated(spotter, (
         "I'm pregnant, no bleeding at all, but the leg cramps at night are terrible"))
+
+
+def test_a_question_answered_no_on_its_own_denies_what_it_asks(spotter):
+    """"Fever? No. Stiff neck? No." is how people run down a checklist: each sign is denied,
+    even where a flag's parts are said apart.  A "no" that answers nothing asked, or that
+    starts a longer answer, changes nothing."""
+    assert not escalated(spotter, "Fever? No. Stiff neck? No. Just the usual leg cramps at night")
+    assert not escalated(spotter, "Chest pain? Nope. Just a twitchy eyelid")
+    assert "fever_stiff_neck" in escalated(spotter, "Fever? Yes. Stiff neck? Yes, it's awful")
+    assert "chest_pain" in escalated(spotter, "My chest really hurts! No, I'm not joking")
+    assert "chest_pain" in escalated(spotter, "Chest pain? No idea what it is, but it's crushing")
