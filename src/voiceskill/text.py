@@ -9,10 +9,18 @@ import re
 
 
 def normalize(text: str) -> str:
-    """Lower-case words only, the form both the matcher and the recogniser see."""
+    """Lower-case words only, the form both the matcher and the recogniser see; a dropped g
+    written as such is put back ("twitchin'" is "twitching")."""
     text = text.lower().replace("’", "'")
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
-    return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
+    words = (_with_g(word).strip("'") for word in text.split())
+    return " ".join(word for word in words if word)
+
+
+def _with_g(word: str) -> str:
+    """"gaspin'" -> "gasping"; a quoted word ("'cousin'") or a short one ("win'") is left."""
+    dropped = len(word) >= 5 and word.endswith("in'") and not word.startswith("'")
+    return word[:-1] + "g" if dropped else word
 
 
 CONTRACTIONS = {"'s": "is", "'re": "are", "'m": "am", "'ve": "have", "'ll": "will", "'d": "would"}

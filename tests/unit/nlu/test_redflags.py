@@ -17,6 +17,7 @@ import yaml
 from voiceskill.content import default_folder, load_content
 from voiceskill.nlu import IntentMatcher
 from voiceskill.nlu.redflags import PRESENT, RedFlagSpotter
+from voiceskill.text import normalize
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +372,15 @@ def test_a_question_answered_no_on_its_own_denies_what_it_asks(spotter):
     assert "fever_stiff_neck" in escalated(spotter, "Fever? Yes. Stiff neck? Yes, it's awful")
     assert "chest_pain" in escalated(spotter, "My chest really hurts! No, I'm not joking")
     assert "chest_pain" in escalated(spotter, "Chest pain? No idea what it is, but it's crushing")
+
+
+@pytest.mark.parametrize("text, flag", [
+    ("i quit drinkin' on monday and now i keep hearin' folks talkin' who ain't there",
+     "alcohol_withdrawal"),
+    ("he's gaspin' for air", "breathing"),
+])
+def test_a_dropped_g_written_as_such_is_put_back(spotter, text, flag):
+    """"hearin'", "gaspin'": a writer's dropped g is the word with its g; a quoted word or a
+    short one ("'cousin'", "win'") keeps its spelling."""
+    assert flag in escalated(spotter, text)
+    assert normalize("my 'cousin' will win' it") == "my cousin will win it"
