@@ -98,9 +98,9 @@ class Content:
     def domain_sentences(self) -> dict[str, tuple[str, ...]]:
         """The recogniser's domain model, grouped so that each group weighs the same: the
         training sentences (so it can hear "charley horse") and the red-flag phrases (so it
-        can hear "my words are coming out wrong")."""
-        flags = tuple(phrase for flag in self.red_flags
-                      for phrase in (*flag.phrases, *(p for part in flag.together for p in part)))
+        can hear "my words are coming out wrong"); not the parts said `together`, whose words
+        the phrases already have, as every sentence here costs a replay memory."""
+        flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
         return {**self.training_sentences(), "red_flags": flags}
 
 
