@@ -28,7 +28,7 @@ from voiceskill.content.expand import (
     lexicon_rules,
     parse_rules,
     swapped_sentences,
-    together_key,
+    together_keys,
 )
 from voiceskill.content.model import (
     Concept,
@@ -171,8 +171,7 @@ def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
     flags = []
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
-        together = tuple(tuple(phrases[together_key(name, part)])
-                         for part in range(len(flag.get("together", ()))))
+        together = tuple(tuple(phrases[key]) for key in together_keys(name, flag))
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
                              dict(flag.get("becomes") or {}), references.get(name, {}),

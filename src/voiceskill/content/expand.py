@@ -130,11 +130,15 @@ def together_key(flag: str, part: int) -> str:
     return f"{flag} together {part}"
 
 
+def together_keys(name: str, flag: dict) -> list[str]:
+    """The keys of the parts of one flag's `together`, in order."""
+    return [together_key(name, part) for part in range(len(flag.get("together", ())))]
+
+
 def flag_phrase_keys(doc: Document) -> set[str]:
     """Every flag's name, and a key for each part of its `together`."""
     return {key for name, flag in doc.data["flags"].items()
-            for key in (name, *(together_key(name, part)
-                                for part in range(len(flag.get("together", ())))))}
+            for key in (name, *together_keys(name, flag))}
 
 
 def flag_phrases(doc: Document, budget: ExpansionBudget
@@ -142,8 +146,9 @@ def flag_phrases(doc: Document, budget: ExpansionBudget
     phrases, problems = {}, []
     for name, flag in doc.data["flags"].items():
         lists = [(name, ("flags", name, "phrases"), flag["phrases"])]
-        lists += [(together_key(name, part), ("flags", name, "together", part), templates)
-                  for part, templates in enumerate(flag.get("together", ()))]
+        parts = zip(together_keys(name, flag), flag.get("together", ()), strict=True)
+        lists += [(key, ("flags", name, "together", part), templates)
+                  for part, (key, templates) in enumerate(parts)]
         for key, path, templates in lists:
             phrases[key], found = _phrase_list(doc, path, templates, budget)
             problems += found
