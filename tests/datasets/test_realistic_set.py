@@ -111,6 +111,31 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind35": {
+                "he's on the floor shaking all over and his eyes have rolled back",
+                "how do i use you",
+                "how tall is the eiffel tower",
+                "options please",
+                "play some reggae",
+                "should i keep a diary of the twitches before my appointment",
+                "what can i ask you",
+                "what can you do",
+                "what causes muscle spasms",
+                "what foods stop cramps",
+                "what kind of questions do you answer",
+                "what's the news today",
+                "when should i see a doctor about twitching",
+              },
+              "realistic_blind34": {
+                "add milk and eggs to my shopping list",
+                "help",
+                "how do i get rid of a cold fast",
+                "how tall is the eiffel tower",
+                "play some reggae",
+                "what can you do",
+                "what's a normal blood pressure reading",
+                "what's the news today",
+              },
               "realistic_blind33": {
                 "what can you do",
                 "when's the next bus into town",
