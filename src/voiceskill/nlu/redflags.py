@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import snowballstemmer
@@ -105,19 +106,19 @@ class RedFlagSpotter:
                 if trigger:
                     self._triggers_by_first.setdefault(trigger[0], []).append(
                         (prefix, status, trigger))
-        self._pseudo = [tuple(tokens(t)) for t in rules.pseudo]
+        self._pseudo = _Sequences(rules.pseudo)
         # "now and then" says how often, it does not end the clause at "now"
-        self._unsplit = self._pseudo + [tuple(tokens(t)) for status in LASTING_STATUSES
-                                        for table in (rules.forward, rules.backward)
-                                        for t in table[status]]
-        self._decoys = [tuple(tokens(t)) for t in rules.decoys]
+        self._unsplit = _Sequences([*rules.pseudo, *(t for status in LASTING_STATUSES
+                                                     for table in (rules.forward, rules.backward)
+                                                     for t in table[status])])
+        self._decoys = _Sequences(rules.decoys)
         self._things = [tuple(tokens(t)) for t in rules.things]
-        self._onset = [tuple(tokens(t)) for t in rules.onset]
-        self._naming = [tuple(tokens(t)) for t in rules.naming]
-        self._topic_before = [tuple(tokens(t)) for t in rules.topic_before]
-        self._topic_after = [tuple(tokens(t)) for t in rules.topic_after]
-        self._terminators = [tuple(tokens(t)) for t in rules.terminators]
-        self._asides = [tuple(tokens(t)) for t in rules.asides]
+        self._onset = _Sequences(rules.onset)
+        self._naming = _Sequences(rules.naming)
+        self._topic_before = _Sequences(rules.topic_before)
+        self._topic_after = _Sequences(rules.topic_after)
+        self._terminators = _Sequences(rules.terminators)
+        self._asides = _Sequences(rules.asides)
 
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
@@ -151,7 +152,7 @@ class RedFlagSpotter:
         told in passing, so asked about rather than escalated on."""
         words, _ = self.words_and_clauses(text)
         turns = [i + size for i in range(len(words))
-                 if (size := _match_at(words, i, self._asides))
+                 if (size := self._asides.longest_at(words, i))
                  and len(words) - (i + size) >= WORDS_AFTER_ASIDE]
         if not turns:
             return frozenset()
@@ -167,9 +168,9 @@ class RedFlagSpotter:
         starts = [0]
         for part in CLAUSE_PUNCTUATION.split(ANSWERED_NO.sub(r"no \1.", text)):
             clause = tokens(part)
-            hidden = _covered(clause, self._unsplit)  # "for a while" ends nothing
+            hidden = self._unsplit.covered(clause)  # "for a while" ends nothing
             for index in range(len(clause)):
-                size = _match_at(clause, index, self._terminators)
+                size = self._terminators.longest_at(clause, index)
                 if size and index not in hidden:
                     starts.append(len(words) + index + size)
             words += clause
@@ -205,7 +206,7 @@ class RedFlagSpotter:
     def decoyed(self, words: list[str]) -> set[int]:
         """The positions of words inside a decoy ("breathing fine", "a fit of the giggles"):
         no sign is said in them."""
-        return _covered(words, self._decoys)
+        return self._decoys.covered(words)
 
     def _said_of_a_thing(self, words: list[str], starts: list[int], first: int) -> bool:
         """Whether the sign's subject, just before it in its clause, is no person: "my phone
@@ -285,7 +286,7 @@ class RedFlagSpotter:
                 statuses.add(trigger.status)
         if self._said_over_after(words, triggers, starts, last):
             statuses.add("historical")
-        if start > first and _match_at(words, first, self._naming) == start - first:
+        if start > first and self._naming.longest_at(words, first) == start - first:
             statuses.add("hypothetical")  # "what's serotonin syndrome?": the sign is asked about
         if self._named_as_a_topic(words, first, last, start, end):
             statuses.add("hypothetical")
@@ -302,8 +303,8 @@ class RedFlagSpotter:
         between, so "a book about tetanus my jaw is locked" still says the locked jaw."""
         before = any(size and 0 <= start - (index + size) <= TOPIC_REACH
                      for index in range(first, start)
-                     if (size := _match_at(words, index, self._topic_before)))
-        return before or (end < last and _match_at(words, end, self._topic_after) > 0)
+                     if (size := self._topic_before.longest_at(words, index)))
+        return before or (end < last and self._topic_after.longest_at(words, end) > 0)
 
     def _dates_a_start(self, words: list[str], start: int, trigger: _Trigger) -> bool:
         """Whether a time follows an `onset` word ("since", "started") said from `start` on:
@@ -312,7 +313,7 @@ class RedFlagSpotter:
         words ("I started a cholesterol pill last month and now my thighs ache"). Either tells
         when it began, and it is still happening; "I started having fits years ago" does not."""
         return trigger.status == "historical" and any(
-            _match_at(words, index, self._onset) for index in range(start, trigger.start))
+            self._onset.longest_at(words, index) for index in range(start, trigger.start))
 
     @staticmethod
     def _then_now(trigger: _Trigger, inside: list[_Trigger], starts: list[int]) -> bool:
@@ -333,7 +334,7 @@ class RedFlagSpotter:
         "he hit his head, seems fine" must still escalate.  A lone terminator ("..., but
         that's all gone") is passed over."""
         end = min((s for s in starts if s > clause), default=len(words))
-        lone = _match_at(words, clause, self._terminators) == end - clause
+        lone = self._terminators.longest_at(words, clause) == end - clause
         if clause < end < len(words) and lone:
             clause, end = end, min((s for s in starts if s > end), default=len(words))
         return any(
@@ -348,7 +349,7 @@ class RedFlagSpotter:
         triggers = []
         index = 0
         while index < len(words):
-            pseudo = _match_at(words, index, self._pseudo)
+            pseudo = self._pseudo.longest_at(words, index)
             if pseudo:
                 index += pseudo
                 continue
@@ -414,13 +415,23 @@ def _phrase_positions(forms: list[Forms], light: list[bool], hedge: list[bool], 
     return positions
 
 
-def _match_at(words: list[str], index: int, phrases: list[tuple[str, ...]]) -> int:
-    """Length of the longest of `phrases` starting at words[index], or 0."""
-    sizes = [len(p) for p in phrases if tuple(words[index : index + len(p)]) == p]
-    return max(sizes, default=0)
+class _Sequences:
+    """Word sequences (triggers, decoys, terminators), looked up by their first word: a
+    sentence's words are looked up, not compared with each of the hundreds of sequences."""
 
+    def __init__(self, texts: Iterable[str]):
+        self._by_first: dict[str, list[tuple[str, ...]]] = {}
+        for sequence in dict.fromkeys(tuple(tokens(text)) for text in texts):
+            if sequence:
+                self._by_first.setdefault(sequence[0], []).append(sequence)
 
-def _covered(words: list[str], phrases: list[tuple[str, ...]]) -> set[int]:
-    """The positions of `words` that are part of one of `phrases`."""
-    return {position for index in range(len(words))
-            for position in range(index, index + _match_at(words, index, phrases))}
+    def longest_at(self, words: list[str], index: int) -> int:
+        """Length of the longest sequence starting at words[index], or 0."""
+        candidates = self._by_first.get(words[index], ()) if index < len(words) else ()
+        return max((len(s) for s in candidates if tuple(words[index:index + len(s)]) == s),
+                   default=0)
+
+    def covered(self, words: list[str]) -> set[int]:
+        """The positions of `words` that are part of one of the sequences."""
+        return {position for index in range(len(words))
+                for position in range(index, index + self.longest_at(words, index))}
