@@ -34,6 +34,7 @@ def stem(word: str) -> str:
 
 Forms = frozenset[tuple[str, str]]
 Pattern = tuple[tuple[Forms, ...], str, tuple[int, ...]]  # word forms, flag, gap after each
+Numbered = tuple[int, Pattern]  # a pattern and its place in the content
 WORDS_AFTER_ASIDE = 3  # "..., anyway what helps": a change of subject has something after it
 LIGHT_WORDS_PER_GAP = 3  # light words skipped in one gap at most: a clause, not a paragraph
 HEDGES_AFTER_NEGATION = 2  # "can't really even swallow"; more is no longer one thought
@@ -91,7 +92,7 @@ class RedFlagSpotter:
                     if first:
                         self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
                             (name, gap), []).append(phrase)
-        self._patterns: dict[str, tuple[Pattern, ...]] = {}
+        self._patterns: dict[str, dict[str | None, tuple[Numbered, ...]]] = {}
         forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                    for t in triggers]
         forward += [(PRESENT, tuple(tokens(t))) for t in rules.present]
@@ -188,8 +189,12 @@ class RedFlagSpotter:
         forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
         hedge = [word in self._rules.hedges for word in words]
-        for start, word in enumerate(words):
-            for phrase, flag, gaps in self._patterns_from(stem(word)):
+        stems = [stem(word) for word in words]
+        in_sentence = set(stems)
+        for start, first in enumerate(stems):
+            patterns = sorted(entry for second, group in self._patterns_from(first).items()
+                              if second is None or second in in_sentence for entry in group)
+            for _, (phrase, flag, gaps) in patterns:
                 matched = _phrase_positions(forms, light, hedge, start, phrase, gaps)
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
@@ -226,17 +231,27 @@ class RedFlagSpotter:
         status = self._status(words, self._triggers(words), starts, positions)
         return PRESENT if status in LASTING_STATUSES else status
 
-    def _patterns_from(self, first_stem: str) -> tuple[Pattern, ...]:
-        """The phrases beginning with a word of this stem, as word forms to match; made once.
-        A negation in a phrase binds to the next word ("not breathing", but not "not having
-        trouble breathing"); inflections of one phrase make one pattern."""
+    def _patterns_from(self, first_stem: str) -> dict[str | None, tuple[Numbered, ...]]:
+        """The phrases beginning with a word of this stem, as word forms to match, by the stem
+        of their second word (None for one word): a sentence is matched only against those
+        whose second word it holds. Each is numbered in the content's order, which decides
+        which of two mentions of a sign counts. Made once. A negation in a phrase binds to the
+        next word ("not breathing", but not "not having trouble breathing"); inflections of
+        one phrase make one pattern."""
         made = self._patterns.get(first_stem)
         if made is None:
-            made = tuple(dict.fromkeys(
-                (tuple(_forms(word, stemmed=True) for word in words), flag,
-                 tuple(0 if self.negates(word) else gap for word in words[:-1]))
-                for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items()
-                for phrase in phrases for words in (tokens(phrase),)))
+            numbered: dict[Pattern, int] = {}
+            for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items():
+                for words in map(tokens, phrases):
+                    pattern = (tuple(_forms(word, stemmed=True) for word in words), flag,
+                               tuple(0 if self.negates(word) else gap for word in words[:-1]))
+                    numbered.setdefault(pattern, len(numbered))
+            made = {}
+            for pattern, number in numbered.items():
+                words = pattern[0]
+                second = _stem_of(words[1]) if len(words) > 1 else None
+                made.setdefault(second, []).append((number, pattern))
+            made = {second: tuple(group) for second, group in made.items()}
             self._patterns[first_stem] = made
         return made
 
@@ -381,6 +396,10 @@ def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
     return frozenset({("word", word), ("stem", stem(word))} if stemmed
                      else {("word", word)})
+
+
+def _stem_of(forms: Forms) -> str:
+    return next(value for kind, value in forms if kind == "stem")
 
 
 def _phrase_positions(forms: list[Forms], light: list[bool], hedge: list[bool], start: int,
