@@ -63,8 +63,9 @@ from fixturegen import (  # noqa: E402
     to_int16,
 )
 from voiceskill.asr import Transcript, Utterance, create_recognizer  # noqa: E402
-from voiceskill.asr.frontend import FRONTENDS, create_enhancer  # noqa: E402
+from voiceskill.asr.frontend import create_enhancer  # noqa: E402
 from voiceskill.audio import SAMPLE_RATE  # noqa: E402
+from voiceskill.config import FRONTENDS  # noqa: E402
 from voiceskill.content import load_content  # noqa: E402
 from voiceskill.pipeline import Skill  # noqa: E402
 from voiceskill.text import normalize  # noqa: E402

@@ -49,6 +49,10 @@ def config_path() -> Path:
 ENGINES = ("auto", "pocketsphinx", "vosk", "whisper", "cascade")
 """The recognition engines (asr.create_recognizer); here, where every command can read them
 without loading a recogniser."""
+FRONTENDS = ("auto", "none", "rnnoise", "deepfilter")
+DEFAULT_FRONTEND = "auto"
+"""The speech front-ends (asr.frontend.create_enhancer), here for the same reason: a typed
+question never loads the audio stack."""
 
 
 def uri_problem(uri: str) -> str | None:

@@ -363,6 +363,9 @@ CONTENT_CACHE_DAMAGE = {
     "a-sentence-a-number": lambda c: {**c, "swapped": {k: [7] for k in c["swapped"]}},
     "flags-a-list": lambda c: {**c, "flags": ["breathing"]},
     "a-flag-too-many": lambda c: {**c, "flags": {**c["flags"], "made_up": ["x"]}},
+    "an-example-of-no-intent": lambda c: {**c, "examples": {**c["examples"], "made_up": ["x"]}},
+    "references-a-list": lambda c: {**c, "references": ["breathing"]},
+    "an-example-a-number": lambda c: {**c, "examples": {name: [7] for name in c["intents"]}},
 }
 
 
@@ -374,8 +377,8 @@ def test_a_doctored_content_cache_is_rebuilt_not_blamed_on_the_yaml(tmp_path, mo
     [path] = cache_dir().glob("content-*.json")
     path.write_text(json.dumps(damage(json.loads(path.read_text()))))
     again = load_content(MINIMAL)  # no ContentError naming a YAML file
-    assert (again.intents, again.swapped, again.red_flags) == (
-        first.intents, first.swapped, first.red_flags)
+    assert (again.intents, again.swapped, again.red_flags, again.examples) == (
+        first.intents, first.swapped, first.red_flags, first.examples)
 
 
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------

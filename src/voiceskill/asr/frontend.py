@@ -21,10 +21,9 @@ import numpy as np
 import soxr
 
 from voiceskill.audio import SAMPLE_RATE
+from voiceskill.config import FRONTENDS
 from voiceskill.errors import UserError
 
-FRONTENDS = ("auto", "none", "rnnoise", "deepfilter")
-DEFAULT_FRONTEND = "auto"
 NEURAL_RATE = 48000
 NEURAL_FRAME = 480  # 10 ms at 48 kHz, the frame both RNNoise and DeepFilterNet3 take
 RESAMPLER_QUALITY = "MQ"  # HQ adds delay each way for no difference in recognition

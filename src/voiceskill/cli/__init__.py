@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 from voiceskill import __version__
-from voiceskill.asr.frontend import DEFAULT_FRONTEND, FRONTENDS
-from voiceskill.config import ENGINES, load_config, rate_problem
+from voiceskill.config import DEFAULT_FRONTEND, ENGINES, FRONTENDS, load_config, rate_problem
 from voiceskill.content import Content, load_content
 from voiceskill.content.yamlsafe import ContentError
 from voiceskill.errors import UserError

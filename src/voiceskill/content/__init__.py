@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from voiceskill.cache import cache_dir, keep_recent, read_json, write_atomic
 from voiceskill.content.checks import tree_problems
@@ -167,15 +168,16 @@ def _build_nodes(data: Mapping) -> dict[str, Node]:
 
 
 def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
-               references: Mapping[str, Mapping[str, tuple[str, ...]]]) -> tuple[RedFlag, ...]:
+               references: Mapping[str, Mapping[str, Sequence[str]]]) -> tuple[RedFlag, ...]:
     flags = []
     for name, flag in doc.data["flags"].items():
         examples = {kind: tuple(texts) for kind, texts in (flag.get("examples") or {}).items()}
+        said_like = {kind: tuple(texts) for kind, texts in references.get(name, {}).items()}
         together = tuple(tuple(phrases[key]) for key in together_keys(name, flag))
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
-                             dict(flag.get("becomes") or {}), references.get(name, {}),
-                             together, tuple(map(tuple, flag.get("together", ())))))
+                             dict(flag.get("becomes") or {}), said_like, together,
+                             tuple(map(tuple, flag.get("together", ())))))
     return tuple(flags)
 
 
@@ -321,40 +323,71 @@ def default_folder() -> Path:
     return data_folder("intents")
 
 
-def _expansions(content_fingerprint: str, docs: Mapping[str, Document], lexicon: Lexicon,
-                examples_doc: Document | None) -> tuple[dict, dict, dict, list[Problem]]:
-    """Expanded sample sentences, their lexicon swaps and the red-flag phrases, checked
-    against the examples; cached by the content's fingerprint, since expanding takes longer
-    than answering a question."""
+_CACHED = ("intents", "swapped", "flags", "examples", "references")
+
+
+class _Expansions(NamedTuple):
+    """What the content's YAML expands to, cached by its fingerprint."""
+
+    intents: dict[str, list[str]]
+    swapped: dict[str, list[str]]
+    flags: dict[str, list[str]]
+    examples: dict[str, list[str]]  # normalised, as `_examples` gives them
+    references: dict[str, dict[str, list[str]]]
+    problems: list[Problem]
+
+
+def _expansions(content_fingerprint: str, folder: Path, docs: Mapping[str, Document],
+                lexicon: Lexicon) -> _Expansions:
+    """Expanded sample sentences, their lexicon swaps, the red-flag phrases and the examples
+    (normalised, checked against the sentences); cached by the content's fingerprint, since
+    expanding takes longer than answering a question. examples.yaml, the largest file, is
+    read and validated only to build the cache: its bytes are in the fingerprint."""
     path = cache_dir() / f"content-{content_fingerprint}.json"
     cached = read_json(path)
     if cached and _whole_expansions(cached, docs):
         keep_recent(path, "content")
-        return cached["intents"], cached["swapped"], cached["flags"], []
+        return _Expansions(**{key: cached[key] for key in _CACHED}, problems=[])
+    examples_doc = read_yaml(folder / EXAMPLES_FILE) if (folder / EXAMPLES_FILE).exists() else None
+    if examples_doc and (problems := schema_problems(examples_doc, EXAMPLES_SCHEMA)):
+        raise ContentError(problems)
     budget = ExpansionBudget()
     intents, problems = _expand_intents(docs[INTENTS_FILE], lexicon, budget)
     flags, flag_problems = flag_phrases(docs[RED_FLAGS_FILE], budget)
-    problems += flag_problems + _example_clashes(examples_doc, intents)
+    examples, references, example_problems = _examples(examples_doc, intents,
+                                                       docs[RED_FLAGS_FILE])
+    problems += flag_problems + _example_clashes(examples_doc, intents) + example_problems
     swapped = {name: swapped_sentences(sentences, lexicon) for name, sentences in intents.items()}
+    made = _Expansions(intents, swapped, flags, examples, references, problems)
     if not problems:
-        record = {"intents": intents, "swapped": swapped, "flags": flags}
-        write_atomic(path, json.dumps(record).encode())
+        write_atomic(path, json.dumps({key: getattr(made, key) for key in _CACHED}).encode())
         keep_recent(path, "content")
-    return intents, swapped, flags, problems
+    return made
 
 
 def _whole_expansions(cached: dict, docs: Mapping[str, Document]) -> bool:
     """Whether a cached expansion holds, for every intent and every red flag of the content and
-    nothing else, a list of sentences: a damaged or doctored one is rebuilt from the YAML,
-    never blamed on it."""
+    nothing else, a list of sentences, and examples only of those: a damaged or doctored one
+    is rebuilt from the YAML, never blamed on it."""
     intents = set(docs[INTENTS_FILE].data["intents"])
+    flags = set(docs[RED_FLAGS_FILE].data["flags"])
     expected = {"intents": intents, "swapped": intents,
                 "flags": flag_phrase_keys(docs[RED_FLAGS_FILE])}
-    return set(cached) == set(expected) and all(
+    return set(cached) == set(_CACHED) and all(
         isinstance(table := cached[key], dict) and set(table) == names
-        and all(isinstance(texts, list) and all(isinstance(text, str) for text in texts)
-                for texts in table.values())
-        for key, names in expected.items())
+        and all(_texts(texts) for texts in table.values())
+        for key, names in expected.items()
+    ) and (isinstance(examples := cached["examples"], dict) and set(examples) <= intents
+           and all(_texts(texts) for texts in examples.values())
+           ) and (isinstance(references := cached["references"], dict)
+                  and set(references) <= flags
+                  and all(isinstance(kinds, dict) and all(_texts(texts)
+                                                          for texts in kinds.values())
+                          for kinds in references.values()))
+
+
+def _texts(texts: object) -> bool:
+    return isinstance(texts, list) and all(isinstance(text, str) for text in texts)
 
 
 def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
@@ -367,27 +400,23 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     if not folder.is_dir():
         raise ContentError([Problem(folder, 1, "content folder not found")])
     docs = {name: read_yaml(folder / name) for name in CONTENT_FILES}
-    examples_doc = read_yaml(folder / EXAMPLES_FILE) if (folder / EXAMPLES_FILE).exists() else None
     intents_doc, dialogue_doc = docs[INTENTS_FILE], docs[DIALOGUE_FILE]
     lexicon_doc, flags_doc = docs[LEXICON_FILE], docs[RED_FLAGS_FILE]
     problems = schema_problems(intents_doc, INTENTS_SCHEMA)
     problems += schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
     problems += schema_problems(lexicon_doc, LEXICON_SCHEMA)
     problems += schema_problems(flags_doc, RED_FLAGS_SCHEMA)
-    if examples_doc:
-        problems += schema_problems(examples_doc, EXAMPLES_SCHEMA)
     if problems:
         raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
     if body_problems := _body_problems(lexicon_doc, lexicon):
         raise ContentError(body_problems)
     content_fingerprint = fingerprint(folder)
-    intents, swapped, phrases, problems = _expansions(content_fingerprint, docs, lexicon,
-                                                      examples_doc)
+    intents, swapped, phrases, examples, references, problems = _expansions(
+        content_fingerprint, folder, docs, lexicon)
     actions, answers, kind_problems = _intent_kinds(intents_doc)
     needs, need_problems = _intent_needs(intents_doc, lexicon)
-    examples, references, example_problems = _examples(examples_doc, intents, flags_doc)
-    problems += kind_problems + need_problems + example_problems
+    problems += kind_problems + need_problems
     nodes = _build_nodes(dialogue_doc.data)
     problems += tree_problems(dialogue_doc, nodes, intents, flags_doc, lexicon)
     if problems and strict:
@@ -411,5 +440,5 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
         folder=folder,
         fingerprint=content_fingerprint,
         problems=tuple(problems),
-        examples=examples,
+        examples={name: tuple(texts) for name, texts in examples.items()},
     )

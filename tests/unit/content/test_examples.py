@@ -78,3 +78,14 @@ def test_a_model_trained_with_other_settings_is_not_taken_from_the_cache(monkeyp
     before = classifier.model_path(content, "encoder")
     monkeypatch.setattr(classifier, setting, getattr(classifier, setting) * 2)
     assert classifier.model_path(content, "encoder") != before
+
+
+def test_examples_read_back_from_the_cache_are_those_of_the_yaml(tmp_path, monkeypatch):
+    folder = with_examples(tmp_path, f'intents:\n  nutrition: ["{ODD_QUESTION}"]\n'
+                                     f'red_flags:\n  stroke: {{not_a_sign: ["{GARBLED}"]}}\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    built, cached = load_content(folder), load_content(folder)
+    assert cached.examples == built.examples == {"nutrition": (ODD_QUESTION,)}
+    assert cached.red_flags == built.red_flags
+    assert {flag.name: flag.references for flag in cached.red_flags}["stroke"] == {
+        "not_a_sign": (GARBLED,)}
