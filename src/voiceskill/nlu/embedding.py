@@ -36,6 +36,7 @@ LAYERS = 6
 HEADS = 12
 HEAD_SIZE = DIMENSION // HEADS
 LAYER_NORM_EPS = 1e-12
+WORD_TABLE = "embeddings.word_embeddings.weight"
 # A batch is padded to its longest sentence; capping its tokens keeps the attention scores
 # (batch × heads × length², float32) to a few tens of MB for 256-token sentences.
 BATCH_SENTENCES = 64
@@ -123,11 +124,12 @@ class _Layer:
 _SAFETENSORS_TYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+def _read_safetensors(path: Path, mapped: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
     """The tensors of a safetensors file (an 8-byte little-endian header length, a JSON header
     of names, types, shapes and byte offsets, then the data), each read straight into its
-    array. The safetensors library's loader keeps the whole file mapped beside its copies:
-    twice the model's 86 MB at load, the process's peak (the replay test's 300 MB)."""
+    array, or, for the names in `mapped`, mapped from the file read-only: only the pages a
+    sentence touches are ever in memory. The safetensors library's loader keeps the whole
+    file mapped beside its copies: twice the model's 86 MB at load."""
     with path.open("rb") as file:
         size = int.from_bytes(file.read(8), "little")
         header = json.loads(file.read(size))
@@ -137,6 +139,10 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
                 continue
             dtype = _SAFETENSORS_TYPES[spec["dtype"]]
             begin, end = spec["data_offsets"]
+            if name in mapped:
+                weights[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + size + begin,
+                                          shape=tuple(spec["shape"]))
+                continue
             file.seek(8 + size + begin)
             weights[name] = np.fromfile(file, dtype=dtype, count=(end - begin) // dtype.itemsize
                                         ).reshape(spec["shape"])
@@ -186,8 +192,11 @@ class SentenceEncoder:
         # The file asks for 128 tokens padded to 128; sentence-transformers overrides both.
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
-        weights = _read_safetensors(_verify(folder / "model.safetensors"))
-        self._word_embeddings = weights["embeddings.word_embeddings.weight"]
+        # The word table is over half the model (30,522 rows, 47 MB) and a sentence uses a few
+        # dozen rows, so it is mapped, not read.
+        weights = _read_safetensors(_verify(folder / "model.safetensors"),
+                                    mapped=frozenset({WORD_TABLE}))
+        self._word_embeddings = weights[WORD_TABLE]
         self._position_embeddings = weights["embeddings.position_embeddings.weight"]
         self._token_type_embedding = weights["embeddings.token_type_embeddings.weight"][0]
         self._embedding_norm = (weights["embeddings.LayerNorm.weight"],
