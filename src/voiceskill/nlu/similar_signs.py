@@ -121,6 +121,7 @@ class SimilarSigns:
             self._index.save(path)
         keep_recent(path, "signs")
         labels = self._index.labels
+        self._any_distinctive = frozenset().union(*self._index.distinctive)
         self._blocks = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
         self._block_labels = labels[self._blocks]
 
@@ -148,13 +149,17 @@ class SimilarSigns:
         those flags are looked for: in each span the nearest of them, if no more than
         AMONG_MARGIN further than the nearest of all."""
         words, starts = self._spotter.words_and_clauses(transcript)
+        stems = [stem(word) for word in words]
+        ignored = explained | self._spotter.decoyed(words)
         clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
-        clauses = clauses if len(clauses) > 1 else []
+        # A clause with no distinctive word of any flag can show none (below), so it is not
+        # embedded: on long turns that is most of the time understanding takes.
+        clauses = [(a, b) for a, b in clauses if any(
+            stems[i] in self._any_distinctive and i not in ignored for i in range(a, b))
+                   ] if len(clauses) > 1 else []
         spans = [(0, len(words)), *clauses]
         vectors = np.vstack([meaning, self._encoder.encode([" ".join(words[a:b])
                                                             for a, b in clauses])])
-        stems = [stem(word) for word in words]
-        ignored = explained | self._spotter.decoyed(words)
         best = np.maximum.reduceat(vectors @ self._index.vectors.T, self._blocks, axis=1)
         found = []
         wanted = (None if among is None else
