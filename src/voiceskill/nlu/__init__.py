@@ -53,7 +53,10 @@ STRONG_SIMILARITY = 0.75
 SAID_FLOOR = 0.1
 """A sign the phrase rules find in a sentence that reads this unlikely to tell of one
 happening (`SimilarSigns.said_happening`: a story, a figure of speech, a question) is asked
-about ("Did you say ...?") instead of escalated (docs/understanding.md has the measurements)."""
+about ("Did you say ...?") instead of escalated (docs/understanding.md has the measurements).
+Not when the rules find two different signs happening: a figure of speech or a story names
+one ("I nearly died laughing"), a person describing what is happening often names several
+("on a new antipsychotic, gone rigid, high fever, confused")."""
 SURELY_SAID = 0.95
 """A sentence that reads this likely to tell of a sign happening now (`said_happening`) and
 is nearest a flag's phrases is asked about, even in words no phrase shares."""
@@ -157,7 +160,7 @@ class IntentMatcher:
             in_passing = tuple(name for name in present if name in passing)
             present = tuple(name for name in present if name not in in_passing)
             alarms = tuple(name for name in present if name in self._escalating_flags)
-            if alarms and self._similar.said_happening(meaning) < SAID_FLOOR:
+            if len(alarms) == 1 and self._similar.said_happening(meaning) < SAID_FLOOR:
                 present = tuple(name for name in present if name not in alarms)
                 possible = self._doubted(alarms, words, guess, confidence)
             else:

@@ -265,6 +265,21 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
     assert heard.flags == () and sign in heard.possible_flags
 
 
+@pytest.mark.parametrize("text, signs", [
+    ("My client's on a new antipsychotic and he's gone rigid as a plank, he's got a high fever "
+     "and he's confused", {"drug_reaction", "confusion"}),
+    ("A runner's collapsed in the heat, cramping, confused and burning to the touch",
+     {"unresponsive", "heatstroke"}),
+])
+def test_two_signs_said_happening_escalate_however_the_sentence_reads(matcher, text, signs):
+    """A sentence the meaning model reads as unlikely to tell of a sign happening still
+    escalates when the rules find two different signs happening in it: people describing an
+    emergency name several, a figure of speech names one."""
+    meaning = matcher._encoder.encode([normalize(text)])[0]
+    assert matcher._similar.said_happening(meaning) < nlu.SAID_FLOOR  # what the rule is for
+    assert signs <= set(matcher.understand(text).flags)
+
+
 @pytest.mark.parametrize("text, sign", [
     ("grandad is out cold in his armchair after his Sunday lunch, anyway what stops a calf "
      "cramp", "unresponsive"),

@@ -314,6 +314,11 @@ def test_a_sign_named_right_after_what_is_is_asked_about(spotter):
     "after a night of chest pain calls my own shoulder cramps",
     "years ago i mixed tramadol with my antidepressant and ended up in hospital twitching and "
     "sweating nowadays i just get calf cramps",
+    "we're rehearsing a song called heart attack for the concert and my calves cramp",
+    "the weeds are choking my roses what helps a cramp",
+    "my dad had a heart attack in two thousand and three and now his calves cramp at night",
+    "my toddler jerks when she drops off to sleep is that a fit",
+    "ate a heart attack burger and now my calf is twitching",
 ])
 def test_harmless_remarks_said_without_punctuation_do_not_escalate(spotter, text):
     """A recogniser prints no commas or question marks: the words alone must say that a
@@ -344,6 +349,11 @@ def test_the_parts_of_a_together_flag_count_in_any_order_and_at_any_distance(spo
     assert "pregnancy_emergency" in escalated(spotter, (
         "my wife is thirty four weeks along and she's in terrible pain in her belly and "
         "there's blood on the sheets"))
+    assert "drug_reaction" in escalated(spotter, (
+        "she's had her first depot injection and now she's stiff all over with a raging "
+        "temperature"))
+    assert "overdose" in escalated(spotter, (
+        "he took his heart pills three times this morning and his pulse is very slow"))
 
 
 def test_a_together_flag_needs_every_part_said_and_its_signs_happening(spotter):
