@@ -28,7 +28,10 @@ from voiceskill.pipeline import SURE_QUESTION, Skill
 
 FIXTURES = ROOT / "audio_fixtures"
 CLEAN = FIXTURES / "clean" / "spasm_relief__1__flite-slt.wav"  # "how do i stop a cramp in my calf"
-BABBLE = FIXTURES / "noisy" / "babble_10" / "back_spasm__1__flite-slt.wav"
+# Whisper's int8 decoding differs with the CPU's instruction set: on AVX2 this babble-covered
+# question becomes "why does the eyelid is on the causes of a lot" where AVX-512 hears "why does
+# my lower back ...". This one is heard the same (and right) by AVX2, AVX-512 and generic code.
+BABBLE = FIXTURES / "noisy" / "babble_10" / "twitch_vs_spasm__1__flite-slt.wav"
 UNSURE = FIXTURES / "clean" / "emergency__6__espeak-en-gb-x-rp.wav"  # "I hit my head and ..."
 
 
@@ -91,7 +94,7 @@ def test_the_cascade_asks_whisper_when_pocketsphinx_is_not_understood(skill, cas
     before = cascade.second_opinions
     turn = skill.audio_turn(skill.conversation(), BABBLE)
     assert cascade.second_opinions == before + 1
-    assert turn.reply.intent == "back_spasm"
+    assert turn.reply.intent == "twitch_vs_spasm"
     assert turn.timings_ms["asr"] > 0
 
 
@@ -178,7 +181,7 @@ def test_replay_with_the_cascade_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     turns = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [t["intent"] for t in turns] == ["spasm_relief", "back_spasm"]
+    assert [t["intent"] for t in turns] == ["spasm_relief", "twitch_vs_spasm"]
     assert result.stderr == ""
 
 
