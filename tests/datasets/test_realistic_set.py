@@ -111,6 +111,33 @@ COINCIDENT = {"realistic_blind8": {"what can you do", "when should i see a docto
               "realistic_blind9": {"what can you do"},
               # found by script when the set was added, in content written before it
               # (its writer never saw the content)
+              "realistic_blind37": {
+                "are you a doctor or what are you",
+                "can my tablets cause cramps",
+                "help",
+                "how do i get rid of a cold fast",
+                "how do i use you",
+                "is eye twitching serious",
+                "put radio two on",
+                "turn the lights off in the living room",
+                "what are my options",
+                "what can you do",
+                "what causes muscle spasms",
+                "what do you know about",
+                "what's the news today",
+                "when should i see a doctor about twitching",
+              },
+              "realistic_blind36": {
+                "can my blood pressure tablets cause cramps",
+                "help",
+                "how tall is the eiffel tower",
+                "is eye twitching serious",
+                "what can i do to prevent muscle spasms",
+                "what can you do",
+                "what causes muscle twitching",
+                "what's in the news today",
+                "when should i see a doctor about twitching",
+              },
               "realistic_blind35": {
                 "he's on the floor shaking all over and his eyes have rolled back",
                 "how do i use you",
