@@ -240,18 +240,17 @@ class RedFlagSpotter:
         one phrase make one pattern."""
         made = self._patterns.get(first_stem)
         if made is None:
-            numbered: dict[Pattern, int] = {}
+            numbered: dict[Pattern, tuple[int, str | None]] = {}  # number, second word's stem
             for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items():
                 for words in map(tokens, phrases):
                     pattern = (tuple(_forms(word, stemmed=True) for word in words), flag,
                                tuple(0 if self.negates(word) else gap for word in words[:-1]))
-                    numbered.setdefault(pattern, len(numbered))
-            made = {}
-            for pattern, number in numbered.items():
-                words = pattern[0]
-                second = _stem_of(words[1]) if len(words) > 1 else None
-                made.setdefault(second, []).append((number, pattern))
-            made = {second: tuple(group) for second, group in made.items()}
+                    second = stem(words[1]) if len(words) > 1 else None
+                    numbered.setdefault(pattern, (len(numbered), second))
+            groups: dict[str | None, list[Numbered]] = {}
+            for pattern, (number, second) in numbered.items():
+                groups.setdefault(second, []).append((number, pattern))
+            made = {second: tuple(group) for second, group in groups.items()}
             self._patterns[first_stem] = made
         return made
 
@@ -396,10 +395,6 @@ def _forms(word: str, stemmed: bool) -> Forms:
     """What a word can match: itself, and, where stems count, any word of the same stem."""
     return frozenset({("word", word), ("stem", stem(word))} if stemmed
                      else {("word", word)})
-
-
-def _stem_of(forms: Forms) -> str:
-    return next(value for kind, value in forms if kind == "stem")
 
 
 def _phrase_positions(forms: list[Forms], light: list[bool], hedge: list[bool], start: int,

@@ -152,11 +152,13 @@ class SimilarSigns:
         stems = [stem(word) for word in words]
         ignored = explained | self._spotter.decoyed(words)
         clauses = [(a, b) for a, b in itertools.pairwise(starts) if b > a]
+        if len(clauses) < 2:
+            clauses = []
         # A clause with no distinctive word of any flag can show none (below), so it is not
         # embedded: on long turns that is most of the time understanding takes.
-        clauses = [(a, b) for a, b in clauses if any(
-            stems[i] in self._any_distinctive and i not in ignored for i in range(a, b))
-                   ] if len(clauses) > 1 else []
+        clauses = [(a, b) for a, b in clauses
+                   if any(stems[i] in self._any_distinctive and i not in ignored
+                          for i in range(a, b))]
         spans = [(0, len(words)), *clauses]
         vectors = np.vstack([meaning, self._encoder.encode([" ".join(words[a:b])
                                                             for a, b in clauses])])
