@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,11 +97,8 @@ def logging_left_as_found() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def virtual_audio() -> Iterator[VirtualAudio]:
-    """A private PulseAudio with a virtual mic and speaker, shared by the session.
-
-    Run the program under test as a subprocess with `virtual_audio.env`.
-    """
+def shared_virtual_audio() -> Iterator[VirtualAudio]:
+    """A private PulseAudio with a virtual mic and speaker, shared by the session."""
     from virtual_audio import VirtualAudio, VirtualAudioError  # imports numpy: after the above
 
     audio = VirtualAudio()
@@ -112,6 +110,20 @@ def virtual_audio() -> Iterator[VirtualAudio]:
         pytest.skip(f"virtual audio devices unavailable: {exc}")
     yield audio
     audio.stop()
+
+
+@pytest.fixture
+def virtual_audio(shared_virtual_audio: VirtualAudio) -> Iterator[VirtualAudio]:
+    """The shared devices, running: run the program under test as a subprocess with
+    `virtual_audio.env`.
+
+    Had the daemon ended during a test (that test fails, saying how: see helpers.Listener),
+    the tests after it get a fresh one instead of failing in turn."""
+    shared_virtual_audio.restart_if_ended()
+    yield shared_virtual_audio
+    if ended := shared_virtual_audio.ended():
+        warnings.warn(f"the shared virtual audio daemon ended during this test: {ended}",
+                      stacklevel=1)
 
 
 @pytest.fixture

@@ -135,7 +135,8 @@ class Listener:
 
     def explain(self) -> str:
         return "events: " + " | ".join(json.dumps(e) for e in self.events[-12:]) + \
-            "\nstderr: " + " | ".join(self.status)
+            "\nstderr: " + " | ".join(self.status) + "\n" + (self.audio.ended() or
+                                                           "the sound server still runs")
 
     def ask(self, wav: Path) -> dict:
         self.audio.play_into_mic(wav)

@@ -173,7 +173,9 @@ class VirtualAudio:
             [
                 "pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "--system=false", "-n",
                 f"-F{self._dir}/default.pa", "--use-pid-file=no", "--realtime=no",
-                "--high-priority=no", f"--log-target=file:{self._dir}/pulse.log",
+                # Its CPU limiter ends a daemon that used 70 % of a core for 10 s: on two
+                # busy cores a test run is not worth that risk.
+                "--high-priority=no", "--no-cpu-limit", f"--log-target=file:{self._dir}/pulse.log",
             ],
             env=self._daemon_env(self._dir),
             stdin=subprocess.DEVNULL,
@@ -188,6 +190,21 @@ class VirtualAudio:
             raise
         self.start_seconds = time.monotonic() - started
         return self
+
+    def ended(self) -> str:
+        """Empty while the daemon runs; once it has ended, how (its exit status and the last
+        lines of its log), for a failure message."""
+        if self._daemon is None or self._daemon.poll() is None:
+            return ""
+        status = self._daemon.returncode
+        how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit {status}"
+        return f"pulseaudio ended ({how}): {self._log_tail(5)}"
+
+    def restart_if_ended(self) -> None:
+        """Start a fresh daemon (new devices, same names) if this one has ended."""
+        if self.ended():
+            self.stop()
+            self.start()
 
     def stop(self) -> None:
         """SIGTERM leftover clients and the daemon, then delete the directory."""
@@ -306,11 +323,12 @@ class VirtualAudio:
             time.sleep(0.01)
         raise VirtualAudioError(f"pulseaudio did not answer within {_READY_TIMEOUT_S} s")
 
-    def _log_tail(self) -> str:
+    def _log_tail(self, count: int = 1) -> str:
+        """The last `count` errors of the daemon's log (its last lines if it logged none)."""
         log = self._require_dir() / "pulse.log"
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         errors = [line for line in lines if line.startswith("E:")]
-        return (errors or lines or ["no log"])[-1]
+        return " | ".join((errors or lines or ["no log"])[-count:])
 
     def _require_dir(self) -> Path:
         if self._dir is None:

@@ -144,3 +144,20 @@ def test_devices_are_found_by_name_and_index(virtual_audio: VirtualAudio) -> Non
     assert found["by_index"] == 0
     assert found["unknown"] == "no audio device matches 'no such card'"
     assert found["bad_index"] == "no audio output device with index 99"
+
+
+def test_a_daemon_that_ended_says_how_and_is_restarted(tmp_path: Path) -> None:
+    """The shared devices outlive a daemon that dies during one test: that test's failure
+    says how it ended, and the next test gets working devices (conftest.virtual_audio)."""
+    with VirtualAudio() as audio:
+        assert audio.ended() == ""
+        audio.restart_if_ended()  # running: left alone
+        first = audio.pactl("info")
+        audio._daemon.kill()
+        audio._daemon.wait()
+        assert audio.ended().startswith("pulseaudio ended (killed by SIGKILL): ")
+        audio.restart_if_ended()
+        assert audio.ended() == ""
+        assert audio.pactl("info") != first  # a new daemon: its socket is in a new folder
+        recording = audio.record_speaker(tmp_path / "after.wav")
+        assert sf.info(recording.stop()).samplerate == SAMPLE_RATE
