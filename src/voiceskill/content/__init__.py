@@ -259,7 +259,7 @@ def _lexicon(doc: Document) -> Lexicon:
     concepts = {
         name: Concept(name, _words(spec["terms"]), spec.get("domain", False),
                       spec.get("swap", True), spec.get("veto", False),
-                      spec.get("courtesy", False))
+                      spec.get("task", False), spec.get("courtesy", False))
         for name, spec in data["concepts"].items()
     }
     numbers = {key: {normalize(word): value for word, value in (data.get(key) or {}).items()}

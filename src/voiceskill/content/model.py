@@ -89,6 +89,7 @@ class Concept:
     domain: bool = False
     swap: bool = True
     veto: bool = False
+    task: bool = False
     courtesy: bool = False
 
 

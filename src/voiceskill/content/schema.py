@@ -67,6 +67,7 @@ LEXICON_SCHEMA = _record(["concepts"], {
         "domain": {"type": "boolean"},
         "swap": {"type": "boolean"},
         "veto": {"type": "boolean"},
+        "task": {"type": "boolean"},
         "courtesy": {"type": "boolean"},
     }), min_items=1),
     "time_units": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},

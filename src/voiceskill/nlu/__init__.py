@@ -50,6 +50,12 @@ sign found only by meaning, unless the sign is said nearly in a flag's own words
 STRONG_SIMILARITY): "how come my wee has gone the colour of coffee" asks and says a sign
 (measurements in docs/understanding.md)."""
 STRONG_SIMILARITY = 0.75
+SURE_OF_SUBJECT = 0.9
+"""A question of the skill's the classifier is this sure of keeps its subject beside a thing's
+name (a `veto` concept): "should I film the twitch on my phone for the doctor", "in my
+language it is one word for both". Said of a pet or a phone itself, the classifier is far
+less sure (the out-of-domain sets of bench/understanding.py). A request for another task
+(`task` concepts: "remind me to phone the doctor about my cramps") is never answered."""
 SAID_FLOOR = 0.1
 """A sign the phrase rules find in a sentence that reads this unlikely to tell of one
 happening (`SimilarSigns.said_happening`: a story, a figure of speech, a question) is asked
@@ -280,7 +286,8 @@ class IntentMatcher:
                 or " ".join(words) in self._answer_samples)
         if intent == FALLBACK:
             return True
-        if self._about_something_else(words, found):
+        sure = intent in content.routes and probability >= SURE_OF_SUBJECT
+        if self._about_something_else(words, found, sure):
             return False
         if intent not in content.routes:
             # Answered only where a node expects it ("what do I do while I wait", after an
@@ -291,10 +298,15 @@ class IntentMatcher:
             return False
         return bool(self._finder.domain & found)
 
-    def _about_something_else(self, words: list[str], found: set[str]) -> bool:
-        """Whether the sentence names something this skill is not about (a pet, a phone, a
-        joke), other than where on the speaker's own body ("my lower back" in the van)."""
-        return bool(self._finder.veto & found) and not self._finder.names_own_body(words)
+    def _about_something_else(self, words: list[str], found: set[str],
+                              sure: bool = False) -> bool:
+        """Whether the sentence asks for another task (a reminder, a joke), or names something
+        this skill is not about (a pet, a phone) other than where on the speaker's own body
+        ("my lower back" in the van) or beside a question the classifier is `sure` of."""
+        if self._finder.task & found:
+            return True
+        return (bool(self._finder.veto & found) and not sure
+                and not self._finder.names_own_body(words))
 
     def _said_as_command(self, intent: str, words: list[str]) -> bool:
         """A command is one of its samples, or says one of its own words and is no piece of

@@ -51,6 +51,7 @@ class ConceptFinder:
         self._longest = max((len(t.split()) for t in self._concept_of), default=1)
         self.domain = frozenset(name for name, c in lexicon.concepts.items() if c.domain)
         self.veto = frozenset(name for name, c in lexicon.concepts.items() if c.veto)
+        self.task = frozenset(name for name, c in lexicon.concepts.items() if c.task)
         self.courtesy = frozenset(name for name, c in lexicon.concepts.items() if c.courtesy)
         self._own_words = frozenset(lexicon.own_body.words)
         self._body = frozenset(lexicon.own_body.concepts)

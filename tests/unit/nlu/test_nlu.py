@@ -60,6 +60,10 @@ def test_heldout_paraphrases_meet_the_accuracy_targets(matcher, content):
         # ... or another person's, or the speaker's in their own words ("me back")
         ("my husband's put his back out carrying the telly, what helps", "back_spasm"),
         ("me back's gone again at the computer, what do I do", "back_spasm"),
+        # ... and a question it is sure of keeps its subject beside a thing's name
+        ("is it worth recording the twitching on my phone to show the gp", "doctor_visit"),
+        ("in my country we say one word for both, so what is a twitch and what is a spasm",
+         "twitch_vs_spasm"),
         # a long way of asking for help is still help (its own, longer samples)
         ("what kinds of things can i ask you about", "help"),
     ],
@@ -72,6 +76,7 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   "my dog's leg twitches when he dreams",
                                   "how do i fix my bike",
                                   "remind me to phone the doctor about my cramps at nine",
+                                  "put a reminder in for my physio about my back spasm",
                                   "put on the cartoon about the cramp",
                                   "my router spasms every evening",
                                   "add my eye doctor appointment on monday to my calendar please",
@@ -268,7 +273,7 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
 @pytest.mark.parametrize("text, signs", [
     ("My client's on a new antipsychotic and he's gone rigid as a plank, he's got a high fever "
      "and he's confused", {"drug_reaction", "confusion"}),
-    ("A runner's collapsed in the heat, cramping, confused and burning to the touch",
+    ("a runner collapsed in the heat, cramping, confused, burning to the touch",
      {"unresponsive", "heatstroke"}),
 ])
 def test_two_signs_said_happening_escalate_however_the_sentence_reads(matcher, text, signs):
@@ -287,6 +292,8 @@ def test_two_signs_said_happening_escalate_however_the_sentence_reads(matcher, t
      "my eyelid flicker", "unresponsive"),
     ("I'm a first aider and I see collapses all day but my own leg cramps at night",
      "unresponsive"),
+    ("my brother just got knocked out in the ring on the telly and it made me think about my "
+     "own cramps in my legs after sparring", "unresponsive"),
 ])
 def test_a_sign_said_before_a_change_of_subject_is_asked_about_not_escalated(matcher, text,
                                                                               sign):

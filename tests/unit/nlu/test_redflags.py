@@ -182,9 +182,26 @@ def test_mixing_up_the_words_is_no_confusion(spotter):
     "my brain's gone numb from the spreadsheets, and my eyelid flickers",
     "the laptop is frozen and unresponsive, and my neck is stiff from it",
     "I went for a dip in the sea and my calf cramped",
+    "so a twitch is just a baby spasm, is that it",
+    "are magnesium tablets a waste of money for night cramps",
+    "if I'm cutting out energy drinks will the twitching stop",
+    "I'm confused by this, what's a twitch and what's a spasm",
+    "my bass teacher says I choke the neck and that's why my fingers cramp",
+    "my wrists cramp when I'm typing for hours",
+    "we've got serotonin syndrome on the exam tomorrow and my eye won't stop twitching",
 ])
 def test_figures_of_speech_and_everyday_words_do_not_escalate(spotter, text):
     assert not escalated(spotter, text)
+
+
+@pytest.mark.parametrize("text", [
+    "my calf is still locked after a whole hour",
+    "it's more than an hour now and the cramp is still there",
+    "my foot cramped up ages ago and it's still rock hard",
+    "I've had a cramp in my foot since I got up and it's still tight",
+])
+def test_a_cramp_said_to_outlast_ten_minutes_is_urgent(spotter, text):
+    assert "long_cramp" in escalated(spotter, text)
 
 
 def test_light_words_do_not_count_in_a_gap(spotter):
