@@ -204,6 +204,17 @@ def test_a_cramp_said_to_outlast_ten_minutes_is_urgent(spotter, text):
     assert "long_cramp" in escalated(spotter, text)
 
 
+@pytest.mark.parametrize(("text", "flag"), [
+    ("new meds from the psychiatrist, I'm agitated and my legs are spasming", "drug_reaction"),
+    ("started new meds last week, my arms keep spasming and I'm sweating buckets",
+     "drug_reaction"),
+    ("her words are coming out slurry all of a sudden", "stroke"),
+    ("he was out in the sun all day and now he's talking foolishness", "heatstroke"),
+])
+def test_signs_told_in_words_blind36_and_37_showed(spotter, text, flag):
+    assert flag in escalated(spotter, text)
+
+
 def test_light_words_do_not_count_in_a_gap(spotter):
     """"i am all" between two words of a phrase is no distance; as many words that say
     something are."""
