@@ -164,7 +164,8 @@ class EchoCanceller:
         self.reference = PlaybackReference(rate, position_at)
         self._echo = None  # until speexdsp has made it: close() has nothing to free before
         self._lib = lib = _load_speexdsp()
-        self._echo = lib.speex_echo_state_init(self._frame, round(tail_s * self.rate))
+        self._tail = round(tail_s * self.rate)  # samples: the filter's length
+        self._echo = lib.speex_echo_state_init(self._frame, self._tail)
         c_rate = ctypes.c_int(rate)
         lib.speex_echo_ctl(self._echo, _SET_SAMPLING_RATE, ctypes.byref(c_rate))
         self._pre = lib.speex_preprocess_state_init(self._frame, self.rate)
@@ -174,7 +175,10 @@ class EchoCanceller:
         self._mic = np.zeros(0, dtype=np.int16)
         self._ref = np.zeros(0, dtype=np.int16)
         self._out = np.zeros(self._frame, dtype=np.int16)
-        self._filtered = np.zeros(self._frame, dtype=np.int16)  # the filter's last frame
+        # what the recogniser gets of the last frame: the filter's output, or the microphone
+        # once no echo is left to take away
+        self._for_recogniser = np.zeros(self._frame, dtype=np.int16)
+        self._reference_silent = self._tail  # samples since the reference last sounded
         # what the filter alone made of the samples process() or cancel() returned last
         self.unsuppressed = np.zeros(0, dtype=np.int16)
         self._library_says = _CapturedStderr()
@@ -324,18 +328,23 @@ class EchoCanceller:
     def _cancel_frame(self, mic: np.ndarray, played: np.ndarray,
                       echo_heard: bool) -> tuple[np.ndarray, np.ndarray]:
         """One frame less the echo: after the suppressor, and from the filter alone (both a
-        frame late: the suppressor's output lags by one)."""
+        frame late: the suppressor's output lags by one). Once the reference has been silent
+        for the filter's whole length the filter has nothing left to take away, and the
+        second is the microphone itself: the filter also weakens what is under about 150 Hz
+        (speexdsp's DC notch), and a question asked as an answer ended was "are twitches and
+        cramps i'm done" from the filter, "... the same thing" from the microphone."""
         rec, ref = np.ascontiguousarray(mic), np.ascontiguousarray(played)
         self._lib.speex_echo_cancellation(self._echo, rec.ctypes.data, ref.ctypes.data,
                                           self._out.ctypes.data)
-        filtered, self._filtered = self._filtered, self._out.copy()
+        self._reference_silent = 0 if ref.any() else self._reference_silent + len(ref)
+        filtered = self._for_recogniser
+        self._for_recogniser = (rec if self._reference_silent >= self._tail else self._out).copy()
         self._lib.speex_preprocess_run(self._pre, self._out.ctypes.data)
         # Cancelling only takes away: a frame louder than the microphone (this frame or the
         # one before: the output lags by a frame) holds what the filter wrongly took for the
         # echo, the answer's own words, and is brought down to the microphone's level. Not
-        # the filter's own frame, for the recogniser: so scaled, the first words of a question
-        # asked over the echo's last 0.15 s tipped it to "are twitches and cramps i'm done"
-        # (with the clamp and no suppressor; "... the same thing" with neither).
+        # the frame for the recogniser: so scaled, the first words of a question asked over
+        # the echo's last 0.15 s tipped it to "are twitches and cramps i'm done".
         heard, self._frame_before = max(_power(rec), self._frame_before), _power(rec)
         out_power = _power(self._out)
         if out_power > heard:

@@ -20,7 +20,9 @@ from voiceskill.audio import SAMPLE_RATE, UtteranceDetector, fade_out, trim_sile
 from voiceskill.live.echo import (
     ALIGN_AFTER_S,
     ECHO_LAG_S,
+    ECHO_TAIL_S,
     FOLLOW_RANGE_S,
+    FRAME_S,
     OWN_VOICE_CORRELATION,
     SOUND_LEVEL,
     EchoCanceller,
@@ -303,6 +305,27 @@ def test_the_canceller_never_adds_what_the_microphone_did_not_hear(answer):
     out = cancel(EchoCanceller(SAMPLE_RATE), mic, played)
     after = slice(gone + 480, gone + SAMPLE_RATE)
     assert level_db(out[after]) <= level_db(mic[after]) + 1
+
+
+def test_once_the_echo_has_passed_the_recogniser_hears_the_microphone_itself(answer):
+    """After an answer, the filter's length of silent reference later, there is nothing left
+    to take away, but the filter still weakens what is under about 150 Hz (speexdsp's DC
+    notch): a question asked as an answer ended was heard "... i'm done" from the filter,
+    "... the same thing" from the microphone (tests/unit/live/test_loop.py)."""
+    user = sf.read(USER, dtype="int16")[0]
+    played = np.concatenate([answer, np.zeros(len(user) + SAMPLE_RATE, np.int16)])
+    mic = echo_of(played).astype(np.int32)
+    mic[len(answer) + SAMPLE_RATE // 10 :][: len(user)] += user  # over the echo's tail
+    mic = mic.astype(np.int16)
+    canceller, heard = EchoCanceller(SAMPLE_RATE), []
+    for i in range(0, len(mic), 480):
+        canceller.cancel(mic[i : i + 480], played[i : i + 480])
+        heard.append(canceller.unsuppressed)
+    heard = np.concatenate(heard)[round(FRAME_S * SAMPLE_RATE) :]  # a frame late
+    tail_end = len(answer) + round(ECHO_TAIL_S * SAMPLE_RATE)
+    assert np.array_equal(heard[tail_end:], mic[tail_end : len(heard)])
+    within_tail = slice(len(answer), tail_end)
+    assert not np.array_equal(heard[within_tail], mic[within_tail])  # cancelled there
 
 
 def test_an_echo_that_stays_put_is_not_moved_by_the_user_talking_over_it(answer):

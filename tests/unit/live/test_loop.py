@@ -143,10 +143,8 @@ def test_a_question_asked_as_an_answer_ends_is_heard_whole_through_the_canceller
     ended, its first 0.15 s over the answer's last echo. The loop cancels the echo and
     recognises the question from the filter's output: through speexdsp's residual-echo
     suppressor too (what the voice detector hears) it was "are twitches and cramps i'm sick",
-    the question the bench lost at load, with the echo exactly where the reference had it.
-    Its last words depend on the recogniser's language model, built from the content ("the
-    same thing" until round 18's content, "i'm done" since): the question must be understood,
-    from its first words on."""
+    the question the bench lost at load, with the echo exactly where the reference had it;
+    and once the answer's echo had passed, the filter's low cut alone made its end "i'm done"."""
     recorded, rate = sf.read(ROOT / "tests" / "data" / "echo_question_as_answer_ends.flac",
                              dtype="int16")
     silence = np.zeros((rate, 2), dtype=np.int16)  # then the end of speech is heard
@@ -159,8 +157,7 @@ def test_a_question_asked_as_an_answer_ends_is_heard_whole_through_the_canceller
         live.run(Recording(mic))
     assert canceller.reference.echo_found
     [turn] = turns(capsys.readouterr().out)
-    assert turn["transcript"].startswith("are twitches and cramps"), turn["transcript"]
-    assert turn["intent"] == "twitch_vs_spasm", turn
+    assert turn["transcript"] == "are twitches and cramps the same thing", turn
 
 
 def said(text: str, folder) -> np.ndarray:
