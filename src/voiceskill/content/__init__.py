@@ -251,6 +251,8 @@ def _context(doc: Document) -> ContextRules:
         topic_before=_words(rules.get("topic_before", [])),
         topic_after=_words(rules.get("topic_after", [])),
         asides=_words(rules.get("asides", [])),
+        said_for={said: word for word, ways in rules.get("said_for", {}).items()
+                  for said in _words(ways)},
     )
 
 

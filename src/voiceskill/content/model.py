@@ -80,6 +80,8 @@ class ContextRules:
     topic_before: tuple[str, ...] = ()  # "a lecture on": a sign named right after is a subject
     topic_after: tuple[str, ...] = ()  # "lecture": a sign named right before it is a subject
     asides: tuple[str, ...] = ()  # "anyway": what was said before it is by the way
+    # a word as some say it, for the word a phrase has: {"me": "my"} ("a cramp in me chest")
+    said_for: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

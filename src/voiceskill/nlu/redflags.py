@@ -186,11 +186,15 @@ class RedFlagSpotter:
         triggers = self._triggers(words)
         decoyed = self.decoyed(words)
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
-        forms = [_forms(word, stemmed=i not in in_trigger) for i, word in enumerate(words)]
+        said_for = self._rules.said_for  # "me chest" is "my chest"
+        forms = [_forms(word, stemmed=i not in in_trigger)
+                 | _forms(said_for.get(word, word), stemmed=i not in in_trigger)
+                 for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
         hedge = [word in self._rules.hedges for word in words]
-        stems = [stem(word) for word in words]
-        in_sentence = set(stems)
+        stems = [stem(said_for.get(word, word)) for word in words]
+        in_sentence = set(stems) | {stem(word) for word in words}
+        signs = []
         for start, first in enumerate(stems):
             patterns = sorted(entry for second, group in self._patterns_from(first).items()
                               if second is None or second in in_sentence for entry in group)
@@ -198,14 +202,19 @@ class RedFlagSpotter:
                 matched = _phrase_positions(forms, light, hedge, start, phrase, gaps)
                 if (matched and not decoyed.intersection(matched)
                         and not self._said_of_a_thing(words, starts, matched[0])):
-                    status = self._status(words, triggers, starts, matched,
-                                          two_part=flag in self._two_part)
-                    said = frozenset(matched)
-                    if status in LASTING_STATUSES:  # happening, maybe as a milder sign
-                        becomes = self._becomes.get(flag, {})  # a part is itself
-                        findings.append(Finding(becomes.get(status, flag), PRESENT, said))
-                    else:
-                        findings.append(Finding(flag, status, said))
+                    signs.append((flag, matched))
+        for flag, matched in signs:
+            # words that say something else: another sign, or a decoy ("breathing's fine")
+            elsewhere = decoyed.union(*(other for name, other in signs if name != flag))
+            status = self._status(words, triggers, starts, matched,
+                                  two_part=flag in self._two_part,
+                                  elsewhere=elsewhere - set(matched))
+            said = frozenset(matched)
+            if status in LASTING_STATUSES:  # happening, maybe as a milder sign
+                becomes = self._becomes.get(flag, {})  # a part is itself
+                findings.append(Finding(becomes.get(status, flag), PRESENT, said))
+            else:
+                findings.append(Finding(flag, status, said))
         return findings
 
     def decoyed(self, words: list[str]) -> set[int]:
@@ -258,11 +267,16 @@ class RedFlagSpotter:
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
 
     def _status(self, words: list[str], triggers: list[_Trigger], starts: list[int],
-                matched: list[int], two_part: bool = False) -> str:
+                matched: list[int], two_part: bool = False,
+                elsewhere: frozenset[int] | set[int] = frozenset()) -> str:
         """ConText: the nearest trigger before the sign, any after it in its clause, and any
         between its words ("my chest doesn't hurt", "dark urine mean after") or taking in its
         last word ("bleeding in my first pregnancy"), except, in a
-        `two_part` sign, a time or denial that is about its cause (`_then_now`)."""
+        `two_part` sign, a time or denial that is about its cause (`_then_now`). A denial
+        after it is about the nearest thing before it: not about this sign when words `elsewhere`
+        (another sign, a decoy) come between ("my calf is warm and swollen, breathing's
+        normal"); a denial that is part of another sign is that sign's own ("she's not making
+        sense, she hit her head")."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
         first = max(s for s in starts if s <= start)
@@ -273,6 +287,10 @@ class RedFlagSpotter:
         # So does one the sign's phrase ends inside ("bleeding in my first pregnancy").
         inside += [t for t in triggers if t.start in gaps and t.end >= end
                    and set(range(t.start, end - 1)) <= gaps]
+        # A denial after the sign's own negation agrees with it: "can't feel nothing down
+        # there" is "can't feel anything".
+        said_not = min((i for i in matched if self.negates(words[i])), default=len(words))
+        inside = [t for t in inside if t.status != "negated" or t.start < said_not]
         statuses = {t.status for t in inside
                     if t.status != PRESENT and (t.prefix != "q" or is_question)
                     and not self._dates_a_start(words, first, t)
@@ -281,7 +299,9 @@ class RedFlagSpotter:
         # its last words ("what are the signs" + "signs of a stroke"); a time after an onset
         # word dates a start ("since my fall last week my leg has gone numb").
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
-                  and start - t.end < window and not self._dates_a_start(words, first, t)]
+                  and start - t.end < window and not self._dates_a_start(words, first, t)
+                  and not (t.status == "negated"
+                           and elsewhere.intersection(range(t.start, t.end)))]
         # "how it comes and goes" words never hide a nearer question or denial before them
         # ("can a cramp sometimes be a heart attack").
         forward = max((t for t in before if t.status not in LASTING_STATUSES),
@@ -294,6 +314,9 @@ class RedFlagSpotter:
                     and trigger.start - end < window):
                 continue
             if self._dates_a_start(words, start, trigger):
+                continue
+            if (trigger.prefix == "b" and trigger.status == "negated"
+                    and elsewhere.intersection(range(end, trigger.end))):
                 continue
             asks = trigger.prefix == "q" and is_question and forward is None
             if trigger.prefix == "b" or asks:

@@ -258,7 +258,8 @@ def test_a_sure_question_that_says_a_sign_nearly_in_its_words_is_still_confirmed
 @pytest.mark.parametrize("text, sign", [
     ("my nephew's cartoon hero had a seizure in the last episode, anyway why do my toes curl "
      "up at night", "seizure"),
-    ("we watched a hospital drama last night where a man had a heart attack, anyway can "
+    # (a "hospital drama" is named by the rules as a story: its sign is only asked about)
+    ("we watched a medical show last night where a man had a heart attack, anyway can "
      "twitching be serious", "chest_pain"),
     ("in the video game the zombies keep having seizures, and my eyelid is twitching from "
      "playing so long", "seizure"),
