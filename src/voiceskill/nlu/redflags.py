@@ -276,7 +276,8 @@ class RedFlagSpotter:
         after it is about the nearest thing before it: not about this sign when words `elsewhere`
         (another sign, a decoy) come between ("my calf is warm and swollen, breathing's
         normal"); a denial that is part of another sign is that sign's own ("she's not making
-        sense, she hit her head")."""
+        sense, she hit her head"), and one before a sign said by its own negation is about
+        something else ("he's not moving and he won't answer")."""
         start, end = matched[0], matched[-1] + 1
         window = self._rules.window
         first = max(s for s in starts if s <= start)
@@ -301,7 +302,8 @@ class RedFlagSpotter:
         before = [t for t in triggers if t.prefix == "f" and first <= t.start < start
                   and start - t.end < window and not self._dates_a_start(words, first, t)
                   and not (t.status == "negated"
-                           and elsewhere.intersection(range(t.start, t.end)))]
+                           and (elsewhere.intersection(range(t.start, t.end))
+                                or self.negates(words[start])))]
         # "how it comes and goes" words never hide a nearer question or denial before them
         # ("can a cramp sometimes be a heart attack").
         forward = max((t for t in before if t.status not in LASTING_STATUSES),
