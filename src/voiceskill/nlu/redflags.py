@@ -188,7 +188,8 @@ class RedFlagSpotter:
         in_trigger = {i for t in triggers for i in range(t.start, t.end)}
         said_for = self._rules.said_for  # "me chest" is "my chest"
         forms = [_forms(word, stemmed=i not in in_trigger)
-                 | _forms(said_for.get(word, word), stemmed=i not in in_trigger)
+                 | (_forms(said_for[word], stemmed=i not in in_trigger) if word in said_for
+                    else frozenset())
                  for i, word in enumerate(words)]
         light = [word in self._rules.light_words for word in words]
         hedge = [word in self._rules.hedges for word in words]
