@@ -100,6 +100,14 @@ def test_slower_lowers_the_rate_for_the_rest_of_the_conversation(skill):
     assert replies[1].answer.endswith(replies[0].answer)
 
 
+@pytest.mark.parametrize("command", ["slow down", "slower please"])
+def test_a_command_in_its_own_words_is_obeyed_not_asked_about(skill, command):
+    """"slow down" once read by meaning as maybe trouble swallowing: "Did you say ...?"."""
+    first, slower = talk(skill, "how do I stop a cramp", command)
+    assert slower.intent == "slower" and slower.rate_scale < 1.0
+    assert slower.answer.endswith(first.answer)
+
+
 def test_back_returns_to_the_previous_node(skill):
     replies = talk(skill, "what causes cramps", "yes", "go back")
     assert replies[1].node == "spasm_relief"

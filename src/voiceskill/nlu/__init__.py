@@ -169,7 +169,8 @@ class IntentMatcher:
             if len(alarms) == 1 and self._similar.said_happening(meaning) < SAID_FLOOR:
                 present = tuple(name for name in present if name not in alarms)
                 possible = self._doubted(alarms, words, guess, confidence)
-            else:
+            elif " ".join(words) not in self._command_samples.get(guess, ()):
+                # A command said in its own words ("slow down") is not searched for signs.
                 possible = self._possible_signs(said, meaning, findings, guess, confidence)
             possible = tuple(dict.fromkeys(in_passing + possible))
         clear = asr_confidence is None or asr_confidence >= MIN_ASR_CONFIDENCE
