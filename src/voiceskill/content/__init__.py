@@ -253,6 +253,7 @@ def _context(doc: Document) -> ContextRules:
         asides=_words(rules.get("asides", [])),
         said_for={said: word for word, ways in rules.get("said_for", {}).items()
                   for said in _words(ways)},
+        left_out=frozenset(_words(rules.get("left_out", []))),
     )
 
 

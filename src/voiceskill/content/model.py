@@ -82,6 +82,8 @@ class ContextRules:
     asides: tuple[str, ...] = ()  # "anyway": what was said before it is by the way
     # a word as some say it, for the word a phrase has: {"me": "my"} ("a cramp in me chest")
     said_for: Mapping[str, str] = field(default_factory=dict)
+    # words some leave out of a phrase: "pain in middle of chest" is "in the middle of my chest"
+    left_out: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
             "hedges": _WORDS, "naming": _WORDS, "topic_before": _WORDS, "topic_after": _WORDS,
             "things": _WORDS, "thing_links": _WORDS, "onset": _WORDS, "asides": _WORDS,
             "said_for": {"type": "object", "additionalProperties": _WORDS},
+            "left_out": _WORDS,
         },
     ),
     "flags": _named(_record(["goto", "confirm", "phrases"], {

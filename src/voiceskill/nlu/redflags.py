@@ -76,7 +76,8 @@ class RedFlagSpotter:
         # of all the tens of thousands of phrases would cost it a third of its start-up.
         # Under each stem, the phrases of one flag and gap share one list: a tuple for each
         # of the ~90,000 phrases would hold more memory than the phrases themselves.
-        self._phrases_by_first_stem: dict[str, dict[tuple[str, int], list[str]]] = {}
+        # The key's last part says whether the phrase's `left_out` words are left out.
+        self._phrases_by_first_stem: dict[str, dict[tuple[str, int, bool], list[str]]] = {}
         # A part of a flag's `together` is spotted like a flag of its own, under its key.
         self._parts = {flag.name: tuple(together_key(flag.name, part)
                                         for part in range(len(flag.together)))
@@ -88,10 +89,9 @@ class RedFlagSpotter:
                       in zip(self._parts.get(flag.name, ()), flag.together, strict=True)]
             for name, phrases, gap in lists:
                 for phrase in phrases:
-                    first = _first_token(phrase)
-                    if first:
-                        self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
-                            (name, gap), []).append(phrase)
+                    self._file(phrase, _first_token(phrase), (name, gap, False))
+                    if shorter := _left_out_of(phrase, rules.left_out):
+                        self._file(phrase, _first_token(shorter), (name, gap, True))
         self._patterns: dict[str, dict[str | None, tuple[Numbered, ...]]] = {}
         forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                    for t in triggers]
@@ -120,6 +120,11 @@ class RedFlagSpotter:
         self._topic_after = _Sequences(rules.topic_after)
         self._terminators = _Sequences(rules.terminators)
         self._asides = _Sequences(rules.asides)
+
+    def _file(self, phrase: str, first: str, key: tuple[str, int, bool]) -> None:
+        if first:
+            self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
+                key, []).append(phrase)
 
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
@@ -251,10 +256,14 @@ class RedFlagSpotter:
         made = self._patterns.get(first_stem)
         if made is None:
             numbered: dict[Pattern, tuple[int, str | None]] = {}  # number, second word's stem
-            for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items():
+            for (flag, gap, leave_out), phrases in self._phrases_by_first_stem.get(
+                    first_stem, {}).items():
                 for words in map(tokens, phrases):
+                    close = [self.negates(word) for word in words[:-1]]
+                    if leave_out:
+                        words, close = self._leaving_out(words, close)
                     pattern = (tuple(_forms(word, stemmed=True) for word in words), flag,
-                               tuple(0 if self.negates(word) else gap for word in words[:-1]))
+                               tuple(0 if shut else gap for shut in close))
                     second = stem(words[1]) if len(words) > 1 else None
                     numbered.setdefault(pattern, (len(numbered), second))
             groups: dict[str | None, list[Numbered]] = {}
@@ -264,7 +273,23 @@ class RedFlagSpotter:
             self._patterns[first_stem] = made
         return made
 
+    def _leaving_out(self, words: list[str], close: list[bool]) -> tuple[list[str], list[bool]]:
+        """The phrase without the `left_out` words inside it (`_left_out_of`), and which of
+        its words must be followed at once by the next: those after a negation, and those
+        a left-out word stood behind; else, shorter, it would match words said apart
+        ("losing my train of thought and feel foggy on ..." is no "losing feeling on")."""
+        kept, kept_close = [], []
+        for at, (word, shut) in enumerate(zip(words, [*close, False], strict=True)):
+            if word in self._rules.left_out and 0 < at < len(words) - 1:
+                kept_close[-1] = True
+                continue
+            kept.append(word)
+            kept_close.append(shut)
+        return kept, kept_close[:-1]
+
     def negates(self, word: str) -> bool:
+        """Whether the word is a negation, as said or in a word it is said for ("cyah")."""
+        word = self._rules.said_for.get(word, word)
         return word in self._negation_words or word.endswith("n't") or word == "cannot"
 
     def _status(self, words: list[str], triggers: list[_Trigger], starts: list[int],
@@ -385,19 +410,30 @@ class RedFlagSpotter:
             for trigger in triggers)
 
     def _triggers(self, words: list[str]) -> list[_Trigger]:
-        """Every trigger in the sentence; pseudo-triggers ("not sure") hide their words."""
+        """Every trigger in the sentence; pseudo-triggers ("not sure") hide their words,
+        unless a longer trigger starts with them ("a while" is no terminator, "a while back"
+        is the past)."""
         triggers = []
         index = 0
         while index < len(words):
             pseudo = self._pseudo.longest_at(words, index)
-            if pseudo:
-                index += pseudo
-                continue
-            for prefix, status, trigger in self._triggers_by_first.get(words[index], ()):
-                if tuple(words[index : index + len(trigger)]) == trigger:
-                    triggers.append(_Trigger(prefix, status, index, index + len(trigger)))
-            index += 1
+            longer = [_Trigger(prefix, status, index, index + len(trigger))
+                      for prefix, status, trigger in self._triggers_by_first.get(words[index], ())
+                      if len(trigger) > pseudo
+                      and tuple(words[index : index + len(trigger)]) == trigger]
+            triggers.extend(longer)
+            index += pseudo if pseudo and not longer else 1
         return triggers
+
+
+def _left_out_of(phrase: str, left_out: frozenset[str]) -> str | None:
+    """The phrase without the `left_out` words inside it, if it has some. One it starts or
+    ends with stays: "can't wake my" without it would be "can't wake" ("I can't wake up
+    early")."""
+    said = phrase.split()
+    kept = [word for at, word in enumerate(said)
+            if word not in left_out or at in (0, len(said) - 1)]
+    return " ".join(kept) if len(kept) < len(said) else None
 
 
 def _first_token(phrase: str) -> str:

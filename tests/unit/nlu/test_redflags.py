@@ -422,3 +422,34 @@ def test_a_dropped_g_written_as_such_is_put_back(spotter, text, flag):
     short one ("'cousin'", "win'") keeps its spelling."""
     assert flag in escalated(spotter, text)
     assert normalize("my 'cousin' will win' it") == "my cousin will win it"
+
+
+def test_a_pseudo_trigger_hides_no_longer_trigger_it_begins(spotter):
+    """"a while" ends no clause ("for a while"), but "a while back" is the past."""
+    findings = spotter.spot("my uncle had a mini stroke a while back")
+    assert [(f.flag, f.status) for f in findings] == [("stroke", "historical")]
+
+
+@pytest.mark.parametrize("text, flag", [
+    ("crushing pain in middle of chest", "chest_pain"),
+    ("can't get breath", "breathing"),
+])
+def test_a_phrase_counts_without_the_articles_some_leave_out(spotter, text, flag):
+    assert flag in escalated(spotter, text)
+
+
+def test_a_phrase_without_its_articles_must_be_said_word_after_word(spotter):
+    """Shorter, it would match words said apart: no "losing feeling" here."""
+    assert "numbness" not in escalated(
+        spotter, "I keep losing my train of thought and feel foggy on top of it")
+
+
+def test_a_word_said_for_a_negation_negates(spotter):
+    """"cyah" is "can't": "ah cyah feel nothing" agrees, it denies nothing."""
+    assert "cauda_equina" in escalated(
+        spotter, "my back is bad and ah cyah feel nothing down there and ah cyah pass water")
+
+
+def test_an_article_a_phrase_ends_with_is_never_left_out(spotter):
+    """"took all the" says what follows is a thing taken; "took all" would not."""
+    assert "overdose" not in escalated(spotter, "stretching it out took all day")
