@@ -76,8 +76,7 @@ class RedFlagSpotter:
         # of all the tens of thousands of phrases would cost it a third of its start-up.
         # Under each stem, the phrases of one flag and gap share one list: a tuple for each
         # of the ~90,000 phrases would hold more memory than the phrases themselves.
-        # The key's last part says whether the phrase's `left_out` words are left out.
-        self._phrases_by_first_stem: dict[str, dict[tuple[str, int, bool], list[str]]] = {}
+        self._phrases_by_first_stem: dict[str, dict[tuple[str, int], list[str]]] = {}
         # A part of a flag's `together` is spotted like a flag of its own, under its key.
         self._parts = {flag.name: tuple(together_key(flag.name, part)
                                         for part in range(len(flag.together)))
@@ -89,9 +88,10 @@ class RedFlagSpotter:
                       in zip(self._parts.get(flag.name, ()), flag.together, strict=True)]
             for name, phrases, gap in lists:
                 for phrase in phrases:
-                    self._file(phrase, _first_token(phrase), (name, gap, False))
-                    if shorter := _left_out_of(phrase, rules.left_out):
-                        self._file(phrase, _first_token(shorter), (name, gap, True))
+                    first = _first_token(phrase)
+                    if first:
+                        self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
+                            (name, gap), []).append(phrase)
         self._patterns: dict[str, dict[str | None, tuple[Numbered, ...]]] = {}
         forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                    for t in triggers]
@@ -120,11 +120,6 @@ class RedFlagSpotter:
         self._topic_after = _Sequences(rules.topic_after)
         self._terminators = _Sequences(rules.terminators)
         self._asides = _Sequences(rules.asides)
-
-    def _file(self, phrase: str, first: str, key: tuple[str, int, bool]) -> None:
-        if first:
-            self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
-                key, []).append(phrase)
 
     def spot(self, text: str) -> tuple[Finding, ...]:
         """Every red flag mentioned, each once, with the most reassuring status only when
@@ -252,20 +247,20 @@ class RedFlagSpotter:
         whose second word it holds. Each is numbered in the content's order, which decides
         which of two mentions of a sign counts. Made once. A negation in a phrase binds to the
         next word ("not breathing", but not "not having trouble breathing"); inflections of
-        one phrase make one pattern."""
+        one phrase make one pattern. A phrase with `left_out` words inside it is also matched
+        without them (`_leaving_out`)."""
         made = self._patterns.get(first_stem)
         if made is None:
             numbered: dict[Pattern, tuple[int, str | None]] = {}  # number, second word's stem
-            for (flag, gap, leave_out), phrases in self._phrases_by_first_stem.get(
-                    first_stem, {}).items():
-                for words in map(tokens, phrases):
-                    close = [self.negates(word) for word in words[:-1]]
-                    if leave_out:
-                        words, close = self._leaving_out(words, close)
-                    pattern = (tuple(_forms(word, stemmed=True) for word in words), flag,
-                               tuple(0 if shut else gap for shut in close))
-                    second = stem(words[1]) if len(words) > 1 else None
-                    numbered.setdefault(pattern, (len(numbered), second))
+            for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items():
+                for said in map(tokens, phrases):
+                    close = [self.negates(word) for word in said[:-1]]
+                    shorter = self._leaving_out(said, close)
+                    for words, shut in ((said, close), *([shorter] if shorter else [])):
+                        pattern = (tuple(_forms(word, stemmed=True) for word in words), flag,
+                                   tuple(0 if tight else gap for tight in shut))
+                        second = stem(words[1]) if len(words) > 1 else None
+                        numbered.setdefault(pattern, (len(numbered), second))
             groups: dict[str | None, list[Numbered]] = {}
             for pattern, (number, second) in numbered.items():
                 groups.setdefault(second, []).append((number, pattern))
@@ -273,11 +268,14 @@ class RedFlagSpotter:
             self._patterns[first_stem] = made
         return made
 
-    def _leaving_out(self, words: list[str], close: list[bool]) -> tuple[list[str], list[bool]]:
-        """The phrase without the `left_out` words inside it (`_left_out_of`), and which of
-        its words must be followed at once by the next: those after a negation, and those
-        a left-out word stood behind; else, shorter, it would match words said apart
-        ("losing my train of thought and feel foggy on ..." is no "losing feeling on")."""
+    def _leaving_out(self, words: list[str],
+                     close: list[bool]) -> tuple[list[str], list[bool]] | None:
+        """The phrase without the `left_out` words inside it ("pain in middle of chest"), or
+        None if it has none, and which of its words must be followed at once by the next:
+        those after a negation, and those a left-out word stood behind; else, shorter, it
+        would match words said apart ("losing my train of thought and feel foggy on ..." is
+        no "losing feeling on"). One it starts or ends with stays: "can't wake my" without
+        it would be "can't wake" ("I can't wake up early")."""
         kept, kept_close = [], []
         for at, (word, shut) in enumerate(zip(words, [*close, False], strict=True)):
             if word in self._rules.left_out and 0 < at < len(words) - 1:
@@ -285,7 +283,7 @@ class RedFlagSpotter:
                 continue
             kept.append(word)
             kept_close.append(shut)
-        return kept, kept_close[:-1]
+        return (kept, kept_close[:-1]) if len(kept) < len(words) else None
 
     def negates(self, word: str) -> bool:
         """Whether the word is a negation, as said or in a word it is said for ("cyah")."""
@@ -424,16 +422,6 @@ class RedFlagSpotter:
             triggers.extend(longer)
             index += pseudo if pseudo and not longer else 1
         return triggers
-
-
-def _left_out_of(phrase: str, left_out: frozenset[str]) -> str | None:
-    """The phrase without the `left_out` words inside it, if it has some. One it starts or
-    ends with stays: "can't wake my" without it would be "can't wake" ("I can't wake up
-    early")."""
-    said = phrase.split()
-    kept = [word for at, word in enumerate(said)
-            if word not in left_out or at in (0, len(said) - 1)]
-    return " ".join(kept) if len(kept) < len(said) else None
 
 
 def _first_token(phrase: str) -> str:
