@@ -211,7 +211,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     for label, flag in enumerate(content.red_flags):
         # A flag that does not escalate (how long it lasted) is nothing to confirm.
         sign = label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
-        labelled += [(text, sign, None) for text in _thinned(flag.phrases, PHRASES_PER_FLAG)]
+        labelled += [(text, sign, None) for text in thinned(flag.phrases, PHRASES_PER_FLAG)]
         labelled += [(text, sign, True) for text in [*flag.examples.get("present", ()),
                                                       *flag.references.get("present", ())]]
         unsaid = [*(t for kind in ("negated", "question", "past")
@@ -221,7 +221,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
         labelled += [(text, NOT_A_SIGN, None)
                      for text in filter(None, map(_without_negation, flag.phrases))]
     samples, examples = _ordinary_sentences(content, spotter)
-    ordinary = _thinned(samples, ORDINARY_SENTENCES)
+    ordinary = thinned(samples, ORDINARY_SENTENCES)
     labelled += [(text, NOT_A_SIGN, None) for text in ordinary]
     labelled += [(text, NOT_A_SIGN, False) for text in examples]
     ordinary_words = _common_stems(ordinary) | _trigger_stems(content)
@@ -233,7 +233,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
                            for i, flag in enumerate(content.red_flags))
     labelled.sort(key=lambda item: item[1])  # stable: each label's sentences in one block
     vectors = encoder.encode([text for text, _, _ in labelled])
-    answered = _as_answers(content, [(text, said) for text, _, said in labelled
+    answered = as_answers(content, [(text, said) for text, _, said in labelled
                                      if said is not None])
     learned = [said for _, _, said in labelled] + [said for _, said in answered]
     coef, intercept = _train_said(
@@ -242,7 +242,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
                      distinctive, after_negation, coef, intercept)
 
 
-def _as_answers(content: Content, sentences: list[tuple[str, bool]]
+def as_answers(content: Content, sentences: list[tuple[str, bool]]
                ) -> list[tuple[str, bool]]:
     """Some of `sentences` said after a yes or a no ("yes and my chest hurts", "no but ..."):
     a sign is told in answer to a triage question as often as on its own, and the assertion
@@ -285,7 +285,7 @@ def _ordinary_sentences(content: Content, spotter: RedFlagSpotter
     def unsaid(sentences: list[str]) -> list[str]:
         return [s for s in sentences if not any(f.status == PRESENT for f in spotter.spot(s))]
 
-    return unsaid(_thinned(samples, 3 * ORDINARY_SENTENCES)), unsaid(examples)
+    return unsaid(thinned(samples, 3 * ORDINARY_SENTENCES)), unsaid(examples)
 
 
 def _common_stems(sentences: list[str]) -> frozenset[str]:
@@ -335,7 +335,7 @@ def _without_negation(phrase: str) -> str:
     return " ".join(opened) if opened != words else ""
 
 
-def _thinned(items, most: int) -> list:
+def thinned(items, most: int) -> list:
     """At most `most` of `items`: those whose text draws lowest (`_draw`). Expansions come in
     combinatorial order, so every n-th would keep some words and never others."""
     items = list(items)

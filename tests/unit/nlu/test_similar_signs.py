@@ -10,7 +10,7 @@ from helpers import TESTS
 from voiceskill.content import load_content
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
-from voiceskill.nlu.similar_signs import _as_answers, _thinned
+from voiceskill.nlu.similar_signs import as_answers, thinned
 
 SIGNS = TESTS / "content" / "signs"
 
@@ -98,8 +98,8 @@ def test_one_sentence_more_changes_at_most_one_sentence_drawn():
     """The assertion model is retrained on every content change: a new draw each time would
     move what it says of sentences nothing changed."""
     sentences = [f"my calf cramps when I do thing number {n}" for n in range(400)]
-    before = set(_thinned(sentences, 100))
-    after = set(_thinned([*sentences, "one sentence more"], 100))
+    before = set(thinned(sentences, 100))
+    after = set(thinned([*sentences, "one sentence more"], 100))
     assert len(before - after) <= 1 and len(after - before) <= 1
 
 
@@ -107,5 +107,5 @@ def test_a_sentence_is_said_after_the_same_answer_whatever_else_is_learned():
     content = load_content(SIGNS)
     assert content.answers  # else nothing is said after an answer, and this proves nothing
     sentences = [(f"my leg jumps at {n} o'clock", True) for n in range(50)]
-    before = set(_as_answers(content, sentences))
-    assert before <= set(_as_answers(content, [("one sentence more", False), *sentences]))
+    before = set(as_answers(content, sentences))
+    assert before <= set(as_answers(content, [("one sentence more", False), *sentences]))
