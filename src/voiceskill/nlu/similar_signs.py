@@ -234,7 +234,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     labelled.sort(key=lambda item: item[1])  # stable: each label's sentences in one block
     vectors = encoder.encode([text for text, _, _ in labelled])
     answered = as_answers(content, [(text, said) for text, _, said in labelled
-                                     if said is not None])
+                                    if said is not None])
     learned = [said for _, _, said in labelled] + [said for _, said in answered]
     coef, intercept = _train_said(
         np.vstack([vectors, encoder.encode([text for text, _ in answered])]), learned)
@@ -243,7 +243,7 @@ def build_index(content: Content, spotter: RedFlagSpotter,
 
 
 def as_answers(content: Content, sentences: list[tuple[str, bool]]
-               ) -> list[tuple[str, bool]]:
+              ) -> list[tuple[str, bool]]:
     """Some of `sentences` said after a yes or a no ("yes and my chest hurts", "no but ..."):
     a sign is told in answer to a triage question as often as on its own, and the assertion
     model must not learn that an answer word makes a sentence an answer, not a sign."""
