@@ -21,6 +21,7 @@ import soundfile as sf
 from conftest import CACHE_GROUPS
 from helpers import MINIMAL, ROOT
 from voiceskill import asr
+from voiceskill import content as content_module
 from voiceskill.audio import AudioError, read_wav_chunks
 from voiceskill.cache import MAX_KEPT, cache_dir, keep_recent
 from voiceskill.cli import main
@@ -380,6 +381,27 @@ def test_a_doctored_content_cache_is_rebuilt_not_blamed_on_the_yaml(tmp_path, mo
     assert (again.intents, again.swapped, again.red_flags, again.examples) == (
         first.intents, first.swapped, first.red_flags, first.examples)
 
+
+
+def test_content_is_validated_again_only_when_its_bytes_or_schemas_change(tmp_path, monkeypatch):
+    """Its cache is written only for content that passed every check, and validating costs a
+    sixth of a `voiceskill ask`: content with a cache is not validated again; an edit is."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "content"
+    shutil.copytree(MINIMAL, folder)
+    first = load_content(folder)
+    validated = []
+    monkeypatch.setattr(content_module, "schema_problems",
+                        lambda doc, schema: validated.append(doc.file.name) or [])
+    assert load_content(folder).red_flags == first.red_flags
+    assert validated == []
+    with (folder / "lexicon.yaml").open("a") as file:
+        file.write("# an edit\n")
+    load_content(folder)
+    assert "lexicon.yaml" in validated
+    before = content_module.fingerprint(folder)
+    monkeypatch.setitem(content_module.LEXICON_SCHEMA, "description", "a new rule")
+    assert content_module.fingerprint(folder) != before
 
 # --- 6 and 7. WAVs from pipes, FIFOs, NaN ---------------------------------------------------
 

@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-from voiceskill import __version__
 from voiceskill.config import DEFAULT_FRONTEND, ENGINES, FRONTENDS, load_config, rate_problem
 from voiceskill.content import Content, load_content
 from voiceskill.content.yamlsafe import ContentError
@@ -81,12 +80,24 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                         help=f"speech enhancement before recognition (default {DEFAULT_FRONTEND})")
 
 
+class _ShowVersion(argparse.Action):
+    """--version, looked up only when asked for (see voiceskill.__getattr__)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import voiceskill
+
+        parser.exit(message=f"{parser.prog} {voiceskill.__version__}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voiceskill",
         description="Offline answers about muscle twitches, spasms and when to see a doctor.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_ShowVersion)
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("--debug", action="store_true", help="log every step on stderr")
     verbosity.add_argument("--quiet", action="store_true", help="log errors only")

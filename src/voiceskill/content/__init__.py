@@ -309,9 +309,14 @@ def _intent_kinds(doc: Document) -> tuple[dict[str, str], dict[str, str], list[P
     return actions, answers, problems
 
 
+_SCHEMAS = (INTENTS_SCHEMA, DIALOGUE_SCHEMA, LEXICON_SCHEMA, RED_FLAGS_SCHEMA, EXAMPLES_SCHEMA)
+
+
 def fingerprint(folder: Path) -> str:
-    """A hash of the content files: caches built from the content are keyed by it."""
+    """A hash of the content files and of the schemas they were validated against: caches
+    built from the content are keyed by it."""
     digest = hashlib.sha256(CACHE_FORMAT.encode())
+    digest.update(json.dumps(_SCHEMAS, sort_keys=True).encode())
     for name in (*CONTENT_FILES, *OPTIONAL_FILES):
         path = Path(folder) / name
         digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
@@ -340,17 +345,30 @@ class _Expansions(NamedTuple):
     problems: list[Problem]
 
 
-def _expansions(content_fingerprint: str, folder: Path, docs: Mapping[str, Document],
-                lexicon: Lexicon) -> _Expansions:
+def _cached_expansions(content_fingerprint: str,
+                       docs: Mapping[str, Document]) -> _Expansions | None:
+    """The expansion cached for exactly this content, or None. It is written only for content
+    that passed every check, so content that has one is not validated again: validating
+    takes a sixth of a `voiceskill ask`."""
+    path = cache_dir() / f"content-{content_fingerprint}.json"
+    cached = read_json(path)
+    try:
+        whole = bool(cached) and _whole_expansions(cached, docs)
+    except (KeyError, TypeError, AttributeError):  # YAML of another shape: validate it
+        whole = False
+    if not whole:
+        return None
+    keep_recent(path, "content")
+    return _Expansions(**{key: cached[key] for key in _CACHED}, problems=[])
+
+
+def _expand(content_fingerprint: str, folder: Path, docs: Mapping[str, Document],
+            lexicon: Lexicon) -> _Expansions:
     """Expanded sample sentences, their lexicon swaps, the red-flag phrases and the examples
     (normalised, checked against the sentences); cached by the content's fingerprint, since
     expanding takes longer than answering a question. examples.yaml, the largest file, is
     read and validated only to build the cache: its bytes are in the fingerprint."""
     path = cache_dir() / f"content-{content_fingerprint}.json"
-    cached = read_json(path)
-    if cached and _whole_expansions(cached, docs):
-        keep_recent(path, "content")
-        return _Expansions(**{key: cached[key] for key in _CACHED}, problems=[])
     examples_doc = read_yaml(folder / EXAMPLES_FILE) if (folder / EXAMPLES_FILE).exists() else None
     if examples_doc and (problems := schema_problems(examples_doc, EXAMPLES_SCHEMA)):
         raise ContentError(problems)
@@ -405,17 +423,19 @@ def load_content(folder: Path | None = None, *, strict: bool = True) -> Content:
     docs = {name: read_yaml(folder / name) for name in CONTENT_FILES}
     intents_doc, dialogue_doc = docs[INTENTS_FILE], docs[DIALOGUE_FILE]
     lexicon_doc, flags_doc = docs[LEXICON_FILE], docs[RED_FLAGS_FILE]
-    problems = schema_problems(intents_doc, INTENTS_SCHEMA)
-    problems += schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
-    problems += schema_problems(lexicon_doc, LEXICON_SCHEMA)
-    problems += schema_problems(flags_doc, RED_FLAGS_SCHEMA)
-    if problems:
-        raise ContentError(problems)
+    content_fingerprint = fingerprint(folder)
+    cached = _cached_expansions(content_fingerprint, docs)
+    if cached is None:
+        problems = schema_problems(intents_doc, INTENTS_SCHEMA)
+        problems += schema_problems(dialogue_doc, DIALOGUE_SCHEMA)
+        problems += schema_problems(lexicon_doc, LEXICON_SCHEMA)
+        problems += schema_problems(flags_doc, RED_FLAGS_SCHEMA)
+        if problems:
+            raise ContentError(problems)
     lexicon = _lexicon(lexicon_doc)
     if body_problems := _body_problems(lexicon_doc, lexicon):
         raise ContentError(body_problems)
-    content_fingerprint = fingerprint(folder)
-    intents, swapped, phrases, examples, references, problems = _expansions(
+    intents, swapped, phrases, examples, references, problems = cached or _expand(
         content_fingerprint, folder, docs, lexicon)
     actions, answers, kind_problems = _intent_kinds(intents_doc)
     needs, need_problems = _intent_needs(intents_doc, lexicon)

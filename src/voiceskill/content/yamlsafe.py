@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from voiceskill.bounded import FileTooLargeError, NotRegularFileError, read_regular
 
@@ -201,6 +200,10 @@ def _shorten(text: str, limit: int = 40) -> str:
 
 
 def schema_problems(doc: Document, schema: dict) -> list[Problem]:
+    # Imported here: content already validated is loaded from its cache without it, and
+    # importing jsonschema costs a tenth of a `voiceskill ask`.
+    from jsonschema import Draft202012Validator
+
     problems = []
     validator = Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(e.absolute_path)):
