@@ -40,7 +40,7 @@ class RedFlag:
     name: str
     goto: str
     confirm: str
-    phrases: tuple[str, ...]
+    phrases: tuple[str, ...]  # expanded and normalized (text.normalize)
     examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     templates: tuple[str, ...] = ()  # the phrases as written, before expansion
     max_gap: int | None = None  # words allowed between two of a phrase's; None: the default

@@ -20,7 +20,7 @@ import snowballstemmer
 from voiceskill.content.expand import together_key
 from voiceskill.content.model import ContextRules, RedFlag
 from voiceskill.content.schema import LASTING_STATUSES
-from voiceskill.text import tokens
+from voiceskill.text import opened, tokens
 
 PRESENT = "present"
 _STEMMER = snowballstemmer.stemmer("english")
@@ -253,7 +253,7 @@ class RedFlagSpotter:
         if made is None:
             numbered: dict[Pattern, tuple[int, str | None]] = {}  # number, second word's stem
             for (flag, gap), phrases in self._phrases_by_first_stem.get(first_stem, {}).items():
-                for said in map(tokens, phrases):
+                for said in map(opened, phrases):  # phrases come normalized
                     close = [self.negates(word) for word in said[:-1]]
                     shorter = self._leaving_out(said, close)
                     for words, shut in ((said, close), *([shorter] if shorter else [])):

@@ -43,6 +43,13 @@ def test_every_flag_has_present_examples(content):
     assert all(flag.examples.get("present") for flag in content.red_flags)
 
 
+
+def test_every_phrase_comes_normalized_as_the_spotter_takes_it(content):
+    """The spotter splits phrases with text.opened, which does not normalize them again."""
+    phrases = [phrase for flag in content.red_flags
+               for phrase in (*flag.phrases, *(p for part in flag.together for p in part))]
+    assert [phrase for phrase in phrases if normalize(phrase) != phrase] == []
+
 def test_present_examples_escalate_their_flag(content, spotter):
     missed = [(name, text) for name, text in examples(content, "present")
               if name not in escalated(spotter, text)]
