@@ -272,8 +272,8 @@ def test_a_sign_the_rules_find_in_a_story_is_asked_about_not_escalated(matcher, 
 
 
 @pytest.mark.parametrize("text, signs", [
-    ("My client is on a new antipsychotic and he's gone rigid as a plank, got a high fever "
-     "and he's confused", {"drug_reaction", "confusion"}),
+    ("The client on the new antipsychotic: rigid as a plank, high fever, confused",
+     {"drug_reaction", "confusion"}),
     ("a runner collapsed in the heat, cramping, confused, burning to the touch",
      {"unresponsive", "heatstroke"}),
 ])
