@@ -89,7 +89,8 @@ class _ShowVersion(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         import voiceskill
 
-        parser.exit(message=f"{parser.prog} {voiceskill.__version__}\n")
+        print(f"{parser.prog} {voiceskill.__version__}")  # on stdout, as argparse's own
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
