@@ -345,12 +345,17 @@ class _Expansions(NamedTuple):
     problems: list[Problem]
 
 
+def _cache_path(content_fingerprint: str) -> Path:
+    """Where the expansion of exactly this content is cached."""
+    return cache_dir() / f"content-{content_fingerprint}.json"
+
+
 def _cached_expansions(content_fingerprint: str,
                        docs: Mapping[str, Document]) -> _Expansions | None:
     """The expansion cached for exactly this content, or None. It is written only for content
     that passed every check, so content that has one is not validated again: validating
     takes a sixth of a `voiceskill ask`."""
-    path = cache_dir() / f"content-{content_fingerprint}.json"
+    path = _cache_path(content_fingerprint)
     cached = read_json(path)
     try:
         whole = bool(cached) and _whole_expansions(cached, docs)
@@ -368,7 +373,7 @@ def _expand(content_fingerprint: str, folder: Path, docs: Mapping[str, Document]
     (normalised, checked against the sentences); cached by the content's fingerprint, since
     expanding takes longer than answering a question. examples.yaml, the largest file, is
     read and validated only to build the cache: its bytes are in the fingerprint."""
-    path = cache_dir() / f"content-{content_fingerprint}.json"
+    path = _cache_path(content_fingerprint)
     examples_doc = read_yaml(folder / EXAMPLES_FILE) if (folder / EXAMPLES_FILE).exists() else None
     if examples_doc and (problems := schema_problems(examples_doc, EXAMPLES_SCHEMA)):
         raise ContentError(problems)
