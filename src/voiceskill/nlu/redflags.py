@@ -87,11 +87,17 @@ class RedFlagSpotter:
             lists += [(key, part, rules.max_gap) for key, part
                       in zip(self._parts.get(flag.name, ()), flag.together, strict=True)]
             for name, phrases, gap in lists:
+                # Phrases come normalized and start with a few hundred words: each first word
+                # is tokenized and stemmed once, not each of the ~100,000 phrases.
+                lists_by_first_word: dict[str, list[str] | None] = {}
                 for phrase in phrases:
-                    first = _first_token(phrase)
-                    if first:
-                        self._phrases_by_first_stem.setdefault(stem(first), {}).setdefault(
-                            (name, gap), []).append(phrase)
+                    word = phrase.partition(" ")[0]
+                    if word not in lists_by_first_word:
+                        first = opened(word)[:1]
+                        lists_by_first_word[word] = self._phrases_by_first_stem.setdefault(
+                            stem(first[0]), {}).setdefault((name, gap), []) if first else None
+                    if (same_start := lists_by_first_word[word]) is not None:
+                        same_start.append(phrase)
         self._patterns: dict[str, dict[str | None, tuple[Numbered, ...]]] = {}
         forward = [(status, tuple(tokens(t))) for status, triggers in rules.forward.items()
                    for t in triggers]
@@ -422,22 +428,6 @@ class RedFlagSpotter:
             triggers.extend(longer)
             index += pseudo if pseudo and not longer else 1
         return triggers
-
-
-def _first_token(phrase: str) -> str:
-    """The phrase's first word as `tokens` gives it, without tokenising the whole phrase."""
-    for word in phrase.split():
-        if first := _first_of_word(word):
-            return first
-    return ""
-
-
-@functools.cache
-def _first_of_word(word: str) -> str:
-    """One written word's first token; remembered, as the ~90,000 phrases start with a few
-    hundred words and normalising each phrase's anew was most of `ask`'s start-up."""
-    first = tokens(word)
-    return first[0] if first else ""
 
 
 @functools.cache
