@@ -20,6 +20,7 @@ from voiceskill.content import Content, load_content
 from voiceskill.content.yamlsafe import ContentError
 from voiceskill.errors import UserError
 from voiceskill.nlu import IntentMatcher
+from voiceskill.nlu.embedding import load_in_background
 from voiceskill.outputs import reason, write_whole
 from voiceskill.pipeline import DEFAULT_RATE, Skill
 from voiceskill.present import Status, TurnLog, open_status_stream, report
@@ -395,6 +396,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_say(args)
     if args.command == "devices":
         return _cmd_devices()
+    load_in_background()  # every command below understands what it hears or reads
     try:
         content = load_content(args.content)
     except ContentError as exc:

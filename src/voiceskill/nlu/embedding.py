@@ -9,9 +9,12 @@ checks that.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
+import mmap
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -60,15 +63,19 @@ def model_folder() -> Path:
 
 
 def _verify(path: Path) -> Path:
-    """path, once its SHA-256 matches the pinned one."""
-    digest = hashlib.sha256()
+    """path, once its SHA-256 matches the pinned one. The file is hashed mapped, in one call,
+    which releases the GIL throughout: hashing it read in pieces, the thread that loads the
+    encoder in the background waited for the GIL after each one."""
     try:
         with path.open("rb") as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
+            if os.fstat(file.fileno()).st_size == 0:  # an empty file cannot be mapped
+                found = hashlib.sha256(b"").hexdigest()
+            else:
+                with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    found = hashlib.sha256(data).hexdigest()
     except FileNotFoundError:
         raise ModelUnavailableError(f"{path} is missing; run scripts/setup") from None
-    found, expected = digest.hexdigest(), MODEL_SHA256[path.name]
+    expected = MODEL_SHA256[path.name]
     if found != expected:
         raise ModelUnavailableError(
             f"{path} has SHA-256 {found}, not the pinned {expected}; reinstall it with "
@@ -271,3 +278,19 @@ def shared_encoder() -> SentenceEncoder:
         if _shared is None:
             _shared = SentenceEncoder()
         return _shared
+
+
+def load_in_background() -> threading.Thread:
+    """Start loading the process's one encoder on a thread of its own, for a process about to
+    need it. Loading is mostly checking and reading 90 MB, which release the GIL, so it runs on
+    the second core beside what the process does meanwhile (reading the content).
+    shared_encoder() waits for it; a load that failed is tried again there, and its error
+    raised there, once."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # raised again by the caller's shared_encoder()
+            shared_encoder()
+
+    thread = threading.Thread(target=load, name="load-encoder", daemon=True)
+    thread.start()
+    return thread

@@ -68,6 +68,15 @@ def test_the_shared_encoder_is_loaded_once():
     assert shared_encoder() is shared_encoder()
 
 
+def test_the_encoder_loaded_in_the_background_is_the_shared_one():
+    code = ("from voiceskill.nlu import embedding\n"
+            "embedding.load_in_background().join()\n"
+            "loaded = embedding._shared\n"
+            "assert loaded is not None and embedding.shared_encoder() is loaded\n")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
 def copy_of_model(tmp_path: Path) -> Path:
     copy = tmp_path / "model"
     copy.mkdir()
@@ -89,6 +98,13 @@ def test_a_tampered_file_is_refused(tmp_path, name):
     data[len(data) // 2] ^= 0x01
     (folder / name).write_bytes(bytes(data))
     with pytest.raises(ModelUnavailableError, match=rf"{name} has SHA-256 .*--force-reinstall"):
+        SentenceEncoder(folder)
+
+
+def test_an_emptied_file_is_refused(tmp_path):
+    folder = copy_of_model(tmp_path)
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelUnavailableError, match=r"model.safetensors has SHA-256 e3b0c442"):
         SentenceEncoder(folder)
 
 
