@@ -69,9 +69,17 @@ def test_the_shared_encoder_is_loaded_once():
 
 
 def test_the_encoder_loaded_in_the_background_is_the_shared_one():
+    """The thread makes the one encoder; shared_encoder() then hands it out, not another."""
     done = run_python("from voiceskill.nlu import embedding as e\n"
+                      "made = []\n"
+                      "class Counted(e.SentenceEncoder):\n"
+                      "    def __init__(self):\n"
+                      "        made.append(self)\n"
+                      "        super().__init__()\n"
+                      "e.SentenceEncoder = Counted\n"
                       "e.load_in_background().join()\n"
-                      "assert e._shared is not None and e.shared_encoder() is e._shared\n")
+                      "assert len(made) == 1, made\n"
+                      "assert e.shared_encoder() is made[0] and len(made) == 1\n")
     assert done.returncode == 0, done.stderr
 
 
