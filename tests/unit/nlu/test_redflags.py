@@ -39,9 +39,14 @@ def escalated(spotter: RedFlagSpotter, text: str) -> set[str]:
     return {f.flag for f in spotter.spot(text) if f.status == PRESENT}
 
 
+def every_phrase(content) -> list[str]:
+    """Every phrase the spotter is given: each flag's own, and those of its `together` parts."""
+    return [phrase for flag in content.red_flags
+            for phrase in (*flag.phrases, *(p for part in flag.together for p in part))]
+
+
 def test_every_flag_has_present_examples(content):
     assert all(flag.examples.get("present") for flag in content.red_flags)
-
 
 
 def test_the_stemmer_in_use_is_the_reference_snowball_stemmer_in_c(content):
@@ -53,9 +58,7 @@ def test_the_stemmer_in_use_is_the_reference_snowball_stemmer_in_c(content):
     from voiceskill.nlu.redflags import stem
 
     assert type(snowballstemmer.stemmer("english")).__module__ == "Stemmer"  # PyStemmer's
-    words = {word for flag in content.red_flags
-             for phrase in (*flag.phrases, *(p for part in flag.together for p in part))
-             for word in phrase.split()}
+    words = {word for phrase in every_phrase(content) for word in phrase.split()}
     words |= {word for samples in content.intents.values() for s in samples
               for word in normalize(s).split()}
     reference = EnglishStemmer()
@@ -65,9 +68,8 @@ def test_the_stemmer_in_use_is_the_reference_snowball_stemmer_in_c(content):
 
 def test_every_phrase_comes_normalized_as_the_spotter_takes_it(content):
     """The spotter splits phrases with text.opened, which does not normalize them again."""
-    phrases = [phrase for flag in content.red_flags
-               for phrase in (*flag.phrases, *(p for part in flag.together for p in part))]
-    assert [phrase for phrase in phrases if normalize(phrase) != phrase] == []
+    assert [phrase for phrase in every_phrase(content) if normalize(phrase) != phrase] == []
+
 
 def test_present_examples_escalate_their_flag(content, spotter):
     missed = [(name, text) for name, text in examples(content, "present")
