@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from voiceskill.content import load_content
+from voiceskill.content.schema import OUTCOMES
 from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
@@ -77,11 +78,16 @@ class Judge:
         return {no: "no"}.get(reply.node, "unknown")
 
 
-def confirming(content) -> Callable[[str], bool]:
-    """Whether an answer asks "Did you say ...?" about a sign: alone, or after the advice for
-    a sign said outright beside it."""
-    questions = tuple(flag.confirm for flag in content.red_flags)
-    return lambda answer: answer.endswith(questions)
+def confirming(content) -> Callable[[str], str | None]:
+    """The grade (urgent, emergency) of the sign an answer asks "Did you say ...?" about,
+    alone or after the advice for a sign said outright beside it; None when it asks nothing.
+    A "yes" leads there, so a question about a milder sign does not recognise an emergency."""
+    grades: dict[str, str] = {}
+    for flag in sorted(content.red_flags, key=lambda f: OUTCOMES.index(
+            content.nodes[f.goto].outcome or OUTCOMES[0])):  # the gravest sign's grade last
+        grades[flag.confirm] = content.nodes[flag.goto].outcome or OUTCOMES[0]
+    return lambda answer: next((grade for question, grade in grades.items()
+                                if answer.endswith(question)), None)
 
 
 def rate(hits: int, total: int) -> str:
@@ -106,7 +112,7 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
     everyday = [(r, judge.first_turn(r["text"])) for r in rows(folder, "everyday.csv")]
     report("everyday questions, fitting intent", everyday,
            lambda p: p[1].intent in p[0]["intents"].split("|")
-           and not asks(p[1].answer), ">= 90%",
+           and asks(p[1].answer) is None, ">= 90%",
            lambda p: f"{p[0]['text']!r} -> {p[1].intent} ({p[1].confidence})"
                      f" want {p[0]['intents']}: {p[1].answer[:60]!r}")
     report("everyday questions answered without an alarm", everyday,
@@ -121,14 +127,15 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
                lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})"
                          f" {p[1].answer[:50]!r}")
         report(f"{target_name} escalated or confirmed", replies,
-               lambda p, w=wanted: p[1].outcome in w or asks(p[1].answer),
-               target, lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})")
+               lambda p, w=wanted: p[1].outcome in w or asks(p[1].answer) in w, target,
+               lambda p: f"{p[0]['text']!r} -> {p[1].outcome} ({p[1].intent})"
+                         f" {p[1].answer[-60:]!r}")
     calm = [(r, judge.first_turn(r["text"])) for r in rows(folder, "nonalarm.csv")]
     report("denials/questions/past/mentions NOT escalated", calm,
            lambda p: p[1].outcome not in ESCALATED, "escalated <= 5%",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].outcome}")
     report("denials/questions/past/mentions not even confirmed", calm,
-           lambda p: p[1].outcome not in ESCALATED and not asks(p[1].answer), "-",
+           lambda p: p[1].outcome not in ESCALATED and asks(p[1].answer) is None, "-",
            lambda p: f"[{p[0]['kind']}] {p[0]['text']!r} -> {p[1].answer[:60]!r}")
     outside = [(r, judge.first_turn(r["text"])) for r in rows(folder, "out_of_domain.csv")]
     fallback = judge.content.messages["fallback"]
@@ -172,9 +179,9 @@ def spoken(judge: Judge, show: bool) -> dict[str, float]:
                          lambda i, t: t["intent"] in i["label"].split("|") and answered(t)),
         "emergency.csv": ("spoken emergencies escalated (or confirmed)", ">= 95%",
                           lambda i, t: t["outcome"] == "emergency"
-                          or asks(t["answer"])),
+                          or asks(t["answer"]) == "emergency"),
         "urgent.csv": ("spoken urgent escalated (or confirmed)", "-",
-                       lambda i, t: t["outcome"] in ESCALATED or asks(t["answer"])),
+                       lambda i, t: t["outcome"] in ESCALATED or asks(t["answer"]) in ESCALATED),
         "nonalarm.csv": ("spoken non-alarms NOT escalated", "escalated <= 2%",
                          lambda i, t: t["outcome"] not in ESCALATED),
         "out_of_domain.csv": ("spoken out-of-domain not answered", "false accepts <= 5%",
