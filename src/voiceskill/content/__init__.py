@@ -36,6 +36,7 @@ from voiceskill.content.model import (
     ContextRules,
     Lexicon,
     Node,
+    NotMuscle,
     OwnBody,
     RedFlag,
     SourceRef,
@@ -270,6 +271,8 @@ def _lexicon(doc: Document) -> Lexicon:
     return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
                    frequency=_words(data.get("frequency", [])),
                    own_body=_own_body(data.get("own_body")),
+                   not_muscle=NotMuscle(*(tuple((data.get("not_muscle") or {}).get(key, ()))
+                                          for key in ("concepts", "unless"))),
                    pronunciations=dict(data.get("pronunciations") or {}))
 
 
@@ -278,8 +281,12 @@ def _own_body(spec: dict | None) -> OwnBody:
 
 
 def _body_problems(doc: Document, lexicon: Lexicon) -> list[Problem]:
-    return [doc.problem(("own_body", "concepts"), f"no lexicon concept named '{concept}'")
-            for concept in lexicon.own_body.concepts if concept not in lexicon.concepts]
+    named = {("own_body", "concepts"): lexicon.own_body.concepts,
+             ("not_muscle", "concepts"): lexicon.not_muscle.concepts,
+             ("not_muscle", "unless"): lexicon.not_muscle.unless}
+    return [doc.problem(path, f"no lexicon concept named '{concept}'")
+            for path, concepts in named.items() for concept in concepts
+            if concept not in lexicon.concepts]
 
 
 def _intent_needs(doc: Document, lexicon: Lexicon) -> tuple[dict, list[Problem]]:

@@ -107,6 +107,16 @@ class OwnBody:
 
 
 @dataclass(frozen=True)
+class NotMuscle:
+    """Complaints of the body that are not its muscles' (an itch, a mole, a tooth): a sentence
+    naming one of `concepts` asks about something else, on the speaker's own body too, unless
+    it also names one of `unless` ("my leg itches and twitches")."""
+
+    concepts: tuple[str, ...] = ()
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """Lay words grouped into concepts, and the words that say how long something lasted."""
 
@@ -117,4 +127,5 @@ class Lexicon:
     under: tuple[str, ...] = ()
     frequency: tuple[str, ...] = ()
     own_body: OwnBody = field(default_factory=OwnBody)
+    not_muscle: NotMuscle = field(default_factory=NotMuscle)
     pronunciations: Mapping[str, str] = field(default_factory=dict)

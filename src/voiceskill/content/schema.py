@@ -76,6 +76,7 @@ LEXICON_SCHEMA = _record(["concepts"], {
     "under": _WORDS,
     "frequency": _WORDS,
     "own_body": _record(["words", "concepts"], {"words": _WORDS, "concepts": _WORDS}),
+    "not_muscle": _record(["concepts", "unless"], {"concepts": _WORDS, "unless": _WORDS}),
     "pronunciations": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z']*$"},
                        "additionalProperties": {"type": "string",
                                                 "pattern": "^[A-Z]+( [A-Z]+)*$"}},

@@ -301,13 +301,14 @@ class IntentMatcher:
 
     def _about_something_else(self, words: list[str], found: set[str],
                               sure: bool = False) -> bool:
-        """Whether the sentence asks for another task (a reminder, a joke), or names something
-        this skill is not about (a pet, a phone) other than where on the speaker's own body
-        ("my lower back" in the van) or beside a question the classifier is `sure` of."""
-        if self._finder.task & found:
+        """Whether the sentence asks for another task (a reminder, a joke), a complaint that is
+        not of muscles ("my back itches", however sure the classifier is of a back), or names
+        something this skill is not about (a pet, a phone) other than where on the speaker's
+        own body ("my lower back" in the van) or beside a question the classifier is `sure` of."""
+        finder = self._finder
+        if finder.task & found or (finder.not_muscle & found and not finder.muscle & found):
             return True
-        return (bool(self._finder.veto & found) and not sure
-                and not self._finder.names_own_body(words))
+        return (bool(finder.veto & found) and not sure and not finder.names_own_body(words))
 
     def _said_as_command(self, intent: str, words: list[str]) -> bool:
         """A command is one of its samples, or says one of its own words and is no piece of

@@ -55,6 +55,8 @@ class ConceptFinder:
         self.courtesy = frozenset(name for name, c in lexicon.concepts.items() if c.courtesy)
         self._own_words = frozenset(lexicon.own_body.words)
         self._body = frozenset(lexicon.own_body.concepts)
+        self.not_muscle = frozenset(lexicon.not_muscle.concepts)
+        self.muscle = frozenset(lexicon.not_muscle.unless)
 
     def find(self, words: list[str]) -> list[str]:
         return [concept for concept, _ in self._spans(words)]

@@ -74,11 +74,14 @@ def test_mutated_content_loads_or_fails_with_file_and_line(tmp_path_factory, dat
             assert "\n" not in problem.message
 
 
-def test_an_own_body_concept_the_lexicon_lacks_is_refused_with_its_line(tmp_path):
+@pytest.mark.parametrize("named", ["concepts: [body_part, back]", "concepts: [other_complaint]",
+                                   "unless: [twitch, spasm]"])
+def test_a_body_concept_the_lexicon_lacks_is_refused_with_its_line(tmp_path, named):
     shutil.copytree(default_folder(), tmp_path / "c")
     path = tmp_path / "c" / "lexicon.yaml"
-    path.write_text(path.read_text().replace("concepts: [body_part, back]",
-                                             "concepts: [body_part, elbows]"))
+    text = path.read_text()
+    assert text.count(named) == 1
+    path.write_text(text.replace(named, named.replace("[", "[elbows, ")))
     with pytest.raises(ContentError, match=r"lexicon.yaml:\d+: no lexicon concept named 'elbows'"):
         load_content(tmp_path / "c")
 

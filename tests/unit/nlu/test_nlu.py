@@ -64,6 +64,8 @@ def test_heldout_paraphrases_meet_the_accuracy_targets(matcher, content):
         ("is it worth recording the twitching on my phone to show the gp", "doctor_visit"),
         ("in my country we say one word for both, so what is a twitch and what is a spasm",
          "twitch_vs_spasm"),
+        # an itch beside a twitch is still a twitch (not_muscle's `unless`)
+        ("why does my arm itch and then start twitching", "twitch_causes"),
         # a long way of asking for help is still help (its own, longer samples)
         ("what kinds of things can i ask you about", "help"),
     ],
@@ -80,7 +82,11 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   "put on the cartoon about the cramp",
                                   "my router spasms every evening",
                                   "add my eye doctor appointment on monday to my calendar please",
-                                  "why does my lorry jerk and judder when it's ticking over"])
+                                  "why does my lorry jerk and judder when it's ticking over",
+                                  # the speaker's own back, but no muscle's complaint
+                                  "there's a funny looking mole on my back, should i worry",
+                                  "my lower back keeps itching in the evenings",
+                                  "how do i get rid of the spots on my back before the wedding"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
     assert understanding.intent == "fallback"
