@@ -178,7 +178,8 @@ def _red_flags(doc: Document, phrases: Mapping[str, list[str]],
         flags.append(RedFlag(name, flag["goto"], flag["confirm"], tuple(phrases[name]), examples,
                              tuple(flag["phrases"]), flag.get("max_gap"),
                              dict(flag.get("becomes") or {}), said_like, together,
-                             tuple(map(tuple, flag.get("together", ())))))
+                             tuple(map(tuple, flag.get("together", ()))),
+                             flag.get("by_meaning", True)))
     return tuple(flags)
 
 

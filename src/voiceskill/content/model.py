@@ -55,6 +55,10 @@ class RedFlag:
     """Parts said in one turn, in any order and at any distance ("I quit the booze on Monday
     ... I keep hearing voices"): a cause, which may be told as past, then signs happening."""
     together_templates: tuple[tuple[str, ...], ...] = ()  # the parts as written
+    by_meaning: bool = True
+    """Whether a sentence only meaning it is asked about ("Did you say ...?"). Not for a sign
+    that is a matter of how long it lasted, which only words say: an ordinary cramp "locked
+    solid right now" reads near "a cramp that won't ease for an hour"."""
 
 
 @dataclass(frozen=True)

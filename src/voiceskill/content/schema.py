@@ -105,6 +105,7 @@ RED_FLAGS_SCHEMA = _record(["max_gap", "context", "flags"], {
         "goto": _NAME,
         "max_gap": {"type": "integer", "minimum": 0, "maximum": 16},
         "confirm": _TEXT,
+        "by_meaning": {"type": "boolean"},
         "becomes": _record([], {status: _NAME for status in LASTING_STATUSES}),
         "phrases": {"type": "array", "minItems": 1, "items": _TEXT},
         "together": {"type": "array", "minItems": 2, "maxItems": 3,

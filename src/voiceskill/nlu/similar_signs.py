@@ -12,9 +12,10 @@ embeddings hardly see "not".  A clause is a *possible* sign when
   use), so a sentence is never a sign by its tone alone;
 - the ConText rules say that word is happening now, not denied, past or asked about.
 
-Only flags that escalate (urgent or emergency) are looked for.  A possible sign is never
-escalated on: the dialogue asks "Did you say ...?" (the flag's
-`confirm`), so a false alarm costs one question and a true one one turn.
+Only flags that escalate (urgent or emergency) are looked for, and not one that is a matter
+of how long it lasted (`by_meaning`).  A possible sign is never escalated on: the dialogue
+asks "Did you say ...?" (the flag's `confirm`), so a false alarm costs one question and a
+true one one turn.
 
 The same sentences also teach whether something *reads as* a sign said to be happening
 (`said_happening`): a logistic regression on the embedding, from the flags' present examples
@@ -48,7 +49,7 @@ ORDINARY_SENTENCES = 3000
 COMMON_WORD_SHARE = 0.02
 """A word found in more of the ordinary sentences than this ("my", "leg", "cramp") says
 nothing about which sign is meant."""
-INDEX_FORMAT = "7"  # bump when what build_index makes changes, so old caches are not read
+INDEX_FORMAT = "8"  # bump when what build_index makes changes, so old caches are not read
 NOT_A_SIGN = -1
 AMONG_MARGIN = 0.1
 """How much less near than a span's nearest of all its nearest wanted flag may be: beside an
@@ -209,8 +210,10 @@ def build_index(content: Content, spotter: RedFlagSpotter,
     # (text, label, said): `said` is what the assertion model learns the text as, None: nothing
     labelled: list[tuple[str, int, bool | None]] = []
     for label, flag in enumerate(content.red_flags):
-        # A flag that does not escalate (how long it lasted) is nothing to confirm.
-        sign = label if content.nodes[flag.goto].outcome in ESCALATING else NOT_A_SIGN
+        # A flag that does not escalate is nothing to confirm; one only words can say
+        # (`by_meaning` false) is never asked about by meaning.
+        sign = (label if content.nodes[flag.goto].outcome in ESCALATING and flag.by_meaning
+                else NOT_A_SIGN)
         labelled += [(text, sign, None) for text in thinned(flag.phrases, PHRASES_PER_FLAG)]
         labelled += [(text, sign, True) for text in [*flag.examples.get("present", ()),
                                                       *flag.references.get("present", ())]]

@@ -4,6 +4,8 @@ it is happening."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from helpers import TESTS
@@ -20,16 +22,18 @@ def matcher() -> IntentMatcher:
     return IntentMatcher(load_content(SIGNS))
 
 
+SAID_IN_OTHER_WORDS = "his words are all garbled and one side of his mouth sags"
+
+
 def test_a_sign_in_other_words_is_possible_not_present(matcher):
-    heard = matcher.understand("his words are all garbled and one side of his mouth sags")
+    heard = matcher.understand(SAID_IN_OTHER_WORDS)
     assert heard.flags == () and heard.possible_flags == ("stroke",)
 
 
 def test_a_possible_sign_is_confirmed_by_name_then_escalated(matcher):
     content = load_content(SIGNS)
     conversation = Conversation(content)
-    ask = conversation.respond(matcher.understand("his words are all garbled and one side of "
-                                                  "his mouth sags"))
+    ask = conversation.respond(matcher.understand(SAID_IN_OTHER_WORDS))
     assert ask.answer == "Did you say his face or speech suddenly changed?"
     assert ask.outcome is None
     assert conversation.respond(matcher.understand("yes")).outcome == "emergency"
@@ -59,6 +63,18 @@ def test_what_the_rules_found_is_not_second_guessed(matcher):
 
 def test_a_flag_that_does_not_escalate_is_never_confirmed(matcher):
     assert matcher.understand("it has lasted months").possible_flags == ()
+
+
+def test_a_sign_only_words_can_say_is_never_confirmed_by_meaning(tmp_path):
+    """`by_meaning: false` (a cramp that has lasted an hour): a sentence only meaning it is not
+    asked about, while its phrases still escalate."""
+    shutil.copytree(SIGNS, tmp_path / "signs")
+    flags = tmp_path / "signs" / "red_flags.yaml"
+    confirm = '    confirm: "Did you say his face or speech suddenly changed?"\n'
+    flags.write_text(flags.read_text().replace(confirm, confirm + "    by_meaning: false\n"))
+    words_only = IntentMatcher(load_content(tmp_path / "signs"))
+    assert words_only.understand(SAID_IN_OTHER_WORDS).possible_flags == ()
+    assert words_only.understand("he cannot talk").flags == ("stroke",)
 
 
 def test_each_sign_is_nearest_its_own_phrases(matcher):
