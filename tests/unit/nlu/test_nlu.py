@@ -86,7 +86,8 @@ def test_understands_lay_words_and_recognition_errors(matcher, text, intent):
                                   # the speaker's own back, but no muscle's complaint
                                   "there's a funny looking mole on my back, should i worry",
                                   "my lower back keeps itching in the evenings",
-                                  "how do i get rid of the spots on my back before the wedding"])
+                                  "how do i get rid of the spots on my back before the wedding",
+                                  "turn up the heat in here please"])
 def test_nonsense_and_other_subjects_are_fallback(matcher, text):
     understanding = matcher.understand(text)
     assert understanding.intent == "fallback"
