@@ -82,10 +82,10 @@ def confirming(content) -> Callable[[str], str | None]:
     """The grade (urgent, emergency) of the sign an answer asks "Did you say ...?" about,
     alone or after the advice for a sign said outright beside it; None when it asks nothing.
     A "yes" leads there, so a question about a milder sign does not recognise an emergency."""
-    grades: dict[str, str] = {}
-    for flag in sorted(content.red_flags, key=lambda f: OUTCOMES.index(
-            content.nodes[f.goto].outcome or OUTCOMES[0])):  # the gravest sign's grade last
-        grades[flag.confirm] = content.nodes[flag.goto].outcome or OUTCOMES[0]
+    grades: dict[str, str] = {}  # a question two flags share: the graver one's grade
+    for flag in content.red_flags:
+        grade = content.nodes[flag.goto].outcome or OUTCOMES[0]
+        grades[flag.confirm] = max(grade, grades.get(flag.confirm, grade), key=OUTCOMES.index)
     return lambda answer: next((grade for question, grade in grades.items()
                                 if answer.endswith(question)), None)
 

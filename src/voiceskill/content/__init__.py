@@ -272,13 +272,16 @@ def _lexicon(doc: Document) -> Lexicon:
     return Lexicon(concepts, **numbers, under=_words(data.get("under", [])),
                    frequency=_words(data.get("frequency", [])),
                    own_body=_own_body(data.get("own_body")),
-                   not_muscle=NotMuscle(*(tuple((data.get("not_muscle") or {}).get(key, ()))
-                                          for key in ("concepts", "unless"))),
+                   not_muscle=_not_muscle(data.get("not_muscle")),
                    pronunciations=dict(data.get("pronunciations") or {}))
 
 
 def _own_body(spec: dict | None) -> OwnBody:
     return OwnBody(_words(spec["words"]), tuple(spec["concepts"])) if spec else OwnBody()
+
+
+def _not_muscle(spec: dict | None) -> NotMuscle:
+    return NotMuscle(tuple(spec["concepts"]), tuple(spec["unless"])) if spec else NotMuscle()
 
 
 def _body_problems(doc: Document, lexicon: Lexicon) -> list[Problem]:
