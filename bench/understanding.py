@@ -6,7 +6,8 @@ dialogue).  Prints, next to the targets of the project:
   escalated; denials, questions, past events and harmless mentions escalated (should be none);
   out-of-domain questions accepted; triage answers read right; the template-style held-out set
   (bench/heldout_text.csv); intent + red-flag time per turn; `voiceskill ask` as a process.
-With --spoken, the same through `replay` of audio_fixtures/realistic/ (pocketsphinx).
+With --spoken, the same through `replay` (pocketsphinx) of audio_fixtures/realistic/, or for
+another set of a subset spoken afresh by flite into a temporary folder (tools/fixturegen.py).
 Writes the figures to bench/results/latest.json for the review sheet.
 
 Run: python bench/understanding.py [--set realistic|realistic_blind…] [--spoken] [--show-misses]
@@ -25,6 +26,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,9 @@ from voiceskill.dialogue import Conversation
 from voiceskill.nlu import IntentMatcher
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from fixturegen import write_realistic  # noqa: E402
+
 SETS = tuple(sorted(folder.name for folder in (ROOT / "bench").glob("realistic*/")))
 SPOKEN = ROOT / "audio_fixtures" / "realistic"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -159,12 +164,13 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
     return figures
 
 
-def spoken(judge: Judge, show: bool) -> dict[str, float]:
-    """The spoken subset through `voiceskill replay --json --separate` (one process)."""
-    with (SPOKEN / "manifest.csv").open(encoding="utf-8") as file:
+def spoken(judge: Judge, show: bool, folder: Path = SPOKEN, base: Path = ROOT) -> dict[str, float]:
+    """The spoken subset in `folder` (its manifest's paths start from `base`) through
+    `voiceskill replay --json --separate` (one process)."""
+    with (folder / "manifest.csv").open(encoding="utf-8") as file:
         items = list(csv.DictReader(file))
     command = [sys.executable, "-m", "voiceskill", "replay", "--json", "--separate", "--no-speak"]
-    output = subprocess.run(command + [str(ROOT / item["file"]) for item in items],
+    output = subprocess.run(command + [str(base / item["file"]) for item in items],
                             capture_output=True, text=True, cwd=ROOT).stdout
     turns = {Path(t["audio"]).name: t for t in map(json.loads, output.splitlines())}
     content = judge.content
@@ -175,7 +181,7 @@ def spoken(judge: Judge, show: bool) -> dict[str, float]:
         return turn["node"] != content.start
 
     checks = {
-        "everyday.csv": ("spoken everyday, answered with a fitting intent", ">= 80%",
+        "everyday.csv": ("spoken everyday, answered with a fitting intent", ">= 85%",
                          lambda i, t: t["intent"] in i["label"].split("|") and answered(t)),
         "emergency.csv": ("spoken emergencies escalated (or confirmed)", ">= 95%",
                           lambda i, t: t["outcome"] == "emergency"
@@ -225,6 +231,11 @@ def main() -> int:
     figures = typed(judge, ROOT / "bench" / args.set, args.show_misses)
     if args.spoken and args.set == SETS[0]:
         figures |= spoken(judge, args.show_misses)
+    elif args.spoken:
+        with tempfile.TemporaryDirectory() as scratch:
+            write_realistic(Path(scratch), ROOT / "bench" / args.set)
+            figures |= spoken(judge, args.show_misses, Path(scratch) / "realistic",
+                              Path(scratch).parent)
     seconds = ask_process_seconds()
     print(f"{'voiceskill ask, whole process (median of 5)':<44} {seconds:.2f} s   target <= 1.0 s")
     figures["ask process s"] = round(seconds, 2)

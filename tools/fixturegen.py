@@ -771,7 +771,9 @@ def summary(rows: list[Row]) -> str:
 # --- the realistic held-out set's spoken subset --------------------------------------------
 # bench/realistic/ holds questions phrased the way people talk, written apart from the sample
 # sentences. A fixed subset of each file is spoken by the four flite voices in turn, each at a
-# rate and pitch picked as for the main set, into <out>/realistic/ with its own manifest.
+# rate and pitch picked as for the main set, into <out>/realistic/ with its own manifest. A
+# fresh set of the same shape (bench/realistic_blind…) is spoken the same way, into a
+# temporary folder, by `bench/understanding.py --spoken` (nothing of it is kept).
 
 REALISTIC_TEXTS = REPO_ROOT / "bench" / "realistic"
 REALISTIC_SUBSET = {  # file -> (items spoken, the column that is the label)
@@ -784,11 +786,12 @@ REALISTIC_SUBSET = {  # file -> (items spoken, the column that is the label)
 REALISTIC_COLUMNS = ("file", "source", "text", "label", "voice", "rate", "pitch")
 
 
-def realistic_jobs() -> Iterator[tuple[dict[str, str], Voice]]:
-    """(manifest row, voice) for the subset: per file the first items in a hash order, spoken
-    in file order, the voices taking turns so that each file is spread over all of them."""
+def realistic_jobs(texts: Path = REALISTIC_TEXTS) -> Iterator[tuple[dict[str, str], Voice]]:
+    """(manifest row, voice) for the subset of the set in `texts`: per file the first items in
+    a hash order, spoken in file order, the voices taking turns so that each file is spread
+    over all of them."""
     for source, (count, label_column) in REALISTIC_SUBSET.items():
-        with (REALISTIC_TEXTS / source).open(newline="", encoding="utf-8") as handle:
+        with (texts / source).open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         picked = sorted(by_hash(range(len(rows)), source)[:count])
         for turn, index in enumerate(picked):
@@ -809,14 +812,15 @@ def realistic_jobs() -> Iterator[tuple[dict[str, str], Voice]]:
             )
 
 
-def write_realistic(out: Path) -> list[dict[str, str]]:
-    """Regenerate <out>/realistic/ (WAVs + manifest.csv); returns the manifest rows."""
+def write_realistic(out: Path, texts: Path = REALISTIC_TEXTS) -> list[dict[str, str]]:
+    """Regenerate <out>/realistic/ (WAVs + manifest.csv) from the set in `texts`; returns the
+    manifest rows."""
     folder = out / "realistic"
     for path in folder.glob("*.wav"):
         path.unlink()
     prefix = manifest_prefix(out)
     rows = []
-    for row, voice in realistic_jobs():
+    for row, voice in realistic_jobs(texts):
         write_wav(out / row["file"], synthesize(row["text"], voice))
         rows.append({**row, "file": f"{prefix}/{row['file']}"})
     with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
