@@ -180,14 +180,18 @@ def spoken(judge: Judge, show: bool, folder: Path = SPOKEN, base: Path = ROOT) -
         """A fresh conversation that moved off the start node was given an answer."""
         return turn["node"] != content.start
 
+    def asked(turn: dict) -> str | None:
+        """The grade of the sign the turn asks about ("Did you say ...?"), if it asks."""
+        return asks(turn.get("answer") or "")
+
     checks = {
+        # As typed: the fitting intent, not a question about a sign ("help" stays at the start).
         "everyday.csv": ("spoken everyday, answered with a fitting intent", ">= 85%",
-                         lambda i, t: t["intent"] in i["label"].split("|") and answered(t)),
+                         lambda i, t: t["intent"] in i["label"].split("|") and asked(t) is None),
         "emergency.csv": ("spoken emergencies escalated (or confirmed)", ">= 95%",
-                          lambda i, t: t["outcome"] == "emergency"
-                          or asks(t["answer"]) == "emergency"),
+                          lambda i, t: t["outcome"] == "emergency" or asked(t) == "emergency"),
         "urgent.csv": ("spoken urgent escalated (or confirmed)", "-",
-                       lambda i, t: t["outcome"] in ESCALATED or asks(t["answer"]) in ESCALATED),
+                       lambda i, t: t["outcome"] in ESCALATED or asked(t) in ESCALATED),
         "nonalarm.csv": ("spoken non-alarms NOT escalated", "escalated <= 2%",
                          lambda i, t: t["outcome"] not in ESCALATED),
         "out_of_domain.csv": ("spoken out-of-domain not answered", "false accepts <= 5%",
