@@ -10,7 +10,8 @@ With --spoken, the same through `replay` (pocketsphinx) of audio_fixtures/realis
 another set of a subset spoken afresh by flite into a temporary folder (tools/fixturegen.py).
 Writes the figures to bench/results/latest.json for the review sheet.
 
-Run: python bench/understanding.py [--set realistic|realistic_blind…] [--spoken] [--show-misses]
+Run: python bench/understanding.py [--set realistic|realistic_blind…] [--spoken [--engine E]]
+[--show-misses]
 (the blind sets were written by people who never saw the content; each is measured before
 anyone reads its misses, and the first figures are kept in bench/results/blind-measures.md.
 Sets whose misses have been read are development sets from then on; bench/results/
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from voiceskill.config import ENGINES
 from voiceskill.content import load_content
 from voiceskill.content.schema import OUTCOMES
 from voiceskill.dialogue import Conversation
@@ -164,12 +166,14 @@ def typed(judge: Judge, folder: Path, show: bool) -> dict[str, float]:
     return figures
 
 
-def spoken(judge: Judge, show: bool, folder: Path = SPOKEN, base: Path = ROOT) -> dict[str, float]:
+def spoken(judge: Judge, show: bool, engine: str, folder: Path = SPOKEN,
+           base: Path = ROOT) -> dict[str, float]:
     """The spoken subset in `folder` (its manifest's paths start from `base`) through
-    `voiceskill replay --json --separate` (one process)."""
+    `voiceskill replay --json --separate --engine ENGINE` (one process)."""
     with (folder / "manifest.csv").open(encoding="utf-8") as file:
         items = list(csv.DictReader(file))
-    command = [sys.executable, "-m", "voiceskill", "replay", "--json", "--separate", "--no-speak"]
+    command = [sys.executable, "-m", "voiceskill", "replay", "--json", "--separate", "--no-speak",
+               "--engine", engine]
     output = subprocess.run(command + [str(base / item["file"]) for item in items],
                             capture_output=True, text=True, cwd=ROOT).stdout
     turns = {Path(t["audio"]).name: t for t in map(json.loads, output.splitlines())}
@@ -199,6 +203,7 @@ def spoken(judge: Judge, show: bool, folder: Path = SPOKEN, base: Path = ROOT) -
     }
     figures = {}
     for source, (name, target, good) in checks.items():
+        name = name if engine == "auto" else f"{name} ({engine})"
         subset = [(i, turns.get(Path(i["file"]).name)) for i in items if i["source"] == source]
         hits = [1 for i, t in subset if t and good(i, t)]
         print(f"{name:<44} {rate(len(hits), len(subset)):>18}   target {target}")
@@ -229,16 +234,18 @@ def main() -> int:
     parser.add_argument("--set", choices=SETS, default=SETS[0],
                         help="which held-out set (the blind one: measure once, never tune)")
     parser.add_argument("--spoken", action="store_true", help="also replay the spoken subset")
+    parser.add_argument("--engine", default="auto", choices=ENGINES,
+                        help="the recogniser for --spoken (cascade: Whisper's second opinion)")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
     judge = Judge()
     figures = typed(judge, ROOT / "bench" / args.set, args.show_misses)
     if args.spoken and args.set == SETS[0]:
-        figures |= spoken(judge, args.show_misses)
+        figures |= spoken(judge, args.show_misses, args.engine)
     elif args.spoken:
         with tempfile.TemporaryDirectory() as scratch:
             write_realistic(Path(scratch), ROOT / "bench" / args.set)
-            figures |= spoken(judge, args.show_misses, Path(scratch) / "realistic",
+            figures |= spoken(judge, args.show_misses, args.engine, Path(scratch) / "realistic",
                               Path(scratch).parent)
     seconds = ask_process_seconds()
     print(f"{'voiceskill ask, whole process (median of 5)':<44} {seconds:.2f} s   target <= 1.0 s")
