@@ -99,11 +99,18 @@ class Content:
 
     def domain_sentences(self) -> dict[str, tuple[str, ...]]:
         """The recogniser's domain model, grouped so that each group weighs the same: the
-        training sentences (so it can hear "charley horse") and the red-flag phrases (so it
-        can hear "my words are coming out wrong"); not the parts said `together`, whose words
-        the phrases already have, as every sentence here costs a replay memory."""
+        training sentences (so it can hear "charley horse"), the red-flag phrases (so it
+        can hear "my words are coming out wrong"), and examples.yaml's sentences as people
+        say them, each kind one group of its own (so it can follow chatty speech: beside
+        the intents, not inside them, they leave a plain "nope" as sure as it was); not the
+        parts said `together`, whose words the phrases already have, as every sentence here
+        costs a replay memory."""
         flags = tuple(phrase for flag in self.red_flags for phrase in flag.phrases)
-        return {**self.training_sentences(), "red_flags": flags}
+        examples = tuple(text for texts in self.examples.values() for text in texts)
+        references = tuple(text for flag in self.red_flags
+                           for texts in flag.references.values() for text in texts)
+        return {**self.training_sentences(), "red_flags": flags, "examples": examples,
+                "references": references}
 
 
 def _expand_intents(doc: Document, lexicon: Lexicon, budget: ExpansionBudget

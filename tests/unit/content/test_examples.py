@@ -57,6 +57,17 @@ def test_a_reference_that_is_not_a_sign_keeps_its_like_from_being_confirmed(tmp_
     assert IntentMatcher(load_content(folder)).understand(GARBLED).possible_flags == ()
 
 
+def test_the_recogniser_hears_the_examples_as_groups_of_their_own(tmp_path):
+    """Chatty speech is heard better with them in its language model (bench/understanding.py
+    --spoken on development sets); beside the intents, not inside them."""
+    folder = with_examples(tmp_path, f'intents:\n  nutrition: ["{ODD_QUESTION}"]\n'
+                                     f'red_flags:\n  stroke: {{present: ["{GARBLED}"]}}\n')
+    groups = load_content(folder).domain_sentences()
+    assert groups["examples"] == (ODD_QUESTION,)
+    assert groups["references"] == (GARBLED,)
+    assert ODD_QUESTION not in groups["nutrition"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('intents:\n  nutritoin: ["is salt good"]\n', "examples of unknown intent 'nutritoin'"),
     ('intents:\n  nutrition: ["how do i stop a cramp"]\n', "is also a sentence of 'spasm_relief'"),
