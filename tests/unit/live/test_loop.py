@@ -157,7 +157,9 @@ def test_a_question_asked_as_an_answer_ends_is_heard_whole_through_the_canceller
         live.run(Recording(mic))
     assert canceller.reference.echo_found
     [turn] = turns(capsys.readouterr().out)
-    assert turn["transcript"] == "are twitches and cramps the same thing", turn
+    assert turn["transcript"].startswith("are twitches and cramps"), turn
+    assert turn["transcript"].endswith("same thing"), turn  # its end, not "i'm sick"
+    assert turn["intent"] == "twitch_vs_spasm", turn
 
 
 def said(text: str, folder) -> np.ndarray:
